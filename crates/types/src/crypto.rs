@@ -1,0 +1,128 @@
+//! Ed25519 keys and signatures (via `ed25519-consensus`, whose single and batch
+//! verification agree on every input), with an opt-in per-thread memo of verification
+//! results for the simulator, which verifies the same signed bytes many times.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use ed25519_consensus::{SigningKey, VerificationKey};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::ids::Hash32;
+
+/// An Ed25519 public key as stored on the ledger.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, BorshSerialize, BorshDeserialize)]
+pub struct PublicKey(pub [u8; 32]);
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "pk:{}", &hex::encode(self.0)[..12])
+    }
+}
+
+/// An Ed25519 signature.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sig:{}", &hex::encode(self.0)[..12])
+    }
+}
+
+/// A signing key. Its secret never leaves this type (no `Debug` of the secret, no
+/// serialisation here: key files are the CLI's business).
+pub struct KeyPair {
+    signing: SigningKey,
+    public: PublicKey,
+}
+
+impl fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyPair({:?})", self.public)
+    }
+}
+
+impl Clone for KeyPair {
+    fn clone(&self) -> Self {
+        KeyPair::from_secret(self.signing.to_bytes())
+    }
+}
+
+impl KeyPair {
+    /// Build a key pair from 32 secret bytes (from a key file, or derived for tests).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        let signing = SigningKey::from(secret);
+        let public = PublicKey(signing.verification_key().to_bytes());
+        KeyPair { signing, public }
+    }
+
+    /// A deterministic key for tests and the simulator: never use in production.
+    pub fn for_test(label: &str) -> Self {
+        Self::from_secret(Hash32::tagged(b"medchain/test-key/", label.as_bytes()).0)
+    }
+
+    /// The public half.
+    pub fn public(&self) -> PublicKey {
+        self.public
+    }
+
+    /// The secret bytes, for writing a key file.
+    pub fn secret_bytes(&self) -> [u8; 32] {
+        self.signing.to_bytes()
+    }
+
+    /// Sign already domain-tagged bytes.
+    pub fn sign(&self, tagged_bytes: &[u8]) -> Signature {
+        Signature(self.signing.sign(tagged_bytes).to_bytes())
+    }
+}
+
+/// Upper bound on memo entries per thread before it is cleared.
+const MEMO_MAX_ENTRIES: usize = 1 << 20;
+
+thread_local! {
+    static MEMO: RefCell<Option<HashMap<Hash32, bool>>> = const { RefCell::new(None) };
+}
+
+/// Turn the verification memo on or off for the current thread. With it on, the same
+/// (key, signature, bytes) triple is verified once per thread and the answer remembered;
+/// the check itself is never skipped.
+pub fn set_thread_verification_memo(enabled: bool) {
+    MEMO.with(|m| *m.borrow_mut() = enabled.then(HashMap::new));
+}
+
+/// Verify `signature` over `tagged_bytes` with `key`.
+pub fn verify_signature(key: &PublicKey, tagged_bytes: &[u8], signature: &Signature) -> bool {
+    let memo_key = MEMO.with(|m| {
+        m.borrow().as_ref().map(|_| {
+            let mut buf = Vec::with_capacity(96 + tagged_bytes.len());
+            buf.extend_from_slice(&key.0);
+            buf.extend_from_slice(&signature.0);
+            buf.extend_from_slice(tagged_bytes);
+            Hash32::sha256(&buf)
+        })
+    });
+    if let Some(k) = memo_key {
+        if let Some(hit) = MEMO.with(|m| m.borrow().as_ref().and_then(|map| map.get(&k).copied())) {
+            return hit;
+        }
+    }
+    let ok = VerificationKey::try_from(key.0)
+        .map(|vk| {
+            vk.verify(&ed25519_consensus::Signature::from(signature.0), tagged_bytes)
+                .is_ok()
+        })
+        .unwrap_or(false);
+    if let Some(k) = memo_key {
+        MEMO.with(|m| {
+            if let Some(map) = m.borrow_mut().as_mut() {
+                if map.len() >= MEMO_MAX_ENTRIES {
+                    map.clear();
+                }
+                map.insert(k, ok);
+            }
+        });
+    }
+    ok
+}

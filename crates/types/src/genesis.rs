@@ -1,0 +1,118 @@
+//! The genesis: who the replicas and clients are. Anyone holding it can verify the whole
+//! chain offline.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::codec::{encode, FORMAT_VERSION};
+use crate::crypto::PublicKey;
+use crate::ids::{Hash32, ReplicaId};
+
+pub const GENESIS_DOMAIN: &[u8] = b"medchain/v1/genesis";
+
+/// Most replicas a genesis may list.
+pub const MAX_REPLICAS: usize = 64;
+/// Most clients (API gateways) a genesis may list.
+pub const MAX_CLIENTS: usize = 1024;
+
+/// One replica: an organisation's node.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ReplicaInfo {
+    pub id: ReplicaId,
+    pub organisation: String,
+    pub public_key: PublicKey,
+    pub peer_addr: String,
+    pub http_addr: String,
+}
+
+/// A client allowed to submit requests: in production a node's API gateway.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ClientInfo {
+    pub name: String,
+    pub public_key: PublicKey,
+}
+
+/// A first administrative user (a department administrator).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct AdminUser {
+    pub user_id: String,
+    pub organisation: String,
+}
+
+/// The chain's first, unsigned, block-zero description.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Genesis {
+    pub format_version: u8,
+    pub chain_id: String,
+    pub replicas: Vec<ReplicaInfo>,
+    pub clients: Vec<ClientInfo>,
+    pub admins: Vec<AdminUser>,
+}
+
+/// Why a genesis is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GenesisError {
+    #[error("format version {0} is not supported (expected {FORMAT_VERSION})")]
+    Version(u8),
+    #[error("{0} replicas: need 1 to {MAX_REPLICAS}")]
+    ReplicaCount(usize),
+    #[error("{0} clients: at most {MAX_CLIENTS}")]
+    ClientCount(usize),
+    #[error("replica at position {0} has id {1}; ids must be 0..n in order")]
+    ReplicaOrder(usize, ReplicaId),
+    #[error("two replicas or clients share a public key")]
+    DuplicateKey,
+}
+
+impl Genesis {
+    /// The hash block 1 links to.
+    pub fn hash(&self) -> Hash32 {
+        Hash32::tagged(GENESIS_DOMAIN, &encode(self))
+    }
+
+    pub fn n(&self) -> usize {
+        self.replicas.len()
+    }
+
+    /// Faults tolerated: the largest f with 3f+1 <= n.
+    pub fn f(&self) -> usize {
+        self.n().saturating_sub(1) / 3
+    }
+
+    /// 2f+1.
+    pub fn quorum(&self) -> usize {
+        2 * self.f() + 1
+    }
+
+    pub fn replica_keys(&self) -> Vec<PublicKey> {
+        self.replicas.iter().map(|r| r.public_key).collect()
+    }
+
+    pub fn client_keys(&self) -> Vec<PublicKey> {
+        self.clients.iter().map(|c| c.public_key).collect()
+    }
+
+    /// Check the invariants every other module relies on.
+    pub fn validate(&self) -> Result<(), GenesisError> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(GenesisError::Version(self.format_version));
+        }
+        if self.replicas.is_empty() || self.replicas.len() > MAX_REPLICAS {
+            return Err(GenesisError::ReplicaCount(self.replicas.len()));
+        }
+        if self.clients.len() > MAX_CLIENTS {
+            return Err(GenesisError::ClientCount(self.clients.len()));
+        }
+        for (i, r) in self.replicas.iter().enumerate() {
+            if r.id.index() != i {
+                return Err(GenesisError::ReplicaOrder(i, r.id));
+            }
+        }
+        let mut keys: Vec<PublicKey> = self.replica_keys();
+        keys.extend(self.client_keys());
+        keys.sort();
+        if keys.windows(2).any(|w| w[0] == w[1]) {
+            return Err(GenesisError::DuplicateKey);
+        }
+        Ok(())
+    }
+}

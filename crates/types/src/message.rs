@@ -1,0 +1,206 @@
+//! PBFT protocol messages (Castro & Liskov, OSDI 1999, section 4), each signed by its
+//! sender under its own domain-separation tag.
+//!
+//! Small votes (PRE-PREPARE, PREPARE, COMMIT, CHECKPOINT) carry digests only, so they can
+//! be nested as proofs inside VIEW-CHANGE and NEW-VIEW; the batches they name travel
+//! beside them as unsigned [`Proposal`]s whose digest the receiver recomputes.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+
+use crate::block::{CommittedBlock, Proposal};
+use crate::codec::tagged_bytes;
+use crate::crypto::{KeyPair, Signature};
+use crate::ids::{Hash32, ReplicaId, SeqNum, ViewNum};
+use crate::request::SignedRequest;
+
+pub const PRE_PREPARE_DOMAIN: &[u8] = b"medchain/v1/pre-prepare";
+pub const PREPARE_DOMAIN: &[u8] = b"medchain/v1/prepare";
+pub const COMMIT_DOMAIN: &[u8] = b"medchain/v1/commit";
+pub const CHECKPOINT_DOMAIN: &[u8] = b"medchain/v1/checkpoint";
+pub const VIEW_CHANGE_DOMAIN: &[u8] = b"medchain/v1/view-change";
+pub const NEW_VIEW_DOMAIN: &[u8] = b"medchain/v1/new-view";
+pub const STATUS_DOMAIN: &[u8] = b"medchain/v1/status";
+pub const FETCH_BLOCKS_DOMAIN: &[u8] = b"medchain/v1/fetch-blocks";
+
+/// A message body a replica signs. The signer is named inside the body, so the signature
+/// binds the claim of who sent it.
+pub trait Signable: BorshSerialize {
+    const DOMAIN: &'static [u8];
+    fn signer(&self) -> ReplicaId;
+}
+
+/// A body with its sender's signature.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Signed<T> {
+    pub body: T,
+    pub signature: Signature,
+}
+
+impl<T: Signable> Signed<T> {
+    /// Sign `body` with `key` (the caller's own key; the body names the caller).
+    pub fn sign(body: T, key: &KeyPair) -> Self {
+        let signature = key.sign(&tagged_bytes(T::DOMAIN, &body));
+        Signed { body, signature }
+    }
+
+    /// The bytes the signature covers.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        tagged_bytes(T::DOMAIN, &self.body)
+    }
+
+    pub fn signer(&self) -> ReplicaId {
+        self.body.signer()
+    }
+}
+
+macro_rules! signable {
+    ($t:ty, $domain:expr) => {
+        impl Signable for $t {
+            const DOMAIN: &'static [u8] = $domain;
+            fn signer(&self) -> ReplicaId {
+                self.replica
+            }
+        }
+    };
+}
+
+/// The primary assigns `digest` to `seq` in `view` (section 4.2).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct PrePrepare {
+    pub view: ViewNum,
+    pub seq: SeqNum,
+    pub digest: Hash32,
+    pub replica: ReplicaId,
+}
+signable!(PrePrepare, PRE_PREPARE_DOMAIN);
+
+/// A backup accepted the pre-prepare (section 4.2).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Prepare {
+    pub view: ViewNum,
+    pub seq: SeqNum,
+    pub digest: Hash32,
+    pub replica: ReplicaId,
+}
+signable!(Prepare, PREPARE_DOMAIN);
+
+/// The sender is prepared for (view, seq, digest) (section 4.2).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Commit {
+    pub view: ViewNum,
+    pub seq: SeqNum,
+    pub digest: Hash32,
+    pub replica: ReplicaId,
+}
+signable!(Commit, COMMIT_DOMAIN);
+
+/// The sender executed up to `seq`, whose block hash is `digest` (section 4.3).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Checkpoint {
+    pub seq: SeqNum,
+    pub digest: Hash32,
+    pub replica: ReplicaId,
+}
+signable!(Checkpoint, CHECKPOINT_DOMAIN);
+
+/// A pre-prepare and 2f matching prepares from distinct backups: proof that
+/// (view, seq, digest) was prepared (the P set entries of section 4.4).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct PreparedProof {
+    pub pre_prepare: Signed<PrePrepare>,
+    pub prepares: Vec<Signed<Prepare>>,
+}
+
+/// VIEW-CHANGE (section 4.4): the sender's stable checkpoint with its 2f+1 proof, and
+/// what it prepared above it.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ViewChange {
+    pub new_view: ViewNum,
+    pub stable_seq: SeqNum,
+    pub stable_digest: Hash32,
+    /// Empty when `stable_seq` is 0 (the genesis needs no proof).
+    pub checkpoint_proof: Vec<Signed<Checkpoint>>,
+    /// Sorted by sequence number, one entry per sequence number.
+    pub prepared: Vec<PreparedProof>,
+    pub replica: ReplicaId,
+}
+signable!(ViewChange, VIEW_CHANGE_DOMAIN);
+
+/// NEW-VIEW (section 4.4): 2f+1 view changes and the O set the new primary computed.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct NewView {
+    pub view: ViewNum,
+    /// Sorted by sender.
+    pub view_changes: Vec<Signed<ViewChange>>,
+    /// The O set, sorted by sequence number, one per number in (min-s, max-s].
+    pub pre_prepares: Vec<Signed<PrePrepare>>,
+    pub replica: ReplicaId,
+}
+signable!(NewView, NEW_VIEW_DOMAIN);
+
+/// A periodic heartbeat that lets a lagging replica notice it is behind (and fetch
+/// blocks) or in an old view (and be sent the current NEW-VIEW).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Status {
+    pub view: ViewNum,
+    pub in_view_change: bool,
+    pub last_executed: SeqNum,
+    pub stable_seq: SeqNum,
+    pub replica: ReplicaId,
+}
+signable!(Status, STATUS_DOMAIN);
+
+/// State transfer: "send me committed blocks from `from_height`".
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct FetchBlocks {
+    pub from_height: SeqNum,
+    pub max_blocks: u32,
+    pub replica: ReplicaId,
+}
+signable!(FetchBlocks, FETCH_BLOCKS_DOMAIN);
+
+/// Everything replicas send each other.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum PeerMessage {
+    /// A client request, sent by a client or forwarded by a backup to the primary.
+    Request(SignedRequest),
+    PrePrepare {
+        pre_prepare: Signed<PrePrepare>,
+        proposal: Proposal,
+    },
+    Prepare(Signed<Prepare>),
+    Commit(Signed<Commit>),
+    Checkpoint(Signed<Checkpoint>),
+    ViewChange {
+        view_change: Signed<ViewChange>,
+        /// The batches its prepared proofs name, one per proof, same order.
+        proposals: Vec<Proposal>,
+    },
+    NewView {
+        new_view: Signed<NewView>,
+        /// The batches of the non-null O entries, same order as those entries.
+        proposals: Vec<Proposal>,
+    },
+    Status(Signed<Status>),
+    FetchBlocks(Signed<FetchBlocks>),
+    /// State-transfer answer: consecutive committed blocks, each self-certifying.
+    Blocks(Vec<CommittedBlock>),
+}
+
+impl PeerMessage {
+    /// A short name for traces and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PeerMessage::Request(_) => "request",
+            PeerMessage::PrePrepare { .. } => "pre-prepare",
+            PeerMessage::Prepare(_) => "prepare",
+            PeerMessage::Commit(_) => "commit",
+            PeerMessage::Checkpoint(_) => "checkpoint",
+            PeerMessage::ViewChange { .. } => "view-change",
+            PeerMessage::NewView { .. } => "new-view",
+            PeerMessage::Status(_) => "status",
+            PeerMessage::FetchBlocks(_) => "fetch-blocks",
+            PeerMessage::Blocks(_) => "blocks",
+        }
+    }
+}

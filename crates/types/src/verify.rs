@@ -1,0 +1,426 @@
+//! The one place where signatures and structural limits are checked, and the only code
+//! that can make a [`Verified`] value. The PBFT core accepts only `Verified` messages, so
+//! "nothing changes state before it is verified" is a type error to get wrong.
+//!
+//! The verifier checks everything that needs no protocol state: every signature
+//! (nested proofs included), signer roles (only the primary of a view pre-prepares),
+//! quorum sizes of proofs and certificates, digests of attached proposals, and every
+//! count and size against [`Limits`]. The core then checks what depends on its state.
+
+use crate::block::{tx_root, CommittedBlock, Proposal};
+use crate::codec::{decode, tagged_bytes};
+use crate::crypto::{verify_signature, PublicKey};
+use crate::genesis::Genesis;
+use crate::ids::{Hash32, ReplicaId, SeqNum, ViewNum};
+use crate::message::*;
+use crate::request::SignedRequest;
+
+/// A value whose signatures and limits were checked by a [`Verifier`]. Only this module
+/// can construct one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified<T>(T);
+
+impl<T> Verified<T> {
+    pub fn get(&self) -> &T {
+        &self.0
+    }
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Verified<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+/// Bounds on everything a peer can make us hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest encoded peer message.
+    pub max_message_bytes: usize,
+    /// Most requests in one proposal.
+    pub max_batch_requests: usize,
+    /// Largest request payload.
+    pub max_payload_bytes: usize,
+    /// The watermark window L: sequence numbers in (h, h+L] are accepted.
+    pub window: u64,
+    /// Most blocks in one state-transfer answer.
+    pub max_fetch_blocks: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_bytes: 64 << 20,
+            max_batch_requests: 1024,
+            max_payload_bytes: 64 << 10,
+            window: 256,
+            max_fetch_blocks: 256,
+        }
+    }
+}
+
+/// Views and sequence numbers above this are rejected outright, so that arithmetic on
+/// them can never overflow.
+pub const MAX_SANE_NUMBER: u64 = 1 << 48;
+
+/// Why a message was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot decode: {0}")]
+    Decode(#[from] crate::codec::CodecError),
+    #[error("bad signature on {0}")]
+    BadSignature(&'static str),
+    #[error("unknown sender {0}")]
+    UnknownReplica(ReplicaId),
+    #[error("unknown client {0}")]
+    UnknownClient(u16),
+    #[error("{0} is not the primary of view {1}")]
+    NotPrimary(ReplicaId, ViewNum),
+    #[error("limit exceeded: {0}")]
+    Limit(&'static str),
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+    #[error("digest mismatch in {0}")]
+    Digest(&'static str),
+    #[error("quorum not met in {0}")]
+    Quorum(&'static str),
+}
+
+/// Checks messages against the genesis keys and the limits.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    replica_keys: Vec<PublicKey>,
+    client_keys: Vec<PublicKey>,
+    genesis_hash: Hash32,
+    f: usize,
+    limits: Limits,
+}
+
+fn ensure(cond: bool, err: VerifyError) -> Result<(), VerifyError> {
+    if cond {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+fn sane(n: u64, what: &'static str) -> Result<(), VerifyError> {
+    ensure(n < MAX_SANE_NUMBER, VerifyError::Limit(what))
+}
+
+impl Verifier {
+    pub fn new(genesis: &Genesis, limits: Limits) -> Self {
+        Verifier {
+            replica_keys: genesis.replica_keys(),
+            client_keys: genesis.client_keys(),
+            genesis_hash: genesis.hash(),
+            f: genesis.f(),
+            limits,
+        }
+    }
+
+    pub fn n(&self) -> usize {
+        self.replica_keys.len()
+    }
+    pub fn f(&self) -> usize {
+        self.f
+    }
+    pub fn quorum(&self) -> usize {
+        2 * self.f + 1
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+    pub fn replica_keys(&self) -> &[PublicKey] {
+        &self.replica_keys
+    }
+
+    /// The primary of `view`.
+    pub fn primary(&self, view: ViewNum) -> ReplicaId {
+        ReplicaId((view % self.n() as u64) as u16)
+    }
+
+    /// Decode a peer message (bounded by `max_message_bytes`) and verify it.
+    pub fn decode_message(&self, bytes: &[u8]) -> Result<Verified<PeerMessage>, VerifyError> {
+        let msg: PeerMessage = decode(bytes, self.limits.max_message_bytes)?;
+        self.verify_message(msg)
+    }
+
+    /// Verify a client request: known client, bounded payload, valid signature.
+    pub fn verify_request(&self, r: SignedRequest) -> Result<Verified<SignedRequest>, VerifyError> {
+        self.check_request(&r)?;
+        Ok(Verified(r))
+    }
+
+    fn check_request(&self, r: &SignedRequest) -> Result<(), VerifyError> {
+        let key = self
+            .client_keys
+            .get(usize::from(r.request.client.0))
+            .ok_or(VerifyError::UnknownClient(r.request.client.0))?;
+        ensure(
+            r.request.payload.len() <= self.limits.max_payload_bytes,
+            VerifyError::Limit("request payload"),
+        )?;
+        ensure(
+            verify_signature(key, &r.request.signing_bytes(), &r.signature),
+            VerifyError::BadSignature("request"),
+        )
+    }
+
+    fn check_signed<T: Signable>(&self, s: &Signed<T>, what: &'static str) -> Result<(), VerifyError> {
+        let signer = s.signer();
+        let key = self
+            .replica_keys
+            .get(signer.index())
+            .ok_or(VerifyError::UnknownReplica(signer))?;
+        ensure(
+            verify_signature(key, &tagged_bytes(T::DOMAIN, &s.body), &s.signature),
+            VerifyError::BadSignature(what),
+        )
+    }
+
+    fn check_proposal(&self, p: &Proposal, seq: SeqNum, digest: &Hash32) -> Result<(), VerifyError> {
+        ensure(p.height == seq, VerifyError::Malformed("proposal height"))?;
+        sane(p.view, "proposal view")?;
+        ensure(
+            p.proposer == self.primary(p.view),
+            VerifyError::NotPrimary(p.proposer, p.view),
+        )?;
+        ensure(
+            p.requests.len() <= self.limits.max_batch_requests,
+            VerifyError::Limit("batch size"),
+        )?;
+        ensure(p.digest() == *digest, VerifyError::Digest("proposal"))?;
+        p.requests.iter().try_for_each(|r| self.check_request(r))
+    }
+
+    fn check_pre_prepare(&self, pp: &Signed<PrePrepare>) -> Result<(), VerifyError> {
+        sane(pp.body.view, "view")?;
+        sane(pp.body.seq, "seq")?;
+        ensure(
+            pp.body.replica == self.primary(pp.body.view),
+            VerifyError::NotPrimary(pp.body.replica, pp.body.view),
+        )?;
+        self.check_signed(pp, "pre-prepare")
+    }
+
+    fn check_prepare(&self, p: &Signed<Prepare>) -> Result<(), VerifyError> {
+        sane(p.body.view, "view")?;
+        sane(p.body.seq, "seq")?;
+        ensure(
+            p.body.replica != self.primary(p.body.view),
+            VerifyError::Malformed("prepare from the primary"),
+        )?;
+        self.check_signed(p, "prepare")
+    }
+
+    /// 2f prepares from distinct backups matching the pre-prepare (section 4.2's
+    /// "prepared" predicate, carried as a proof).
+    fn check_prepared_proof(&self, proof: &PreparedProof) -> Result<(), VerifyError> {
+        self.check_pre_prepare(&proof.pre_prepare)?;
+        let pp = &proof.pre_prepare.body;
+        ensure(
+            proof.prepares.len() >= 2 * self.f && proof.prepares.len() <= self.n(),
+            VerifyError::Quorum("prepared proof"),
+        )?;
+        let mut last: Option<ReplicaId> = None;
+        for p in &proof.prepares {
+            ensure(
+                p.body.view == pp.view && p.body.seq == pp.seq && p.body.digest == pp.digest,
+                VerifyError::Malformed("prepared proof: mismatched prepare"),
+            )?;
+            ensure(
+                last.is_none_or(|l| l < p.body.replica),
+                VerifyError::Malformed("prepared proof: prepares not sorted"),
+            )?;
+            last = Some(p.body.replica);
+            self.check_prepare(p)?;
+        }
+        Ok(())
+    }
+
+    /// Checks a view change's own signature, its checkpoint proof and its P set.
+    fn check_view_change(&self, vc: &Signed<ViewChange>) -> Result<(), VerifyError> {
+        let b = &vc.body;
+        sane(b.new_view, "view")?;
+        sane(b.stable_seq, "seq")?;
+        self.check_signed(vc, "view-change")?;
+        if b.stable_seq == 0 {
+            ensure(
+                b.checkpoint_proof.is_empty() && b.stable_digest == self.genesis_hash,
+                VerifyError::Malformed("genesis checkpoint"),
+            )?;
+        } else {
+            self.check_checkpoint_proof(&b.checkpoint_proof, b.stable_seq, &b.stable_digest)?;
+        }
+        ensure(
+            b.prepared.len() as u64 <= self.limits.window,
+            VerifyError::Limit("P set size"),
+        )?;
+        let mut last_seq = b.stable_seq;
+        for proof in &b.prepared {
+            let pp = &proof.pre_prepare.body;
+            ensure(
+                pp.seq > last_seq && pp.seq <= b.stable_seq + self.limits.window,
+                VerifyError::Malformed("P set order or window"),
+            )?;
+            ensure(pp.view < b.new_view, VerifyError::Malformed("P set view"))?;
+            last_seq = pp.seq;
+            self.check_prepared_proof(proof)?;
+        }
+        Ok(())
+    }
+
+    /// 2f+1 checkpoint messages from distinct replicas for (seq, digest): a stable
+    /// checkpoint (section 4.3).
+    pub fn check_checkpoint_proof(
+        &self,
+        proof: &[Signed<Checkpoint>],
+        seq: SeqNum,
+        digest: &Hash32,
+    ) -> Result<(), VerifyError> {
+        ensure(
+            proof.len() >= self.quorum() && proof.len() <= self.n(),
+            VerifyError::Quorum("checkpoint proof"),
+        )?;
+        let mut last: Option<ReplicaId> = None;
+        for c in proof {
+            ensure(
+                c.body.seq == seq && c.body.digest == *digest,
+                VerifyError::Malformed("checkpoint proof: mismatched checkpoint"),
+            )?;
+            ensure(
+                last.is_none_or(|l| l < c.body.replica),
+                VerifyError::Malformed("checkpoint proof: not sorted"),
+            )?;
+            last = Some(c.body.replica);
+            self.check_signed(c, "checkpoint")?;
+        }
+        Ok(())
+    }
+
+    /// Verify a committed block on its own: request signatures, Merkle root, proposer,
+    /// and a commit certificate of 2f+1 valid signatures over this block's proposal.
+    pub fn check_block(&self, block: &CommittedBlock) -> Result<(), VerifyError> {
+        let h = &block.header;
+        sane(h.height, "seq")?;
+        sane(h.view, "view")?;
+        ensure(
+            block.requests.len() <= self.limits.max_batch_requests,
+            VerifyError::Limit("batch size"),
+        )?;
+        ensure(
+            h.proposer == self.primary(h.view),
+            VerifyError::NotPrimary(h.proposer, h.view),
+        )?;
+        ensure(tx_root(&block.requests) == h.tx_root, VerifyError::Digest("merkle root"))?;
+        let c = &block.certificate;
+        ensure(
+            c.height == h.height && c.proposal_digest == h.proposal_header().digest(),
+            VerifyError::Digest("certificate"),
+        )?;
+        c.verify(&self.replica_keys, self.quorum())
+            .map_err(|_| VerifyError::Quorum("commit certificate"))?;
+        block.requests.iter().try_for_each(|r| self.check_request(r))
+    }
+
+    /// Verify every signature and limit in a peer message.
+    pub fn verify_message(&self, msg: PeerMessage) -> Result<Verified<PeerMessage>, VerifyError> {
+        match &msg {
+            PeerMessage::Request(r) => self.check_request(r)?,
+            PeerMessage::PrePrepare {
+                pre_prepare,
+                proposal,
+            } => {
+                self.check_pre_prepare(pre_prepare)?;
+                self.check_proposal(proposal, pre_prepare.body.seq, &pre_prepare.body.digest)?;
+            }
+            PeerMessage::Prepare(p) => self.check_prepare(p)?,
+            PeerMessage::Commit(c) => {
+                sane(c.body.view, "view")?;
+                sane(c.body.seq, "seq")?;
+                self.check_signed(c, "commit")?;
+            }
+            PeerMessage::Checkpoint(c) => {
+                sane(c.body.seq, "seq")?;
+                self.check_signed(c, "checkpoint")?;
+            }
+            PeerMessage::ViewChange {
+                view_change,
+                proposals,
+            } => {
+                self.check_view_change(view_change)?;
+                let prepared = &view_change.body.prepared;
+                ensure(
+                    proposals.len() == prepared.len(),
+                    VerifyError::Malformed("view-change proposals"),
+                )?;
+                for (proof, p) in prepared.iter().zip(proposals) {
+                    let pp = &proof.pre_prepare.body;
+                    self.check_proposal(p, pp.seq, &pp.digest)?;
+                }
+            }
+            PeerMessage::NewView {
+                new_view,
+                proposals,
+            } => {
+                let b = &new_view.body;
+                sane(b.view, "view")?;
+                ensure(
+                    b.replica == self.primary(b.view),
+                    VerifyError::NotPrimary(b.replica, b.view),
+                )?;
+                self.check_signed(new_view, "new-view")?;
+                ensure(
+                    b.view_changes.len() >= self.quorum() && b.view_changes.len() <= self.n(),
+                    VerifyError::Quorum("new-view"),
+                )?;
+                let mut last: Option<ReplicaId> = None;
+                for vc in &b.view_changes {
+                    ensure(
+                        vc.body.new_view == b.view,
+                        VerifyError::Malformed("new-view: view change for another view"),
+                    )?;
+                    ensure(
+                        last.is_none_or(|l| l < vc.body.replica),
+                        VerifyError::Malformed("new-view: view changes not sorted"),
+                    )?;
+                    last = Some(vc.body.replica);
+                    self.check_view_change(vc)?;
+                }
+                ensure(
+                    b.pre_prepares.len() as u64 <= self.limits.window
+                        && proposals.len() == b.pre_prepares.len(),
+                    VerifyError::Limit("O set size"),
+                )?;
+                for (pp, p) in b.pre_prepares.iter().zip(proposals) {
+                    ensure(pp.body.view == b.view, VerifyError::Malformed("O set view"))?;
+                    self.check_pre_prepare(pp)?;
+                    self.check_proposal(p, pp.body.seq, &pp.body.digest)?;
+                }
+            }
+            PeerMessage::Status(s) => {
+                sane(s.body.view, "view")?;
+                sane(s.body.last_executed, "seq")?;
+                sane(s.body.stable_seq, "seq")?;
+                self.check_signed(s, "status")?;
+            }
+            PeerMessage::FetchBlocks(fb) => {
+                sane(fb.body.from_height, "seq")?;
+                self.check_signed(fb, "fetch-blocks")?;
+            }
+            PeerMessage::Blocks(blocks) => {
+                ensure(
+                    blocks.len() <= self.limits.max_fetch_blocks,
+                    VerifyError::Limit("blocks per answer"),
+                )?;
+                blocks.iter().try_for_each(|b| self.check_block(b))?;
+            }
+        }
+        Ok(Verified(msg))
+    }
+}
