@@ -4,7 +4,10 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "medchain", about = "MedChain: a PBFT ledger of medical records")]
+#[command(
+    name = "medchain",
+    about = "MedChain: a PBFT ledger of medical records"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

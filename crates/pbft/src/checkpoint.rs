@@ -91,7 +91,12 @@ impl Replica {
     }
 
     /// Adopt a stable checkpoint proven by `proof` and collect the garbage below it.
-    pub(crate) fn make_stable(&mut self, seq: SeqNum, digest: Hash32, proof: Vec<Signed<Checkpoint>>) {
+    pub(crate) fn make_stable(
+        &mut self,
+        seq: SeqNum,
+        digest: Hash32,
+        proof: Vec<Signed<Checkpoint>>,
+    ) {
         if seq <= self.stable_seq {
             return;
         }

@@ -72,7 +72,10 @@ impl ClientTable {
         // remembered, the oldest are folded in even across gaps (those gaps can then
         // never execute, which is the price of a bounded table).
         while rec.recent.len() > MAX_RECENT
-            || rec.recent.first_key_value().is_some_and(|(k, _)| *k == rec.low + 1)
+            || rec
+                .recent
+                .first_key_value()
+                .is_some_and(|(k, _)| *k == rec.low + 1)
         {
             if let Some((k, _)) = rec.recent.pop_first() {
                 rec.low = k;

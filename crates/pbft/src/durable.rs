@@ -94,9 +94,11 @@ impl DurableState {
                 let seq = proof.pre_prepare.body.seq;
                 if seq > self.stable_seq {
                     let slot = self.slots.entry(seq).or_default();
-                    if slot.prepared.as_ref().is_none_or(|(p, _)| {
-                        p.pre_prepare.body.view <= proof.pre_prepare.body.view
-                    }) {
+                    if slot
+                        .prepared
+                        .as_ref()
+                        .is_none_or(|(p, _)| p.pre_prepare.body.view <= proof.pre_prepare.body.view)
+                    {
                         slot.prepared = Some((proof.clone(), proposal.clone()));
                     }
                 }

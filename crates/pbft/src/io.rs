@@ -25,6 +25,8 @@ pub struct Reply {
     pub client: ClientId,
     pub request_id: u64,
     pub height: SeqNum,
+    /// True when this answers a client's retransmission of an already executed request.
+    pub retransmission: bool,
 }
 
 /// Something the caller must do, in the order given: a `Persist` must be durable before
@@ -32,7 +34,10 @@ pub struct Reply {
 #[derive(Debug, Clone)]
 pub enum Output {
     Persist(DurableRecord),
-    Send { to: ReplicaId, message: PeerMessage },
+    Send {
+        to: ReplicaId,
+        message: PeerMessage,
+    },
     Broadcast(PeerMessage),
     /// Persist and execute the next block (heights arrive consecutively).
     Commit(CommittedBlock),
@@ -44,5 +49,7 @@ pub enum Output {
         max_blocks: usize,
     },
     /// Informational: the replica entered normal operation in `view`.
-    ViewInstalled { view: ViewNum },
+    ViewInstalled {
+        view: ViewNum,
+    },
 }

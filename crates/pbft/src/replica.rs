@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use medchain_types::{
-    BlockHeader, Checkpoint, ClientId, Commit, CommitCertificate, CommittedBlock, Genesis,
-    Hash32, KeyPair, PeerMessage, PrePrepare, Prepare, PreparedProof, Proposal, ReplicaId,
-    SeqNum, Signed, SignedRequest, ViewChange, ViewNum,
+    BlockHeader, Checkpoint, ClientId, Commit, CommitCertificate, CommittedBlock, Genesis, Hash32,
+    KeyPair, PeerMessage, PrePrepare, Prepare, PreparedProof, Proposal, ReplicaId, SeqNum, Signed,
+    SignedRequest, ViewChange, ViewNum,
 };
 
 use crate::clients::{ClientTable, RequestState};
@@ -100,7 +100,13 @@ impl Replica {
             last_hash: genesis.hash(),
             clients: ClientTable::new(genesis.clients.len()),
         };
-        Self::restore(cfg, key, genesis, DurableState::genesis(genesis.hash()), chain)
+        Self::restore(
+            cfg,
+            key,
+            genesis,
+            DurableState::genesis(genesis.hash()),
+            chain,
+        )
     }
 
     /// A replica restarting from its durable vote state and its block store.
@@ -263,7 +269,7 @@ impl Replica {
             self.view_change_deadline_ms,
             self.fetch.map(|(_, t)| t),
             self.queue_since_ms
-                .filter(|_| self.mode == Mode::Normal && self.is_primary())
+                .filter(|_| self.mode == Mode::Normal && self.is_primary() && self.window_open())
                 .map(|t| t + self.cfg.max_batch_delay_ms),
         ]
         .into_iter()
@@ -271,7 +277,14 @@ impl Replica {
         {
             d = d.min(t);
         }
-        d.max(self.now_ms)
+        // Everything due now was handled by the step that just ran.
+        d.max(self.now_ms + 1)
+    }
+
+    /// The primary may assign `next_seq`: inside the watermarks and the in-flight limit.
+    fn window_open(&self) -> bool {
+        self.next_seq <= self.stable_seq + self.cfg.limits.window
+            && self.next_seq <= self.last_executed + self.cfg.max_in_flight
     }
 
     /// Feed one input; returns what the caller must do, in order.
@@ -326,13 +339,17 @@ impl Replica {
     fn on_timers(&mut self) {
         let now = self.now_ms;
         if self.mode == Mode::Normal && self.request_deadline_ms.is_some_and(|d| now >= d) {
-            // Section 4.4: a backup whose request waited too long suspects the primary.
-            self.request_deadline_ms = None;
-            self.start_view_change(self.view + 1);
+            if self.claimed_target() > self.last_executed {
+                // We are behind the others: our requests are likely executed already, and
+                // catching up (below) is the cure, not suspecting the primary.
+                self.request_deadline_ms = Some(now + self.cfg.request_timeout_ms);
+            } else {
+                // Section 4.4: a backup whose request waited too long suspects the primary.
+                self.request_deadline_ms = None;
+                self.start_view_change(self.view + 1);
+            }
         }
-        if self.mode == Mode::ViewChange
-            && self.view_change_deadline_ms.is_some_and(|d| now >= d)
-        {
+        if self.mode == Mode::ViewChange && self.view_change_deadline_ms.is_some_and(|d| now >= d) {
             // The new view did not arrive: try the next one, waiting longer.
             self.view_change_deadline_ms = None;
             self.backoff = (self.backoff + 1).min(self.cfg.max_backoff_exponent);
@@ -365,6 +382,7 @@ impl Replica {
                         client: key.0,
                         request_id: key.1,
                         height,
+                        retransmission: true,
                     }));
                 }
                 return;
@@ -411,8 +429,7 @@ impl Replica {
                 self.queue_since_ms = None;
                 return;
             }
-            let window_open = self.next_seq <= self.stable_seq + self.cfg.limits.window
-                && self.next_seq <= self.last_executed + self.cfg.max_in_flight;
+            let window_open = self.window_open();
             let full = self.queue.len() >= self.cfg.limits.max_batch_requests;
             if !window_open || (!full && self.now_ms < since + self.cfg.max_batch_delay_ms) {
                 return;
@@ -463,7 +480,8 @@ impl Replica {
         if self.mode != Mode::Normal || b.view != self.view || !self.in_window(b.seq) {
             return;
         }
-        if b.replica == self.cfg.id {
+        if b.replica == self.cfg.id || proposal.view != b.view {
+            // Normal-case batches are new in this view; re-proposals come in NEW-VIEW.
             return;
         }
         if let Some((v, _)) = self.log.get(&b.seq).and_then(Slot::accepted) {
@@ -676,6 +694,7 @@ impl Replica {
                     client: key.0,
                     request_id: key.1,
                     height,
+                    retransmission: false,
                 }));
             }
         }
@@ -686,8 +705,8 @@ impl Replica {
         self.last_progress_ms = self.now_ms;
         if self.mode == Mode::Normal {
             self.backoff = 0;
-            self.request_deadline_ms = (!self.waiting.is_empty())
-                .then_some(self.now_ms + self.cfg.request_timeout_ms);
+            self.request_deadline_ms =
+                (!self.waiting.is_empty()).then_some(self.now_ms + self.cfg.request_timeout_ms);
         }
         if height % self.cfg.checkpoint_interval == 0 {
             self.own_checkpoint(height, hash);

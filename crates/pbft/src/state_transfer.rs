@@ -51,7 +51,7 @@ impl Replica {
     }
 
     /// A height at least one correct replica claims to have executed.
-    fn claimed_target(&self) -> SeqNum {
+    pub(crate) fn claimed_target(&self) -> SeqNum {
         let mut heights: Vec<SeqNum> = self
             .peer_progress
             .iter()

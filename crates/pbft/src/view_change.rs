@@ -293,7 +293,8 @@ impl Replica {
         self.view_change_deadline_ms = None;
         self.own_view_change = None;
         self.persist(DurableRecord::View { view, normal: true });
-        self.view_changes.retain(|_, (vc, _)| vc.body.new_view > view);
+        self.view_changes
+            .retain(|_, (vc, _)| vc.body.new_view > view);
         if o.min_s > self.stable_seq {
             self.make_stable(o.min_s, o.stable_digest, o.stable_proof);
         }

@@ -141,6 +141,8 @@ pub struct CommitCertificate {
 pub enum CertificateError {
     #[error("{got} signatures, {need} needed")]
     TooFewSignatures { got: usize, need: usize },
+    #[error("{got} signatures but only {n} replicas")]
+    TooManySignatures { got: usize, n: usize },
     #[error("signers not strictly increasing at {0}")]
     SignersNotSorted(ReplicaId),
     #[error("unknown signer {0}")]
@@ -151,11 +153,21 @@ pub enum CertificateError {
 
 impl CommitCertificate {
     /// Check quorum size, canonical order, and every signature against `replica_keys`.
-    pub fn verify(&self, replica_keys: &[PublicKey], quorum: usize) -> Result<(), CertificateError> {
-        if self.signatures.len() < quorum || self.signatures.len() > replica_keys.len() {
+    pub fn verify(
+        &self,
+        replica_keys: &[PublicKey],
+        quorum: usize,
+    ) -> Result<(), CertificateError> {
+        if self.signatures.len() < quorum {
             return Err(CertificateError::TooFewSignatures {
                 got: self.signatures.len(),
                 need: quorum,
+            });
+        }
+        if self.signatures.len() > replica_keys.len() {
+            return Err(CertificateError::TooManySignatures {
+                got: self.signatures.len(),
+                n: replica_keys.len(),
             });
         }
         let mut last: Option<ReplicaId> = None;
@@ -173,7 +185,11 @@ impl CommitCertificate {
                 digest: self.proposal_digest,
                 replica: *replica,
             };
-            if !verify_signature(key, &tagged_bytes(crate::message::COMMIT_DOMAIN, &commit), sig) {
+            if !verify_signature(
+                key,
+                &tagged_bytes(crate::message::COMMIT_DOMAIN, &commit),
+                sig,
+            ) {
                 return Err(CertificateError::BadSignature(*replica));
             }
         }

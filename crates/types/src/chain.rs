@@ -31,15 +31,20 @@ pub struct ChainVerifier {
 }
 
 impl ChainVerifier {
-    pub fn new(genesis: &Genesis) -> Self {
-        ChainVerifier {
+    /// Fails (at height 0) when the genesis itself is invalid.
+    pub fn new(genesis: &Genesis) -> Result<Self, ChainError> {
+        genesis.validate().map_err(|e| ChainError {
+            height: 0,
+            reason: format!("invalid genesis: {e}"),
+        })?;
+        Ok(ChainVerifier {
             verifier: Verifier::new(genesis, Limits::default()),
             summary: ChainSummary {
                 height: 0,
                 head_hash: genesis.hash(),
                 requests: 0,
             },
-        }
+        })
     }
 
     /// Check the next block: its height, its link to the previous block, its Merkle root,
@@ -73,12 +78,12 @@ impl ChainVerifier {
     }
 }
 
-/// Verify a whole chain from height 1; report the first bad height.
+/// Verify a whole chain from height 1; report the first bad height (0 for a bad genesis).
 pub fn verify_chain<'a>(
     genesis: &Genesis,
     blocks: impl IntoIterator<Item = &'a CommittedBlock>,
 ) -> Result<ChainSummary, ChainError> {
-    let mut v = ChainVerifier::new(genesis);
+    let mut v = ChainVerifier::new(genesis)?;
     for b in blocks {
         v.push(b)?;
     }

@@ -110,8 +110,11 @@ pub fn verify_signature(key: &PublicKey, tagged_bytes: &[u8], signature: &Signat
     }
     let ok = VerificationKey::try_from(key.0)
         .map(|vk| {
-            vk.verify(&ed25519_consensus::Signature::from(signature.0), tagged_bytes)
-                .is_ok()
+            vk.verify(
+                &ed25519_consensus::Signature::from(signature.0),
+                tagged_bytes,
+            )
+            .is_ok()
         })
         .unwrap_or(false);
     if let Some(k) = memo_key {

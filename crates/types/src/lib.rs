@@ -25,4 +25,4 @@ pub use genesis::{Genesis, ReplicaInfo};
 pub use ids::{ClientId, Hash32, ReplicaId, SeqNum, ViewNum};
 pub use message::*;
 pub use request::{Request, SignedRequest};
-pub use verify::{Limits, Verified, VerifyError, Verifier};
+pub use verify::{Limits, Verified, Verifier, VerifyError};

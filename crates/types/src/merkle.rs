@@ -51,10 +51,13 @@ mod tests {
         let b = leaf_hash(b"b");
         let c = leaf_hash(b"c");
         assert_ne!(root_of_leaf_hashes(&[a, b]), root_of_leaf_hashes(&[b, a]));
-        assert_ne!(root_of_leaf_hashes(&[a, b]), root_of_leaf_hashes(&[a, b, c]));
+        assert_ne!(
+            root_of_leaf_hashes(&[a, b]),
+            root_of_leaf_hashes(&[a, b, c])
+        );
         // A leaf cannot impersonate an inner node (second-preimage resistance).
-        let inner = node_hash(&a, &b);
-        assert_ne!(root_of_leaf_hashes(&[inner]), root_of_leaf_hashes(&[a, b]));
+        let forged = leaf_hash(&[a.0, b.0].concat());
+        assert_ne!(root_of_leaf_hashes(&[forged]), root_of_leaf_hashes(&[a, b]));
     }
 
     #[test]

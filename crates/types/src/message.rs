@@ -178,7 +178,7 @@ pub enum PeerMessage {
     },
     NewView {
         new_view: Signed<NewView>,
-        /// The batches of the non-null O entries, same order as those entries.
+        /// One batch per O entry, same order (`Proposal::null` for a gap).
         proposals: Vec<Proposal>,
     },
     Status(Signed<Status>),

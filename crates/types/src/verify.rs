@@ -141,7 +141,8 @@ impl Verifier {
 
     /// The primary of `view`.
     pub fn primary(&self, view: ViewNum) -> ReplicaId {
-        ReplicaId((view % self.n() as u64) as u16)
+        // max(1): a verifier over an invalid, empty genesis must not divide by zero.
+        ReplicaId((view % self.n().max(1) as u64) as u16)
     }
 
     /// Decode a peer message (bounded by `max_message_bytes`) and verify it.
@@ -171,7 +172,11 @@ impl Verifier {
         )
     }
 
-    fn check_signed<T: Signable>(&self, s: &Signed<T>, what: &'static str) -> Result<(), VerifyError> {
+    fn check_signed<T: Signable>(
+        &self,
+        s: &Signed<T>,
+        what: &'static str,
+    ) -> Result<(), VerifyError> {
         let signer = s.signer();
         let key = self
             .replica_keys
@@ -183,8 +188,20 @@ impl Verifier {
         )
     }
 
-    fn check_proposal(&self, p: &Proposal, seq: SeqNum, digest: &Hash32) -> Result<(), VerifyError> {
+    /// A batch attached to a pre-prepare of view `view`: it may have been first proposed
+    /// in an earlier view (a NEW-VIEW re-proposal), never in a later one.
+    fn check_proposal(
+        &self,
+        p: &Proposal,
+        view: ViewNum,
+        seq: SeqNum,
+        digest: &Hash32,
+    ) -> Result<(), VerifyError> {
         ensure(p.height == seq, VerifyError::Malformed("proposal height"))?;
+        ensure(
+            p.view <= view,
+            VerifyError::Malformed("proposal from a later view"),
+        )?;
         sane(p.view, "proposal view")?;
         ensure(
             p.proposer == self.primary(p.view),
@@ -317,7 +334,10 @@ impl Verifier {
             h.proposer == self.primary(h.view),
             VerifyError::NotPrimary(h.proposer, h.view),
         )?;
-        ensure(tx_root(&block.requests) == h.tx_root, VerifyError::Digest("merkle root"))?;
+        ensure(
+            tx_root(&block.requests) == h.tx_root,
+            VerifyError::Digest("merkle root"),
+        )?;
         let c = &block.certificate;
         ensure(
             c.height == h.height && c.proposal_digest == h.proposal_header().digest(),
@@ -325,7 +345,10 @@ impl Verifier {
         )?;
         c.verify(&self.replica_keys, self.quorum())
             .map_err(|_| VerifyError::Quorum("commit certificate"))?;
-        block.requests.iter().try_for_each(|r| self.check_request(r))
+        block
+            .requests
+            .iter()
+            .try_for_each(|r| self.check_request(r))
     }
 
     /// Verify every signature and limit in a peer message.
@@ -337,7 +360,12 @@ impl Verifier {
                 proposal,
             } => {
                 self.check_pre_prepare(pre_prepare)?;
-                self.check_proposal(proposal, pre_prepare.body.seq, &pre_prepare.body.digest)?;
+                self.check_proposal(
+                    proposal,
+                    pre_prepare.body.view,
+                    pre_prepare.body.seq,
+                    &pre_prepare.body.digest,
+                )?;
             }
             PeerMessage::Prepare(p) => self.check_prepare(p)?,
             PeerMessage::Commit(c) => {
@@ -361,7 +389,7 @@ impl Verifier {
                 )?;
                 for (proof, p) in prepared.iter().zip(proposals) {
                     let pp = &proof.pre_prepare.body;
-                    self.check_proposal(p, pp.seq, &pp.digest)?;
+                    self.check_proposal(p, pp.view, pp.seq, &pp.digest)?;
                 }
             }
             PeerMessage::NewView {
@@ -400,7 +428,7 @@ impl Verifier {
                 for (pp, p) in b.pre_prepares.iter().zip(proposals) {
                     ensure(pp.body.view == b.view, VerifyError::Malformed("O set view"))?;
                     self.check_pre_prepare(pp)?;
-                    self.check_proposal(p, pp.body.seq, &pp.body.digest)?;
+                    self.check_proposal(p, pp.body.view, pp.body.seq, &pp.body.digest)?;
                 }
             }
             PeerMessage::Status(s) => {

@@ -247,7 +247,10 @@ fn proposer_not_primary_of_the_view() {
         }
     });
     let reason = expect_failure_at(&g, &blocks, 3);
-    assert!(reason.contains("r2 is not the primary of view 1"), "{reason}");
+    assert!(
+        reason.contains("r2 is not the primary of view 1"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -272,4 +275,17 @@ fn request_from_unknown_client_in_block() {
     });
     let reason = expect_failure_at(&g, &blocks, 2);
     assert!(reason.contains("unknown client 5"), "{reason}");
+}
+
+/// `verify_chain` validates the genesis it is given: an auditor fed a broken genesis file
+/// (here, one without replicas) gets an error at height 0, not a crash.
+#[test]
+fn genesis_without_replicas_is_an_error_not_a_panic() {
+    let (g, mut blocks) = chain();
+    let mut empty = g.clone();
+    empty.replicas.clear();
+    // Linked to the broken genesis, so the link check does not stop it first.
+    blocks[0].header.prev_hash = empty.hash();
+    let outcome = std::panic::catch_unwind(|| verify_chain(&empty, &blocks).is_err());
+    assert_eq!(outcome.ok(), Some(true), "must return an error, not panic");
 }

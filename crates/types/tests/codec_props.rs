@@ -143,24 +143,21 @@ fn status() -> impl Strategy<Value = Signed<Status>> {
 }
 
 fn fetch_blocks() -> impl Strategy<Value = Signed<FetchBlocks>> {
-    signed(
-        (any::<u64>(), any::<u32>(), replica()).prop_map(|(from_height, max_blocks, replica)| {
-            FetchBlocks {
-                from_height,
-                max_blocks,
-                replica,
-            }
-        }),
-    )
+    signed((any::<u64>(), any::<u32>(), replica()).prop_map(
+        |(from_height, max_blocks, replica)| FetchBlocks {
+            from_height,
+            max_blocks,
+            replica,
+        },
+    ))
 }
 
 fn view_change() -> impl Strategy<Value = Signed<ViewChange>> {
-    let proof = (pre_prepare(), vec(prepare(), 0..3)).prop_map(|(pre_prepare, prepares)| {
-        PreparedProof {
+    let proof =
+        (pre_prepare(), vec(prepare(), 0..3)).prop_map(|(pre_prepare, prepares)| PreparedProof {
             pre_prepare,
             prepares,
-        }
-    });
+        });
     signed(
         (
             any::<u64>(),

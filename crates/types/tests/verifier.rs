@@ -9,8 +9,8 @@ use common::*;
 use medchain_types::crypto::set_thread_verification_memo;
 use medchain_types::{
     encode, Checkpoint, Commit, FetchBlocks, Genesis, Hash32, Limits, NewView, PeerMessage,
-    PrePrepare, Prepare, PreparedProof, Proposal, ReplicaId, Signed, Status, Verifier,
-    VerifyError, ViewChange,
+    PrePrepare, Prepare, PreparedProof, Proposal, ReplicaId, Signed, Status, Verifier, VerifyError,
+    ViewChange,
 };
 
 fn verifier() -> (Genesis, Verifier) {
@@ -192,7 +192,11 @@ fn accepts_every_well_formed_message_kind() {
     let msgs = valid_messages(&g);
     let mut kinds: Vec<_> = msgs.iter().map(|m| m.kind()).collect();
     kinds.dedup();
-    assert_eq!(kinds.len(), 10, "one of each PeerMessage variant: {kinds:?}");
+    assert_eq!(
+        kinds.len(),
+        10,
+        "one of each PeerMessage variant: {kinds:?}"
+    );
     for m in msgs {
         accept(&v, m);
     }
@@ -274,7 +278,10 @@ fn prepare_from_primary_is_rejected() {
         digest: proposal_1().digest(),
         replica: ReplicaId(0),
     }));
-    assert_eq!(reject(&v, msg), VerifyError::Malformed("prepare from the primary"));
+    assert_eq!(
+        reject(&v, msg),
+        VerifyError::Malformed("prepare from the primary")
+    );
 }
 
 #[test]
@@ -422,7 +429,10 @@ fn view_change_from_genesis_must_name_the_genesis() {
         view_change: sign(body),
         proposals: vec![proposal_1()],
     };
-    assert_eq!(reject(&v, msg), VerifyError::Malformed("genesis checkpoint"));
+    assert_eq!(
+        reject(&v, msg),
+        VerifyError::Malformed("genesis checkpoint")
+    );
 }
 
 #[test]
@@ -432,7 +442,10 @@ fn view_change_without_its_proposals() {
         view_change: sign(view_change_body(&g, 1, 3)),
         proposals: vec![],
     };
-    assert_eq!(reject(&v, msg), VerifyError::Malformed("view-change proposals"));
+    assert_eq!(
+        reject(&v, msg),
+        VerifyError::Malformed("view-change proposals")
+    );
 }
 
 #[test]
@@ -537,7 +550,9 @@ fn decode_message_enforces_max_message_bytes() {
     );
     assert!(matches!(
         v.decode_message(&bytes),
-        Err(VerifyError::Decode(medchain_types::CodecError::TooLarge { .. }))
+        Err(VerifyError::Decode(
+            medchain_types::CodecError::TooLarge { .. }
+        ))
     ));
 }
 
@@ -638,4 +653,16 @@ fn memo_does_not_let_a_signature_move_to_other_bytes() {
     assert_eq!(moved_result, Err(VerifyError::BadSignature("request")));
     assert_eq!(bad_result, Err(VerifyError::BadSignature("request")));
     assert!(again.is_ok());
+}
+
+/// A proposal's `view` is bounded by the view of the pre-prepare carrying it, so the
+/// primary of view 0 cannot label its batch "view 5, proposed by r1" and have the block
+/// header attribute it to a replica that never proposed it.
+#[test]
+fn pre_prepare_carrying_a_proposal_from_a_future_view() {
+    let (_, v) = verifier();
+    let p = proposal(1, 5, requests(1, 1));
+    assert_eq!(p.proposer, ReplicaId(1));
+    let msg = pre_prepare_msg(&p, 0, 0);
+    assert!(v.verify_message(msg).is_err());
 }
