@@ -30,6 +30,8 @@ pub struct SeedOutcome {
     pub violations: Vec<String>,
     pub faults: u64,
     pub view_changes: u64,
+    /// Highest view a correct replica ended in.
+    pub max_view: u64,
     pub committed_blocks: u64,
     pub requests: u64,
     pub end_ms: u64,
@@ -232,6 +234,7 @@ pub fn run_scenario(s: &Scenario, trace: bool) -> (SeedOutcome, String) {
         violations: sim.violations.clone(),
         faults: sim.faults,
         view_changes: sim.views_installed.len() as u64,
+        max_view: sim.correct_states().iter().map(|s| s.2).max().unwrap_or(0),
         committed_blocks: sim.agreement.height(),
         requests: sim.issued.len() as u64,
         end_ms: sim.now,
