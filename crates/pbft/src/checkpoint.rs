@@ -43,7 +43,7 @@ impl Replica {
         // Only checkpoint heights, above the stable one, and either inside the window or
         // already executed here (a replica catching up collects proofs for those).
         if seq <= self.stable_seq
-            || seq % k != 0
+            || !seq.is_multiple_of(k)
             || (seq > self.stable_seq + self.cfg.limits.window && seq > self.last_executed)
         {
             return;

@@ -708,7 +708,7 @@ impl Replica {
             self.request_deadline_ms =
                 (!self.waiting.is_empty()).then_some(self.now_ms + self.cfg.request_timeout_ms);
         }
-        if height % self.cfg.checkpoint_interval == 0 {
+        if height.is_multiple_of(self.cfg.checkpoint_interval.max(1)) {
             self.own_checkpoint(height, hash);
         }
     }

@@ -87,7 +87,7 @@ fn main() -> ExitCode {
                         println!("scenario: {scenario:?}");
                     }
                     let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if !args.trace && (finished % 500 == 0 || finished == total) {
+                    if !args.trace && (finished.is_multiple_of(500) || finished == total) {
                         let secs = began.elapsed().as_secs_f64();
                         eprint!(
                             "\r{finished}/{total} seeds, {:.0} seeds/s, {:.0}s elapsed   ",
