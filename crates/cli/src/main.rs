@@ -1,30 +1,98 @@
-//! The `medchain` binary. Today it only explains what exists: the replica processes,
-//! `init`, `node`, `demo` and `verify` come with the replica-process issue.
+//! The `medchain` binary: set up a cluster (`init`), run a replica (`node`), run a local
+//! four-replica demo (`demo`), check a chain offline (`verify`), and drive records
+//! through the PBFT client protocol (`load`).
+
+mod demo;
+mod init;
+mod load;
+mod verify;
+
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
 #[command(
     name = "medchain",
+    version,
     about = "MedChain: a PBFT ledger of medical records"
 )]
 struct Cli {
+    /// Log as JSON lines instead of readable text.
+    #[arg(long, global = true)]
+    log_json: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Start a 4-replica demo cluster (not built yet: see the README).
+    /// Create keys, a genesis and one config per replica in DIR.
+    Init(init::InitArgs),
+    /// Run one replica.
+    Node {
+        /// The replica's config file (DIR/nodeI.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Start a local 4-replica cluster under ./medchain-demo (created if absent).
     Demo,
+    /// Verify a replica's whole chain offline against the genesis keys.
+    Verify {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Submit records through a replica's client port and wait for their commits.
+    Load(load::LoadArgs),
 }
 
-fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
-        Command::Demo => anyhow::bail!(
-            "the demo cluster is not built yet: replica processes come with the next \
-             milestone. What runs today is the PBFT core under the deterministic simulator: \
-             cargo run --release -p medchain-sim -- --seeds 0..1000"
-        ),
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("MEDCHAIN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
     }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let result = match cli.command {
+        Command::Init(a) => init::run(&a),
+        Command::Node { config } => run_node(config),
+        Command::Demo => demo::run(),
+        Command::Verify { config } => verify::run(&config),
+        Command::Load(a) => load::run(&a),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_node(config: PathBuf) -> anyhow::Result<()> {
+    let files = medchain_node::NodeFiles::load(&config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let shutdown = async {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+        };
+        medchain_node::run_node(files, shutdown).await
+    })?;
+    Ok(())
 }

@@ -8,8 +8,13 @@ use std::collections::BTreeMap;
 
 /// Request ids must lie in (low, low + CLIENT_WINDOW]; ids beyond are not executed.
 pub const CLIENT_WINDOW: u64 = 1 << 16;
-/// Executed ids above `low` kept for re-replies before being folded into `low`.
-const MAX_RECENT: usize = 4096;
+/// Executed ids kept with their heights for re-replies (section 4.1: a client whose reply
+/// was lost retransmits and must be answered again).
+const KEEP_RECENT: usize = 64;
+/// Hard bound on remembered ids per client; past it the oldest are folded into `low`
+/// even across gaps (those ids can then never execute: the price of a bounded table,
+/// paid only by a client with more than this many requests outstanding).
+const MAX_RECENT: usize = 16_384;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct ClientRecord {
@@ -17,6 +22,8 @@ struct ClientRecord {
     low: u64,
     /// Executed ids above `low`, with the height that executed them.
     recent: BTreeMap<u64, SeqNum>,
+    /// Every id <= prefix has executed: the client's window is (prefix, prefix + W].
+    prefix: u64,
 }
 
 /// Which requests each client has had executed.
@@ -51,7 +58,7 @@ impl ClientTable {
             RequestState::Executed(None)
         } else if let Some(h) = rec.recent.get(&id) {
             RequestState::Executed(Some(*h))
-        } else if id > rec.low.saturating_add(CLIENT_WINDOW) {
+        } else if id > rec.prefix.saturating_add(CLIENT_WINDOW) {
             RequestState::Invalid
         } else {
             RequestState::New
@@ -68,19 +75,26 @@ impl ClientTable {
             return false;
         };
         rec.recent.insert(id, height);
-        // Fold the executed prefix into `low`, and bound memory: when too many ids are
-        // remembered, the oldest are folded in even across gaps (those gaps can then
-        // never execute, which is the price of a bounded table).
-        while rec.recent.len() > MAX_RECENT
-            || rec
+        rec.prefix = rec.prefix.max(rec.low);
+        while rec.recent.contains_key(&(rec.prefix + 1)) {
+            rec.prefix += 1;
+        }
+        // Fold the executed prefix into `low` once more than KEEP_RECENT are remembered,
+        // and anything beyond MAX_RECENT.
+        loop {
+            let contiguous = rec
                 .recent
                 .first_key_value()
-                .is_some_and(|(k, _)| *k == rec.low + 1)
-        {
+                .is_some_and(|(k, _)| *k == rec.low + 1);
+            let n = rec.recent.len();
+            if !((n > KEEP_RECENT && contiguous) || n > MAX_RECENT) {
+                break;
+            }
             if let Some((k, _)) = rec.recent.pop_first() {
                 rec.low = k;
             }
         }
+        rec.prefix = rec.prefix.max(rec.low);
         true
     }
 
@@ -106,7 +120,8 @@ mod tests {
         assert!(t.execute(c, 1, 2));
         assert!(!t.execute(c, 1, 3));
         assert!(!t.execute(c, 2, 3));
-        assert_eq!(t.state(c, 1), RequestState::Executed(None));
+        // Recently executed requests keep their height, to answer retransmissions.
+        assert_eq!(t.state(c, 1), RequestState::Executed(Some(2)));
         assert_eq!(t.state(c, 3), RequestState::New);
         assert_eq!(t.state(ClientId(7), 1), RequestState::Invalid);
         assert_eq!(t.state(c, CLIENT_WINDOW + 100), RequestState::Invalid);

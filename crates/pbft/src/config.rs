@@ -53,7 +53,7 @@ impl Config {
             max_in_flight: 64,
             max_batch_delay_ms: 2,
             max_pending_requests: 100_000,
-            request_timeout_ms: 1_000,
+            request_timeout_ms: 500,
             view_change_timeout_ms: 1_000,
             max_backoff_exponent: 6,
             resend_interval_ms: 500,

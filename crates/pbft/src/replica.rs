@@ -29,6 +29,9 @@ pub struct ChainState {
     pub last_hash: Hash32,
     /// The client table rebuilt by replaying the chain (`ClientTable::apply_block`).
     pub clients: ClientTable,
+    /// Hashes of recent blocks (at least those above the stable checkpoint), so that a
+    /// restarted replica can still vouch for checkpoints it executed before the crash.
+    pub recent_hashes: Vec<(SeqNum, Hash32)>,
 }
 
 pub(crate) type RequestKey = (ClientId, u64);
@@ -99,6 +102,7 @@ impl Replica {
             last_executed: 0,
             last_hash: genesis.hash(),
             clients: ClientTable::new(genesis.clients.len()),
+            recent_hashes: Vec::new(),
         };
         Self::restore(
             cfg,
@@ -161,6 +165,12 @@ impl Replica {
         };
         if r.last_executed == r.stable_seq {
             r.own_checkpoints.insert(r.stable_seq, r.last_hash);
+        }
+        let k = r.cfg.checkpoint_interval.max(1);
+        for (seq, hash) in &chain.recent_hashes {
+            if *seq > r.stable_seq && seq.is_multiple_of(k) && *seq <= r.last_executed {
+                r.own_checkpoints.insert(*seq, *hash);
+            }
         }
         r.certified_target = r.stable_seq;
         let mut max_seq = r.last_executed.max(r.stable_seq);
@@ -345,7 +355,20 @@ impl Replica {
                 self.request_deadline_ms = Some(now + self.cfg.request_timeout_ms);
             } else {
                 // Section 4.4: a backup whose request waited too long suspects the primary.
+                // Its requests may have reached only it and a faulty primary (a gateway
+                // talks to its own replica), so it first relays them to every replica, as
+                // a PBFT client would on its own timeout (section 4.1): their timers start
+                // too, and 2f+1 of them can complete the view change.
                 self.request_deadline_ms = None;
+                let relay: Vec<SignedRequest> = self
+                    .waiting
+                    .values()
+                    .take(self.cfg.limits.max_batch_requests)
+                    .cloned()
+                    .collect();
+                for r in relay {
+                    self.broadcast(PeerMessage::Request(r));
+                }
                 self.start_view_change(self.view + 1);
             }
         }
@@ -716,6 +739,24 @@ impl Replica {
     /// Resend our votes for sequence numbers that have not executed for a while, and
     /// re-forward waiting requests: the network may have lost them.
     fn resend(&mut self) {
+        // Our checkpoints above the stable one: if they were lost, no checkpoint becomes
+        // stable and the window eventually closes (section 4.3).
+        let checkpoints: Vec<(SeqNum, Hash32)> = self
+            .own_checkpoints
+            .range(self.stable_seq + 1..)
+            .map(|(s, d)| (*s, *d))
+            .collect();
+        for (seq, digest) in checkpoints {
+            let c = Signed::sign(
+                Checkpoint {
+                    seq,
+                    digest,
+                    replica: self.cfg.id,
+                },
+                &self.key,
+            );
+            self.broadcast(PeerMessage::Checkpoint(c));
+        }
         match self.mode {
             Mode::ViewChange => {
                 if let Some(m) = self.own_view_change.clone() {

@@ -54,7 +54,7 @@ fn parse_range(s: &str) -> Result<(u64, u64), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.replicas < 4 || (args.replicas - 1) % 3 != 0 || args.replicas > 64 {
+    if args.replicas < 4 || !(args.replicas - 1).is_multiple_of(3) || args.replicas > 64 {
         eprintln!(
             "--replicas must be 3f+1 between 4 and 64 (got {})",
             args.replicas

@@ -559,6 +559,13 @@ impl Sim<'_> {
             last_executed: disk.chain.len() as u64,
             last_hash: disk.chain.last().map_or(self.genesis.hash(), |b| b.hash()),
             clients,
+            recent_hashes: disk
+                .chain
+                .iter()
+                .rev()
+                .take(64)
+                .map(|b| (b.height(), b.hash()))
+                .collect(),
         };
         let durable = disk
             .durable

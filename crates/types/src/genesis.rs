@@ -2,6 +2,7 @@
 //! chain offline.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
 
 use crate::codec::{encode, FORMAT_VERSION};
 use crate::crypto::PublicKey;
@@ -15,7 +16,7 @@ pub const MAX_REPLICAS: usize = 64;
 pub const MAX_CLIENTS: usize = 1024;
 
 /// One replica: an organisation's node.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ReplicaInfo {
     pub id: ReplicaId,
     pub organisation: String,
@@ -25,21 +26,21 @@ pub struct ReplicaInfo {
 }
 
 /// A client allowed to submit requests: in production a node's API gateway.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ClientInfo {
     pub name: String,
     pub public_key: PublicKey,
 }
 
 /// A first administrative user (a department administrator).
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct AdminUser {
     pub user_id: String,
     pub organisation: String,
 }
 
 /// The chain's first, unsigned, block-zero description.
-#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct Genesis {
     pub format_version: u8,
     pub chain_id: String,

@@ -2,6 +2,7 @@
 //! sequence numbers.
 
 use borsh::{BorshDeserialize, BorshSerialize};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
@@ -12,8 +13,20 @@ pub type SeqNum = u64;
 
 /// Index of a replica in the genesis replica list (0-based).
 #[derive(
-    Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, BorshSerialize, BorshDeserialize,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Debug,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
 )]
+#[serde(transparent)]
 pub struct ReplicaId(pub u16);
 
 impl ReplicaId {

@@ -1,0 +1,103 @@
+//! `medchain demo`: a four-replica cluster on this machine, each replica its own process,
+//! stopped together on Ctrl-C.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::Context;
+
+const DEMO_DIR: &str = "medchain-demo";
+
+pub fn run() -> anyhow::Result<()> {
+    let dir = Path::new(DEMO_DIR);
+    if !dir.join("genesis.toml").exists() {
+        crate::init::run(&crate::init::InitArgs {
+            replicas: 4,
+            dir: dir.to_path_buf(),
+            http_port: 5000,
+            p2p_port: 7000,
+            demo: true,
+        })?;
+    }
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let exe = std::env::current_exe().context("locating the medchain binary")?;
+    let mut children: Vec<Child> = Vec::new();
+    for i in 0..4 {
+        let log = std::fs::File::create(dir.join(format!("logs/node{i}.log")))?;
+        let child = Command::new(&exe)
+            .args(["node", "--config"])
+            .arg(dir.join(format!("node{i}.toml")))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn();
+        match child {
+            Ok(c) => children.push(c),
+            Err(e) => {
+                stop_all(&mut children);
+                return Err(e).context("starting a replica");
+            }
+        }
+    }
+    println!("MedChain demo: 4 replicas running as separate processes");
+    for i in 0..4 {
+        println!(
+            "  replica {i}: http://127.0.0.1:{}  (peers on 127.0.0.1:{}, log {}/logs/node{i}.log)",
+            5000 + i,
+            7000 + i,
+            DEMO_DIR
+        );
+    }
+    println!("Try: curl http://127.0.0.1:5000/api/chain/head");
+    println!(
+        "Demo accounts (doctors d001/doctor123, d002/doctor456; patients p001/patient123, \
+         p002/patient456; pharmacy ph001/pharmacy123; department dep001/department123) log in \
+         once the records API exists; it is not built yet."
+    );
+    println!("Press Ctrl-C to stop all replicas.");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let exited = rt.block_on(async {
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return None,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    for (i, c) in children.iter_mut().enumerate() {
+                        if let Ok(Some(status)) = c.try_wait() {
+                            return Some((i, status));
+                        }
+                    }
+                }
+            }
+        }
+    });
+    stop_all(&mut children);
+    if let Some((i, status)) = exited {
+        anyhow::bail!("replica {i} exited ({status}); see {DEMO_DIR}/logs/node{i}.log");
+    }
+    println!("all replicas stopped");
+    Ok(())
+}
+
+/// SIGTERM each child (a clean stop), then SIGKILL what is still running after 5 s.
+fn stop_all(children: &mut [Child]) {
+    for c in children.iter() {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for c in children.iter_mut() {
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = c.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}

@@ -1,0 +1,144 @@
+//! `medchain init`: fresh keys, a genesis and one config per replica.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use medchain_node::config::{NodeConfig, PbftSettings};
+use medchain_types::codec::FORMAT_VERSION;
+use medchain_types::genesis::{AdminUser, ClientInfo};
+use medchain_types::{Genesis, KeyPair, ReplicaId, ReplicaInfo};
+use rand::RngCore;
+
+#[derive(clap::Args, Debug)]
+pub struct InitArgs {
+    /// Number of replicas (3f+1: 4, 7, ...).
+    #[arg(long, default_value_t = 4)]
+    pub replicas: usize,
+    /// Directory to create the cluster in.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Replica i serves HTTP on this port + i.
+    #[arg(long, default_value_t = 5000)]
+    pub http_port: u16,
+    /// Replica i listens for peers on this port + i.
+    #[arg(long, default_value_t = 7000)]
+    pub p2p_port: u16,
+    /// Add the demo accounts and consents.
+    #[arg(long)]
+    pub demo: bool,
+}
+
+const ORGANISATIONS: [&str; 4] = [
+    "St Mary's Hospital",
+    "Riverside Clinic",
+    "City Pharmacy",
+    "Northwind Health Insurance",
+];
+
+fn fresh_key() -> KeyPair {
+    let mut secret = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut secret);
+    KeyPair::from_secret(secret)
+}
+
+fn write_secret(path: &Path, key: &KeyPair) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(f, "{}", hex::encode(key.secret_bytes()))?;
+    Ok(())
+}
+
+pub fn run(a: &InitArgs) -> anyhow::Result<()> {
+    if a.replicas < 4 || !(a.replicas - 1).is_multiple_of(3) || a.replicas > 64 {
+        bail!(
+            "--replicas must be 3f+1 between 4 and 64 (got {})",
+            a.replicas
+        );
+    }
+    let last_http = u32::from(a.http_port) + a.replicas as u32;
+    let last_p2p = u32::from(a.p2p_port) + a.replicas as u32;
+    if last_http > 65_535 || last_p2p > 65_535 {
+        bail!("port range runs past 65535");
+    }
+    if a.dir.join("genesis.toml").exists() {
+        bail!(
+            "{} already holds a cluster (genesis.toml exists); refusing to overwrite its keys",
+            a.dir.display()
+        );
+    }
+    std::fs::create_dir_all(a.dir.join("keys"))
+        .with_context(|| format!("creating {}", a.dir.display()))?;
+    let mut chain_id = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut chain_id);
+    let mut replicas = Vec::new();
+    let mut clients = Vec::new();
+    for i in 0..a.replicas {
+        let key = fresh_key();
+        let client = fresh_key();
+        write_secret(&a.dir.join(format!("keys/replica-{i}.key")), &key)?;
+        write_secret(&a.dir.join(format!("keys/gateway-{i}.key")), &client)?;
+        let organisation = ORGANISATIONS
+            .get(i)
+            .map_or_else(|| format!("Organisation {i}"), |s| s.to_string());
+        replicas.push(ReplicaInfo {
+            id: ReplicaId(i as u16),
+            organisation: organisation.clone(),
+            public_key: key.public(),
+            peer_addr: format!("127.0.0.1:{}", u32::from(a.p2p_port) + i as u32),
+            http_addr: format!("127.0.0.1:{}", u32::from(a.http_port) + i as u32),
+        });
+        clients.push(ClientInfo {
+            name: format!("gateway of {organisation}"),
+            public_key: client.public(),
+        });
+    }
+    let admins = if a.demo {
+        vec![AdminUser {
+            user_id: "dep001".into(),
+            organisation: ORGANISATIONS[0].into(),
+        }]
+    } else {
+        Vec::new()
+    };
+    let genesis = Genesis {
+        format_version: FORMAT_VERSION,
+        chain_id: format!("medchain-{}", hex::encode(chain_id)),
+        replicas,
+        clients,
+        admins,
+    };
+    std::fs::write(
+        a.dir.join("genesis.toml"),
+        toml::to_string_pretty(&genesis)?,
+    )?;
+    for i in 0..a.replicas {
+        let cfg = NodeConfig {
+            id: i as u16,
+            genesis: "genesis.toml".into(),
+            key: format!("keys/replica-{i}.key").into(),
+            client_key: format!("keys/gateway-{i}.key").into(),
+            client_id: i as u16,
+            data_dir: format!("node{i}").into(),
+            http_listen: format!("127.0.0.1:{}", u32::from(a.http_port) + i as u32),
+            p2p_listen: format!("127.0.0.1:{}", u32::from(a.p2p_port) + i as u32),
+            pbft: PbftSettings::default(),
+        };
+        std::fs::write(
+            a.dir.join(format!("node{i}.toml")),
+            toml::to_string_pretty(&cfg)?,
+        )?;
+    }
+    println!(
+        "initialised {} replicas in {} (genesis {})",
+        a.replicas,
+        a.dir.display(),
+        genesis.hash()
+    );
+    Ok(())
+}

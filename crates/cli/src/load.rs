@@ -1,0 +1,100 @@
+//! `medchain load`: submit records through a replica's client port as its gateway, with
+//! a number of concurrent requests in flight, and report what was acknowledged. Used by
+//! the real-process tests and for quick measurements.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use medchain_node::client::LedgerClient;
+use medchain_node::NodeFiles;
+use medchain_types::ClientId;
+
+#[derive(clap::Args, Debug)]
+pub struct LoadArgs {
+    /// Config of the replica whose gateway key and port to use.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Records to submit.
+    #[arg(long, default_value_t = 1000)]
+    pub records: u64,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// First request id (ids must grow from run to run of the same gateway).
+    #[arg(long, default_value_t = 1)]
+    pub start_id: u64,
+    /// Payload bytes per record.
+    #[arg(long, default_value_t = 256)]
+    pub payload_bytes: usize,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    pub timeout_s: u64,
+}
+
+pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
+    let files = NodeFiles::load(&a.config)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let addr = files.config.p2p_listen.parse().context("p2p_listen")?;
+        let client = LedgerClient::connect(
+            addr,
+            files.id(),
+            ClientId(files.config.client_id),
+            files.client_key.clone(),
+            files.genesis.hash(),
+        )
+        .await
+        .context("connecting to the replica's client port")?;
+        let sem = Arc::new(tokio::sync::Semaphore::new(a.concurrency.max(1)));
+        let started = Instant::now();
+        let acked: Arc<std::sync::Mutex<Vec<(u64, u64)>>> = Arc::default();
+        let work = {
+            let acked = acked.clone();
+            async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for i in 0..a.records {
+                    let Ok(permit) = sem.clone().acquire_owned().await else {
+                        break;
+                    };
+                    let c = client.clone();
+                    let id = a.start_id + i;
+                    let mut payload = format!("record {id} ").into_bytes();
+                    payload.resize(a.payload_bytes.max(payload.len()), b'x');
+                    let acked = acked.clone();
+                    tasks.spawn(async move {
+                        if let Ok(reply) = c.submit(id, payload).await {
+                            if let Ok(mut v) = acked.lock() {
+                                v.push((id, reply.height));
+                            }
+                        }
+                        drop(permit);
+                    });
+                }
+                while tasks.join_next().await.is_some() {}
+            }
+        };
+        // Bounded in time: what was acknowledged by then is reported.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(a.timeout_s), work).await;
+        let mut acked = acked.lock().map(|v| v.clone()).unwrap_or_default();
+        let secs = started.elapsed().as_secs_f64();
+        acked.sort_unstable();
+        let acked = acked;
+        let ids: Vec<u64> = acked.iter().map(|(id, _)| *id).collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "submitted": a.records,
+                "acked": acked.len(),
+                "elapsed_s": secs,
+                "records_per_s": acked.len() as f64 / secs.max(1e-9),
+                "max_height": acked.iter().map(|(_, h)| *h).max().unwrap_or(0),
+                "acked_ids": ids,
+            })
+        );
+        anyhow::Ok(())
+    })
+}

@@ -1,0 +1,96 @@
+//! The PBFT client protocol over TCP (section 4.1): a client (a node's API gateway, a
+//! test, the benchmark) connects to a replica's peer port as a genesis-listed client,
+//! sends signed requests, and gets a reply once its request is committed and durable.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use medchain_types::{decode, encode, ClientId, Hash32, KeyPair, ReplicaId, Request, SeqNum};
+use tokio::net::TcpStream;
+use tokio::sync::{oneshot, Mutex};
+
+use crate::frame::{read_frame, write_frame};
+use crate::handshake::{dial, Role};
+
+/// What a replica answers for a committed request.
+#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct ClientReply {
+    pub request_id: u64,
+    pub height: SeqNum,
+    pub block_hash: Hash32,
+}
+
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<ClientReply>>>>;
+
+/// A connected client. Cheap to clone; requests may be submitted concurrently.
+#[derive(Debug, Clone)]
+pub struct LedgerClient {
+    id: ClientId,
+    key: Arc<KeyPair>,
+    tx: tokio::sync::mpsc::Sender<Vec<u8>>,
+    waiters: Waiters,
+}
+
+impl LedgerClient {
+    /// Connect to `replica` at `addr` as client `id`.
+    pub async fn connect(
+        addr: SocketAddr,
+        replica: ReplicaId,
+        id: ClientId,
+        key: KeyPair,
+        genesis: Hash32,
+    ) -> std::io::Result<Self> {
+        let mut stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        dial(&mut stream, Role::Client(id), &key, genesis, replica).await?;
+        let (mut rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4096);
+        tokio::spawn(async move {
+            while let Some(frame) = rx.recv().await {
+                if write_frame(&mut wr, &frame).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let waiters: Waiters = Arc::default();
+        let w = waiters.clone();
+        tokio::spawn(async move {
+            while let Ok(frame) = read_frame(&mut rd, 1024).await {
+                if let Ok(reply) = decode::<ClientReply>(&frame, 1024) {
+                    if let Some(done) = w.lock().await.remove(&reply.request_id) {
+                        let _ = done.send(reply);
+                    }
+                }
+            }
+            // Connection gone: dropping the waiters tells every caller.
+            w.lock().await.clear();
+        });
+        Ok(LedgerClient {
+            id,
+            key: Arc::new(key),
+            tx,
+            waiters,
+        })
+    }
+
+    /// Submit a request and wait for its commit.
+    pub async fn submit(&self, request_id: u64, payload: Vec<u8>) -> std::io::Result<ClientReply> {
+        let signed = Request {
+            client: self.id,
+            request_id,
+            payload,
+        }
+        .sign(&self.key);
+        let (done_tx, done_rx) = oneshot::channel();
+        self.waiters.lock().await.insert(request_id, done_tx);
+        self.tx
+            .send(encode(&signed))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "disconnected"))?;
+        done_rx
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "disconnected"))
+    }
+}

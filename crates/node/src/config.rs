@@ -1,0 +1,198 @@
+//! A replica's configuration file (`nodeI.toml`), overridable by `MEDCHAIN_*`
+//! environment variables, and the files it points to (genesis, keys, data directory).
+
+use std::path::{Path, PathBuf};
+
+use medchain_pbft::Config;
+use medchain_types::{Genesis, KeyPair, Limits, ReplicaId};
+use serde::{Deserialize, Serialize};
+
+/// What `nodeI.toml` holds. Paths are relative to the file's directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub id: u16,
+    pub genesis: PathBuf,
+    pub key: PathBuf,
+    /// This node's gateway (client) key.
+    pub client_key: PathBuf,
+    pub client_id: u16,
+    pub data_dir: PathBuf,
+    pub http_listen: String,
+    pub p2p_listen: String,
+    #[serde(default)]
+    pub pbft: PbftSettings,
+}
+
+/// PBFT timing and sizes (see `medchain_pbft::Config` for their meaning).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PbftSettings {
+    pub checkpoint_interval: u64,
+    pub window: u64,
+    pub max_batch_requests: usize,
+    pub max_batch_delay_ms: u64,
+    pub request_timeout_ms: u64,
+    pub view_change_timeout_ms: u64,
+    pub resend_interval_ms: u64,
+    pub status_interval_ms: u64,
+}
+
+impl Default for PbftSettings {
+    fn default() -> Self {
+        PbftSettings {
+            checkpoint_interval: 64,
+            window: 256,
+            max_batch_requests: 1024,
+            max_batch_delay_ms: 2,
+            request_timeout_ms: 500,
+            view_change_timeout_ms: 1_000,
+            resend_interval_ms: 300,
+            status_interval_ms: 300,
+        }
+    }
+}
+
+/// Why a configuration could not be used. Names the file and the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Load a key file: 64 hex digits of secret.
+pub fn load_key(path: &Path) -> Result<KeyPair, ConfigError> {
+    let text = read(path)?;
+    let bytes = hex::decode(text.trim()).map_err(|_| invalid(path, "not a hex key"))?;
+    let secret: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| invalid(path, "a key is 32 bytes (64 hex digits)"))?;
+    Ok(KeyPair::from_secret(secret))
+}
+
+pub fn load_genesis(path: &Path) -> Result<Genesis, ConfigError> {
+    let g: Genesis = toml::from_str(&read(path)?).map_err(|e| invalid(path, e.to_string()))?;
+    g.validate().map_err(|e| invalid(path, e.to_string()))?;
+    Ok(g)
+}
+
+/// Everything a node needs, loaded and checked.
+#[derive(Debug)]
+pub struct NodeFiles {
+    pub config: NodeConfig,
+    pub genesis: Genesis,
+    pub key: KeyPair,
+    pub client_key: KeyPair,
+    pub data_dir: PathBuf,
+}
+
+impl NodeFiles {
+    /// Read `nodeI.toml`, apply `MEDCHAIN_HTTP_LISTEN`, `MEDCHAIN_P2P_LISTEN` and
+    /// `MEDCHAIN_DATA_DIR` overrides, load and cross-check the genesis and keys.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let mut config: NodeConfig =
+            toml::from_str(&read(path)?).map_err(|e| invalid(path, e.to_string()))?;
+        if let Ok(v) = std::env::var("MEDCHAIN_HTTP_LISTEN") {
+            config.http_listen = v;
+        }
+        if let Ok(v) = std::env::var("MEDCHAIN_P2P_LISTEN") {
+            config.p2p_listen = v;
+        }
+        if let Ok(v) = std::env::var("MEDCHAIN_DATA_DIR") {
+            config.data_dir = PathBuf::from(v);
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        let genesis = load_genesis(&base.join(&config.genesis))?;
+        let key = load_key(&base.join(&config.key))?;
+        let client_key = load_key(&base.join(&config.client_key))?;
+        let me = genesis
+            .replicas
+            .get(usize::from(config.id))
+            .ok_or_else(|| invalid(path, format!("id {} is not in the genesis", config.id)))?;
+        if me.public_key != key.public() {
+            return Err(invalid(
+                path,
+                "key does not match this replica's genesis key",
+            ));
+        }
+        let client = genesis
+            .clients
+            .get(usize::from(config.client_id))
+            .ok_or_else(|| invalid(path, "client_id is not in the genesis"))?;
+        if client.public_key != client_key.public() {
+            return Err(invalid(
+                path,
+                "client_key does not match the genesis client key",
+            ));
+        }
+        let p = &config.pbft;
+        if p.checkpoint_interval == 0 || p.window < 2 * p.checkpoint_interval {
+            return Err(invalid(
+                path,
+                "pbft.window must be at least 2 x checkpoint_interval",
+            ));
+        }
+        if p.max_batch_requests == 0 || p.max_batch_requests > 4096 {
+            return Err(invalid(path, "pbft.max_batch_requests must be 1..=4096"));
+        }
+        let data_dir = base.join(&config.data_dir);
+        Ok(NodeFiles {
+            config,
+            genesis,
+            key,
+            client_key,
+            data_dir,
+        })
+    }
+
+    pub fn id(&self) -> ReplicaId {
+        ReplicaId(self.config.id)
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("medchain.sqlite")
+    }
+
+    pub fn limits(&self) -> Limits {
+        Limits {
+            window: self.config.pbft.window,
+            max_batch_requests: self.config.pbft.max_batch_requests,
+            ..Limits::default()
+        }
+    }
+
+    /// The PBFT core configuration.
+    pub fn pbft_config(&self) -> Config {
+        let p = &self.config.pbft;
+        let mut c = Config::new(self.id());
+        c.checkpoint_interval = p.checkpoint_interval;
+        c.limits = self.limits();
+        c.max_in_flight = p.window.min(64);
+        c.max_batch_delay_ms = p.max_batch_delay_ms;
+        c.request_timeout_ms = p.request_timeout_ms;
+        c.view_change_timeout_ms = p.view_change_timeout_ms;
+        c.resend_interval_ms = p.resend_interval_ms;
+        c.status_interval_ms = p.status_interval_ms;
+        c.fetch_timeout_ms = p.resend_interval_ms * 3;
+        c
+    }
+}

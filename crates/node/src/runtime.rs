@@ -1,0 +1,275 @@
+//! The core thread and node start-up: load and check the database, restore the replica,
+//! start the transport and HTTP, then run `step` in a loop, making every vote and block
+//! durable before any message that depends on it leaves, and answering clients only
+//! after their block is durable.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use medchain_pbft::{Input, Mode, Output, Replica};
+use medchain_store::{Reader, Store, StoreError, WriteOp};
+use medchain_types::{encode, ClientId, Hash32, PeerMessage, SignedRequest, Verified, Verifier};
+use tokio::sync::mpsc;
+
+use crate::client::ClientReply;
+use crate::config::NodeFiles;
+use crate::transport::{self, Outbound, TransportStats};
+
+/// Blocks whose certificates are fully re-verified at start-up (all are hash-checked).
+const TAIL_BLOCKS_VERIFIED: u64 = 64;
+/// Most clients waiting for replies.
+const MAX_WAITING_CLIENTS: usize = 200_000;
+/// Inputs queued for the core.
+const CORE_QUEUE: usize = 65_536;
+
+/// Something that reaches the core thread.
+#[derive(Debug)]
+pub enum CoreInput {
+    Peer(Verified<PeerMessage>),
+    Client(Verified<SignedRequest>, mpsc::Sender<ClientReply>),
+    Shutdown,
+}
+
+/// Why a node cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("refusing to start: {0}")]
+    Corrupt(String),
+    #[error("network: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Live figures shared with HTTP.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub view: AtomicU64,
+    pub height: AtomicU64,
+    pub in_view_change: AtomicBool,
+    pub head_hash: Mutex<Hash32>,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Check the database before serving from it: every hash link, and every certificate
+/// of the last blocks.
+pub fn check_database(
+    files: &NodeFiles,
+    reader: &Reader,
+) -> Result<medchain_pbft::ChainState, NodeError> {
+    let chain = reader
+        .chain_state(&files.genesis)
+        .map_err(|e| NodeError::Corrupt(e.to_string()))?;
+    let verifier = Verifier::new(&files.genesis, files.limits());
+    let from = chain.last_executed.saturating_sub(TAIL_BLOCKS_VERIFIED) + 1;
+    for b in reader.blocks(from, TAIL_BLOCKS_VERIFIED as usize)? {
+        verifier.check_block(&b).map_err(|e| {
+            NodeError::Corrupt(format!("corrupt database: block {}: {e}", b.height()))
+        })?;
+    }
+    Ok(chain)
+}
+
+/// Run a replica until `shutdown` resolves.
+pub async fn run_node(
+    files: NodeFiles,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    std::fs::create_dir_all(&files.data_dir)?;
+    let store = Store::open(&files.db_path())?;
+    let reader = store.reader()?;
+    let chain = check_database(&files, &reader)?;
+    let durable = reader.durable_state(files.genesis.hash())?;
+    let id = files.id();
+    tracing::info!(replica = %id, height = chain.last_executed, view = durable.view, "starting");
+    let shared = Arc::new(Shared::default());
+    shared.height.store(chain.last_executed, Ordering::Relaxed);
+    shared.view.store(durable.view, Ordering::Relaxed);
+    if let Ok(mut h) = shared.head_hash.lock() {
+        *h = chain.last_hash;
+    }
+    let replica = Replica::restore(
+        files.pbft_config(),
+        files.key.clone(),
+        &files.genesis,
+        durable,
+        chain,
+    );
+
+    let genesis = Arc::new(files.genesis.clone());
+    let verifier = Arc::new(Verifier::new(&genesis, files.limits()));
+    let isolated = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(TransportStats::default());
+    let outbound =
+        transport::start_outbound(id, &genesis, &files.key, isolated.clone(), stats.clone());
+    let (core_tx, core_rx) = sync_channel::<CoreInput>(CORE_QUEUE);
+    let (listener, p2p_addr) = transport::bind(&files.config.p2p_listen).await?;
+    tokio::spawn(transport::serve(
+        listener,
+        genesis.clone(),
+        id,
+        verifier.clone(),
+        core_tx.clone(),
+        isolated.clone(),
+        stats.clone(),
+    ));
+    tokio::spawn(watch_fault_switch(
+        files.data_dir.join("FAULT_ISOLATE"),
+        isolated,
+    ));
+
+    let http = tokio::net::TcpListener::bind(&files.config.http_listen).await?;
+    let http_addr = http.local_addr()?;
+    let app = crate::http::app(crate::http::HttpState {
+        replica: id,
+        shared: shared.clone(),
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(http, app).await;
+    });
+    tracing::info!(replica = %id, p2p = %p2p_addr, http = %http_addr, "listening");
+
+    let core_shared = shared.clone();
+    let core = std::thread::Builder::new()
+        .name("pbft-core".into())
+        .spawn(move || core_loop(replica, core_rx, store, reader, outbound, core_shared))?;
+    shutdown.await;
+    tracing::info!(replica = %id, "stopping");
+    let _ = core_tx.send(CoreInput::Shutdown);
+    let result = tokio::task::spawn_blocking(move || core.join())
+        .await
+        .map_err(|_| NodeError::Corrupt("core thread lost".into()))?;
+    match result {
+        Ok(r) => r,
+        Err(_) => Err(NodeError::Corrupt("core thread panicked".into())),
+    }
+}
+
+/// The partition switch for fault tests: while the file exists, this replica neither
+/// sends to nor hears from its peers.
+async fn watch_fault_switch(path: std::path::PathBuf, isolated: Arc<AtomicBool>) {
+    loop {
+        let now = path.exists();
+        if isolated.swap(now, Ordering::Relaxed) != now {
+            tracing::warn!(isolated = now, "fault switch");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn core_loop(
+    mut replica: Replica,
+    rx: std::sync::mpsc::Receiver<CoreInput>,
+    store: Store,
+    reader: Reader,
+    out: Outbound,
+    shared: Arc<Shared>,
+) -> Result<(), NodeError> {
+    let mut clients: HashMap<(ClientId, u64), mpsc::Sender<ClientReply>> = HashMap::new();
+    let mut last_now = 0u64;
+    loop {
+        let now = wall_ms().max(last_now);
+        last_now = now;
+        let wait = replica.next_deadline_ms().saturating_sub(now).min(1_000);
+        let outputs = match rx.recv_timeout(Duration::from_millis(wait)) {
+            Ok(CoreInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Ok(CoreInput::Peer(m)) => replica.step(wall_ms().max(now), Input::Message(m)),
+            Ok(CoreInput::Client(r, reply)) => {
+                if clients.len() < MAX_WAITING_CLIENTS {
+                    clients.insert(r.key(), reply);
+                }
+                replica.step(wall_ms().max(now), Input::ClientRequest(r))
+            }
+            Err(RecvTimeoutError::Timeout) => replica.step(wall_ms().max(now), Input::Tick),
+        };
+        carry_out(
+            &replica,
+            outputs,
+            &store,
+            &reader,
+            &out,
+            &mut clients,
+            &shared,
+        )?;
+    }
+}
+
+/// Carry out a step's outputs: first everything durable in one write (so no vote or
+/// reply leaves before what it depends on is on disk), then the network and clients.
+fn carry_out(
+    replica: &Replica,
+    outputs: Vec<Output>,
+    store: &Store,
+    reader: &Reader,
+    out: &Outbound,
+    clients: &mut HashMap<(ClientId, u64), mpsc::Sender<ClientReply>>,
+    shared: &Shared,
+) -> Result<(), NodeError> {
+    let mut ops = Vec::new();
+    for o in &outputs {
+        match o {
+            Output::Persist(r) => ops.push(WriteOp::Vote(r.clone())),
+            Output::Commit(b) => ops.push(WriteOp::Block(b.clone())),
+            _ => {}
+        }
+    }
+    // A failed write is fatal: continuing would mean voting on state we did not save.
+    store.write(ops)?;
+    let mut hashes: HashMap<u64, Hash32> = HashMap::new();
+    for o in outputs {
+        match o {
+            Output::Send { to, message } => out.send(to, Arc::new(encode(&message))),
+            Output::Broadcast(message) => out.broadcast(Arc::new(encode(&message))),
+            Output::Commit(b) => {
+                hashes.insert(b.height(), b.hash());
+                shared.height.store(b.height(), Ordering::Relaxed);
+                if let Ok(mut h) = shared.head_hash.lock() {
+                    *h = b.hash();
+                }
+            }
+            Output::Reply(r) => {
+                if let Some(tx) = clients.remove(&(r.client, r.request_id)) {
+                    let block_hash = hashes
+                        .get(&r.height)
+                        .copied()
+                        .or_else(|| reader.block(r.height).ok().flatten().map(|b| b.hash()))
+                        .unwrap_or_default();
+                    let _ = tx.try_send(ClientReply {
+                        request_id: r.request_id,
+                        height: r.height,
+                        block_hash,
+                    });
+                }
+            }
+            Output::ReadBlocks {
+                to,
+                from_height,
+                max_blocks,
+            } => {
+                let blocks = reader.blocks(from_height, max_blocks)?;
+                if !blocks.is_empty() {
+                    out.send(to, Arc::new(encode(&PeerMessage::Blocks(blocks))));
+                }
+            }
+            Output::ViewInstalled { view } => {
+                tracing::info!(view, "new view installed");
+            }
+            Output::Persist(_) => {}
+        }
+    }
+    shared.view.store(replica.view(), Ordering::Relaxed);
+    shared
+        .in_view_change
+        .store(replica.mode() == Mode::ViewChange, Ordering::Relaxed);
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! Peer transport: one outbound connection per peer (reconnecting with exponential
+//! backoff, fed by a bounded queue so that a slow or dead peer costs at most the queue),
+//! and a listener that accepts authenticated replicas and clients. Incoming messages are
+//! decoded and signature-checked on tokio's worker threads, off the core's thread.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Duration;
+
+use medchain_types::{decode, encode, Genesis, KeyPair, ReplicaId, SignedRequest, Verifier};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::client::ClientReply;
+use crate::frame::{read_frame, write_frame};
+use crate::handshake::{accept, dial, Role};
+use crate::runtime::CoreInput;
+
+/// Frames queued per peer before new ones are dropped (PBFT retransmits what matters).
+pub const PEER_QUEUE: usize = 8192;
+/// Client requests queued per connection.
+pub const CLIENT_QUEUE: usize = 4096;
+/// Largest client request frame.
+pub const MAX_CLIENT_FRAME: usize = 128 << 10;
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub struct TransportStats {
+    pub rejected_frames: AtomicU64,
+    pub dropped_sends: AtomicU64,
+}
+
+/// A frame shared by every peer queue it is broadcast to.
+pub type Frame = Arc<Vec<u8>>;
+
+/// Sending side of the transport, used by the core thread.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    me: ReplicaId,
+    peers: Arc<Vec<Option<mpsc::Sender<Frame>>>>,
+    pub isolated: Arc<AtomicBool>,
+    pub stats: Arc<TransportStats>,
+}
+
+impl Outbound {
+    pub fn send(&self, to: ReplicaId, bytes: Arc<Vec<u8>>) {
+        if to == self.me || self.isolated.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(Some(tx)) = self.peers.get(to.index()) {
+            if tx.try_send(bytes).is_err() {
+                self.stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    pub fn broadcast(&self, bytes: Arc<Vec<u8>>) {
+        for i in 0..self.peers.len() {
+            self.send(ReplicaId(i as u16), bytes.clone());
+        }
+    }
+}
+
+/// Start one writer task per peer; returns the handle the core uses to send.
+pub fn start_outbound(
+    me: ReplicaId,
+    genesis: &Genesis,
+    key: &KeyPair,
+    isolated: Arc<AtomicBool>,
+    stats: Arc<TransportStats>,
+) -> Outbound {
+    let genesis_hash = genesis.hash();
+    let mut peers = Vec::new();
+    for info in &genesis.replicas {
+        if info.id == me {
+            peers.push(None);
+            continue;
+        }
+        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        peers.push(Some(tx));
+        let addr = info.peer_addr.clone();
+        let key = key.clone();
+        let peer = info.id;
+        tokio::spawn(peer_writer(me, peer, addr, key, genesis_hash, rx));
+    }
+    Outbound {
+        me,
+        peers: Arc::new(peers),
+        isolated,
+        stats,
+    }
+}
+
+async fn peer_writer(
+    me: ReplicaId,
+    peer: ReplicaId,
+    addr: String,
+    key: KeyPair,
+    genesis: medchain_types::Hash32,
+    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
+) {
+    let mut backoff_ms = 50u64;
+    loop {
+        let connected = async {
+            let mut s = TcpStream::connect(&addr).await?;
+            s.set_nodelay(true)?;
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                dial(&mut s, Role::Replica(me), &key, genesis, peer),
+            )
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake"))??;
+            Ok::<_, std::io::Error>(s)
+        }
+        .await;
+        match connected {
+            Ok(mut s) => {
+                backoff_ms = 50;
+                tracing::debug!(%peer, "connected");
+                while let Some(frame) = rx.recv().await {
+                    if write_frame(&mut s, &frame).await.is_err() {
+                        break;
+                    }
+                }
+                if rx.is_closed() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::trace!(%peer, error = %e, "connect failed");
+                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
+                backoff_ms = (backoff_ms * 2).min(2_000);
+            }
+        }
+    }
+}
+
+/// Accept connections on the peer port until the process stops.
+pub async fn serve(
+    listener: TcpListener,
+    genesis: Arc<Genesis>,
+    me: ReplicaId,
+    verifier: Arc<Verifier>,
+    core: SyncSender<CoreInput>,
+    isolated: Arc<AtomicBool>,
+    stats: Arc<TransportStats>,
+) {
+    loop {
+        let Ok((stream, addr)) = listener.accept().await else {
+            continue;
+        };
+        let (g, v, c, iso, st) = (
+            genesis.clone(),
+            verifier.clone(),
+            core.clone(),
+            isolated.clone(),
+            stats.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = handle_connection(stream, g, me, v, c, iso, st).await {
+                tracing::debug!(%addr, error = %e, "connection closed");
+            }
+        });
+    }
+}
+
+async fn handle_connection(
+    mut stream: TcpStream,
+    genesis: Arc<Genesis>,
+    me: ReplicaId,
+    verifier: Arc<Verifier>,
+    core: SyncSender<CoreInput>,
+    isolated: Arc<AtomicBool>,
+    stats: Arc<TransportStats>,
+) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let role = tokio::time::timeout(Duration::from_secs(5), accept(&mut stream, &genesis, me))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake"))??;
+    let max = verifier.limits().max_message_bytes;
+    match role {
+        Role::Replica(_) => loop {
+            let frame = read_frame(&mut stream, max).await?;
+            if isolated.load(Ordering::Relaxed) {
+                continue;
+            }
+            match verifier.decode_message(&frame) {
+                Ok(m) => {
+                    let _ = core.try_send(CoreInput::Peer(m));
+                }
+                Err(e) => {
+                    stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(error = %e, "rejected a peer frame");
+                }
+            }
+        },
+        Role::Client(client) => {
+            let (mut rd, mut wr) = stream.into_split();
+            let (tx, mut rx) = mpsc::channel::<ClientReply>(CLIENT_QUEUE);
+            tokio::spawn(async move {
+                while let Some(reply) = rx.recv().await {
+                    if write_frame(&mut wr, &encode(&reply)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            loop {
+                let frame = read_frame(&mut rd, MAX_CLIENT_FRAME).await?;
+                let request: SignedRequest = match decode(&frame, MAX_CLIENT_FRAME) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                };
+                // A client may only submit requests in its own name.
+                if request.request.client != client {
+                    stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
+                match verifier.verify_request(request) {
+                    Ok(v) => {
+                        let _ = core.try_send(CoreInput::Client(v, tx.clone()));
+                    }
+                    Err(_) => {
+                        stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Bind the peer port.
+pub async fn bind(addr: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
+    let l = TcpListener::bind(addr).await?;
+    let a = l.local_addr()?;
+    Ok((l, a))
+}

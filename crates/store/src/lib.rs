@@ -1,0 +1,208 @@
+//! A replica's durable storage in SQLite: the chain, the PBFT vote state, and the
+//! content-addressed store for clinical content.
+//!
+//! One writer thread owns the only write connection and is fed by a bounded channel; it
+//! groups whatever is queued into one transaction (group commit) and acknowledges each
+//! write only once that transaction is durable. The journal is WAL with
+//! `synchronous=FULL`: in WAL mode `NORMAL` survives a process crash but not a power
+//! loss, and an acknowledged medical record must survive both. Readers open their own
+//! connections and never wait for the writer (WAL lets readers see the last commit).
+
+mod schema;
+mod writer;
+
+pub use writer::{Store, WriteOp};
+
+use std::path::Path;
+
+use medchain_pbft::{ChainState, ClientTable, DurableRecord, DurableState};
+use medchain_types::{decode, ChainError, CommittedBlock, Genesis, Hash32, SeqNum};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+/// Block hashes handed to a restarting replica (more than the PBFT window).
+const RECENT_HASHES: usize = 1024;
+
+/// Largest stored block we will decode.
+pub const MAX_BLOCK_BYTES: usize = 64 << 20;
+
+/// Storage failures. Messages name what is wrong, never SQL internals beyond SQLite's own
+/// error text.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database schema version {found} is newer than this binary supports ({supported})")]
+    SchemaTooNew { found: i64, supported: i64 },
+    #[error("corrupt database: {0}")]
+    Corrupt(#[from] ChainError),
+    #[error("the writer thread has stopped")]
+    WriterGone,
+}
+
+/// A read-only connection, for API reads and verification.
+#[derive(Debug)]
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(Reader { conn })
+    }
+
+    /// Height of the last stored block (0: only the genesis).
+    pub fn height(&self) -> Result<SeqNum, StoreError> {
+        let h: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(height) FROM blocks", [], |r| r.get(0))?;
+        Ok(h.unwrap_or(0) as SeqNum)
+    }
+
+    /// The block at `height`, decoded; `Corrupt` if its bytes do not decode or do not
+    /// hash to the stored hash.
+    pub fn block(&self, height: SeqNum) -> Result<Option<CommittedBlock>, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT hash, data FROM blocks WHERE height = ?1",
+                params![height as i64],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(hash, data)| decode_block(height, &hash, &data))
+            .transpose()
+    }
+
+    /// Up to `max` consecutive blocks from `from`.
+    pub fn blocks(&self, from: SeqNum, max: usize) -> Result<Vec<CommittedBlock>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT height, hash, data FROM blocks WHERE height >= ?1 ORDER BY height LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![from as i64, max as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (h, hash, data) = row?;
+            out.push(decode_block(h as SeqNum, &hash, &data)?);
+        }
+        Ok(out)
+    }
+
+    /// Content by its SHA-256.
+    pub fn content(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT bytes FROM content WHERE hash = ?1",
+                params![&hash.0[..]],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// The persisted vote state, folded.
+    pub fn durable_state(&self, genesis_hash: Hash32) -> Result<DurableState, StoreError> {
+        let mut state = DurableState::genesis(genesis_hash);
+        for key in ["stable", "view"] {
+            let v: Option<Vec<u8>> = self
+                .conn
+                .query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            if let Some(bytes) = v {
+                state.apply(&decode_record(&bytes)?);
+            }
+        }
+        let mut stmt = self.conn.prepare("SELECT record FROM votes ORDER BY id")?;
+        let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
+        for row in rows {
+            state.apply(&decode_record(&row?)?);
+        }
+        Ok(state)
+    }
+
+    /// Walk the whole chain in order (for `verify` and start-up checks), calling
+    /// `each(height)` after every block so callers can show progress.
+    pub fn for_each_block(
+        &self,
+        mut each: impl FnMut(&CommittedBlock) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT height, hash, data FROM blocks ORDER BY height")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let h: i64 = row.get(0)?;
+            let hash: Vec<u8> = row.get(1)?;
+            let data: Vec<u8> = row.get(2)?;
+            each(&decode_block(h as SeqNum, &hash, &data)?)?;
+        }
+        Ok(())
+    }
+
+    /// What the PBFT core needs on restart: head and the client table replayed from the
+    /// chain. Checks hash links on the way (cheap), so a corrupt row stops the start.
+    pub fn chain_state(&self, genesis: &Genesis) -> Result<ChainState, StoreError> {
+        let mut clients = ClientTable::new(genesis.clients.len());
+        let mut last_hash = genesis.hash();
+        let mut last = 0;
+        let mut recent_hashes = std::collections::VecDeque::new();
+        self.for_each_block(|b| {
+            if b.height() != last + 1 || b.header.prev_hash != last_hash {
+                return Err(corrupt(last + 1, "previous-hash link broken".into()));
+            }
+            clients.apply_block(b);
+            last = b.height();
+            last_hash = b.hash();
+            recent_hashes.push_back((last, last_hash));
+            if recent_hashes.len() > RECENT_HASHES {
+                recent_hashes.pop_front();
+            }
+            Ok(())
+        })?;
+        Ok(ChainState {
+            last_executed: last,
+            last_hash,
+            clients,
+            recent_hashes: recent_hashes.into(),
+        })
+    }
+}
+
+fn corrupt(height: SeqNum, reason: String) -> StoreError {
+    StoreError::Corrupt(ChainError { height, reason })
+}
+
+fn decode_block(height: SeqNum, hash: &[u8], data: &[u8]) -> Result<CommittedBlock, StoreError> {
+    let block: CommittedBlock = decode(data, MAX_BLOCK_BYTES)
+        .map_err(|e| corrupt(height, format!("stored block does not decode: {e}")))?;
+    if block.height() != height {
+        return Err(corrupt(
+            height,
+            format!("row holds block {}", block.height()),
+        ));
+    }
+    if block.hash().0[..] != *hash {
+        return Err(corrupt(
+            height,
+            "stored bytes do not match the block hash".into(),
+        ));
+    }
+    Ok(block)
+}
+
+fn decode_record(bytes: &[u8]) -> Result<DurableRecord, StoreError> {
+    decode(bytes, MAX_BLOCK_BYTES)
+        .map_err(|e| corrupt(0, format!("stored vote state does not decode: {e}")))
+}

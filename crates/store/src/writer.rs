@@ -1,0 +1,186 @@
+//! The single writer: a thread that owns the write connection, takes operations from a
+//! bounded channel, and commits everything queued in one transaction (group commit)
+//! before acknowledging any of it.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::thread::JoinHandle;
+
+use medchain_pbft::DurableRecord;
+use medchain_types::{encode, CommittedBlock, Hash32};
+use rusqlite::{params, Connection, Transaction};
+
+use crate::{schema, StoreError};
+
+/// Most operations waiting for the writer; senders block beyond it (back-pressure).
+const QUEUE_BOUND: usize = 4096;
+/// Most operations in one transaction.
+const MAX_GROUP: usize = 1024;
+
+/// One durable change.
+#[derive(Debug)]
+pub enum WriteOp {
+    /// PBFT vote state.
+    Vote(DurableRecord),
+    /// The next block.
+    Block(CommittedBlock),
+    /// Clinical content, addressed by its SHA-256.
+    Content(Vec<u8>),
+}
+
+type Ack = SyncSender<Result<(), String>>;
+
+enum Msg {
+    Write(Vec<WriteOp>, Ack),
+    Stop,
+}
+
+/// Handle to a replica's database.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    tx: SyncSender<Msg>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    schema::migrate(&mut conn)?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Open (creating and migrating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = open_writer(path)?;
+        let (tx, rx) = sync_channel(QUEUE_BOUND);
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(conn, rx))
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(Store {
+            path: path.to_path_buf(),
+            tx,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write `ops` in one transaction (possibly grouped with others) and return once it
+    /// is durable.
+    pub fn write(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+        if ops.is_empty() {
+            return Ok(());
+        }
+        let (ack_tx, ack_rx) = sync_channel(1);
+        self.tx
+            .send(Msg::Write(ops, ack_tx))
+            .map_err(|_| StoreError::WriterGone)?;
+        match ack_rx.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Sqlite(rusqlite::Error::InvalidParameterName(e))),
+            Err(_) => Err(StoreError::WriterGone),
+        }
+    }
+
+    /// A new reader on the same file.
+    pub fn reader(&self) -> Result<crate::Reader, StoreError> {
+        crate::Reader::open(&self.path)
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Msg::Stop);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn writer_loop(mut conn: Connection, rx: Receiver<Msg>) {
+    while let Ok(first) = rx.recv() {
+        let mut group: Vec<(Vec<WriteOp>, Ack)> = Vec::new();
+        let mut stop = false;
+        match first {
+            Msg::Write(ops, ack) => group.push((ops, ack)),
+            Msg::Stop => return,
+        }
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(Msg::Write(ops, ack)) => group.push((ops, ack)),
+                Ok(Msg::Stop) => {
+                    stop = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let result = commit_group(&mut conn, &group).map_err(|e| e.to_string());
+        for (_, ack) in group {
+            let _ = ack.send(result.clone());
+        }
+        if stop {
+            return;
+        }
+    }
+}
+
+fn commit_group(conn: &mut Connection, group: &[(Vec<WriteOp>, Ack)]) -> rusqlite::Result<()> {
+    let tx = conn.transaction()?;
+    for (ops, _) in group {
+        for op in ops {
+            apply(&tx, op)?;
+        }
+    }
+    tx.commit()
+}
+
+fn apply(tx: &Transaction<'_>, op: &WriteOp) -> rusqlite::Result<()> {
+    match op {
+        WriteOp::Block(b) => {
+            tx.prepare_cached("INSERT INTO blocks (height, hash, data) VALUES (?1, ?2, ?3)")?
+                .execute(params![b.height() as i64, &b.hash().0[..], encode(b)])?;
+        }
+        WriteOp::Content(bytes) => {
+            let hash = Hash32::sha256(bytes);
+            tx.prepare_cached("INSERT OR IGNORE INTO content (hash, bytes) VALUES (?1, ?2)")?
+                .execute(params![&hash.0[..], bytes])?;
+        }
+        WriteOp::Vote(rec) => match rec {
+            DurableRecord::View { .. } => {
+                tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('view', ?1)")?
+                    .execute(params![encode(rec)])?;
+            }
+            DurableRecord::StableCheckpoint { seq, .. } => {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('stable', ?1)",
+                )?
+                .execute(params![encode(rec)])?;
+                tx.prepare_cached("DELETE FROM votes WHERE seq <= ?1")?
+                    .execute(params![*seq as i64])?;
+            }
+            DurableRecord::PrePrepared { pre_prepare, .. } => {
+                tx.prepare_cached("INSERT INTO votes (seq, record) VALUES (?1, ?2)")?
+                    .execute(params![pre_prepare.body.seq as i64, encode(rec)])?;
+            }
+            DurableRecord::Prepared { proof, .. } => {
+                tx.prepare_cached("INSERT INTO votes (seq, record) VALUES (?1, ?2)")?
+                    .execute(params![proof.pre_prepare.body.seq as i64, encode(rec)])?;
+            }
+        },
+    }
+    Ok(())
+}
