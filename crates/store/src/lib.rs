@@ -152,7 +152,8 @@ impl Reader {
     }
 
     /// What the PBFT core needs on restart: head and the client table replayed from the
-    /// chain. Checks hash links on the way (cheap), so a corrupt row stops the start.
+    /// chain. Checks hash links and Merkle roots on the way (hashing only), so a corrupt
+    /// row stops the start.
     pub fn chain_state(&self, genesis: &Genesis) -> Result<ChainState, StoreError> {
         let mut clients = ClientTable::new(genesis.clients.len());
         let mut last_hash = genesis.hash();
@@ -161,6 +162,11 @@ impl Reader {
         self.for_each_block(|b| {
             if b.height() != last + 1 || b.header.prev_hash != last_hash {
                 return Err(corrupt(last + 1, "previous-hash link broken".into()));
+            }
+            // Hashing only (no signatures): cheap enough to run over the whole chain on
+            // every start, and it catches any change to a block's requests.
+            if medchain_types::block::tx_root(&b.requests) != b.header.tx_root {
+                return Err(corrupt(b.height(), "requests do not match the Merkle root".into()));
             }
             clients.apply_block(b);
             last = b.height();
