@@ -349,9 +349,13 @@ impl Replica {
     fn on_timers(&mut self) {
         let now = self.now_ms;
         if self.mode == Mode::Normal && self.request_deadline_ms.is_some_and(|d| now >= d) {
-            if self.claimed_target() > self.last_executed {
-                // We are behind the others: our requests are likely executed already, and
-                // catching up (below) is the cure, not suspecting the primary.
+            let catching_up = self.claimed_target() > self.last_executed
+                && now < self.last_progress_ms + 2 * self.cfg.request_timeout_ms;
+            if catching_up {
+                // We are behind the others and still catching up: our requests are likely
+                // executed already, and state transfer is the cure, not suspecting the
+                // primary. (Claims can be stale, e.g. a dead primary's last STATUS, so
+                // this holds only while we are actually making progress.)
                 self.request_deadline_ms = Some(now + self.cfg.request_timeout_ms);
             } else {
                 // Section 4.4: a backup whose request waited too long suspects the primary.

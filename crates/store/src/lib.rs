@@ -166,7 +166,10 @@ impl Reader {
             // Hashing only (no signatures): cheap enough to run over the whole chain on
             // every start, and it catches any change to a block's requests.
             if medchain_types::block::tx_root(&b.requests) != b.header.tx_root {
-                return Err(corrupt(b.height(), "requests do not match the Merkle root".into()));
+                return Err(corrupt(
+                    b.height(),
+                    "requests do not match the Merkle root".into(),
+                ));
             }
             clients.apply_block(b);
             last = b.height();

@@ -1,0 +1,490 @@
+//! Real-process tests: four `medchain node` processes on 127.0.0.1 with free ports,
+//! crashed with SIGKILL, cut off, fed garbage and corrupted on disk. Every test is
+//! bounded in time and stops its processes when it ends (also when it fails).
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use medchain_store::Reader;
+
+const BIN: &str = env!("CARGO_BIN_EXE_medchain");
+
+/// Clusters run one at a time: four replicas already share two cores.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    http: u16,
+    nodes: Vec<Option<Child>>,
+}
+
+fn free_base() -> (u16, u16) {
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    for attempt in 0..200u64 {
+        let base = 20_000 + ((seed.wrapping_mul(7919) + attempt * 97) % 40_000) as u16;
+        let ok = (0..4).all(|i| {
+            TcpListener::bind(("127.0.0.1", base + i)).is_ok()
+                && TcpListener::bind(("127.0.0.1", base + 100 + i)).is_ok()
+        });
+        if ok {
+            return (base, base + 100);
+        }
+    }
+    panic!("no free ports");
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (http, p2p) = free_base();
+        let out = Command::new(BIN)
+            .args(["init", "--replicas", "4", "--dir"])
+            .arg(dir.path())
+            .args([
+                "--http-port",
+                &http.to_string(),
+                "--p2p-port",
+                &p2p.to_string(),
+            ])
+            .output()
+            .expect("init");
+        assert!(
+            out.status.success(),
+            "init: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut c = Cluster {
+            dir,
+            http,
+            nodes: (0..4).map(|_| None).collect(),
+        };
+        for i in 0..4 {
+            c.start_node(i);
+        }
+        for i in 0..4 {
+            c.wait_healthy(i);
+        }
+        c
+    }
+
+    fn config(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node{i}.toml"))
+    }
+
+    fn start_node(&mut self, i: usize) {
+        let log = std::fs::File::create(self.dir.path().join(format!("node{i}.log"))).expect("log");
+        let child = Command::new(BIN)
+            .args(["node", "--config"])
+            .arg(self.config(i))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn node");
+        self.nodes[i] = Some(child);
+    }
+
+    fn kill9(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].take() {
+            let _ = c.kill(); // SIGKILL
+            let _ = c.wait();
+        }
+    }
+
+    fn stop_all(&mut self) {
+        for c in self.nodes.iter_mut().flatten() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+        }
+        for c in self.nodes.iter_mut() {
+            if let Some(mut child) = c.take() {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    fn get(&self, i: usize, path: &str) -> Option<serde_json::Value> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http + i as u16)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        let json = body.split("\r\n\r\n").nth(1)?;
+        serde_json::from_str(json).ok()
+    }
+
+    fn head(&self, i: usize) -> Option<(u64, String)> {
+        let v = self.get(i, "/api/chain/head")?;
+        Some((v["height"].as_u64()?, v["hash"].as_str()?.to_string()))
+    }
+
+    fn wait_healthy(&self, i: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.get(i, "/healthz").is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("node {i} not healthy: {}", self.log(i));
+    }
+
+    fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node{i}.log"))).unwrap_or_default()
+    }
+
+    /// Wait until replica `i` has the same head as replica `j`.
+    fn wait_same_head(&self, i: usize, j: usize, timeout: Duration) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let (Some(a), Some(b)) = (self.head(i), self.head(j)) {
+                if a == b && a.0 > 0 {
+                    return started.elapsed();
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "replica {i} ({:?}) did not reach replica {j}'s head ({:?}) in {timeout:?}",
+            self.head(i),
+            self.head(j)
+        );
+    }
+
+    /// `medchain load` through replica `i`: the ids it saw acknowledged.
+    fn load(&self, i: usize, records: u64, start_id: u64, concurrency: usize) -> Vec<u64> {
+        let out = Command::new(BIN)
+            .args(["load", "--config"])
+            .arg(self.config(i))
+            .args([
+                "--records",
+                &records.to_string(),
+                "--start-id",
+                &start_id.to_string(),
+                "--concurrency",
+                &concurrency.to_string(),
+                "--timeout-s",
+                "90",
+            ])
+            .output()
+            .expect("load");
+        assert!(
+            out.status.success(),
+            "load: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        ids(&out.stdout)
+    }
+
+    fn verify(&self, i: usize) -> (bool, String) {
+        let out = Command::new(BIN)
+            .args(["verify", "--config"])
+            .arg(self.config(i))
+            .output()
+            .expect("verify");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
+    fn db(&self, i: usize) -> PathBuf {
+        self.dir.path().join(format!("node{i}/medchain.sqlite"))
+    }
+
+    /// (client, request id) of every request in replica `i`'s chain.
+    fn committed(&self, i: usize) -> BTreeSet<(u16, u64)> {
+        let r = Reader::open(&self.db(i)).expect("open db");
+        let mut set = BTreeSet::new();
+        r.for_each_block(|b| {
+            for req in &b.requests {
+                set.insert((req.request.client.0, req.request.request_id));
+            }
+            Ok(())
+        })
+        .expect("read chain");
+        set
+    }
+
+    /// After a stop: every acknowledged record is on every replica and `verify` passes.
+    fn assert_no_acknowledged_write_lost(&self, client: u16, acked: &[u64]) {
+        for i in 0..4 {
+            let have = self.committed(i);
+            let missing = acked
+                .iter()
+                .filter(|id| !have.contains(&(client, **id)))
+                .count();
+            assert_eq!(
+                missing, 0,
+                "replica {i} lost {missing} acknowledged records"
+            );
+            let (ok, text) = self.verify(i);
+            assert!(ok, "verify {i}: {text}");
+        }
+    }
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+fn ids(stdout: &[u8]) -> Vec<u64> {
+    let v: serde_json::Value = serde_json::from_slice(stdout).expect("load output");
+    v["acked_ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .filter_map(|x| x.as_u64())
+        .collect()
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for c in self.nodes.iter_mut().flatten() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn backup_killed_during_5000_writes_catches_up_with_identical_hashes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start();
+    c.kill9(3);
+    let acked = c.load(1, 5_000, 1, 200);
+    assert_eq!(
+        acked.len(),
+        5_000,
+        "three replicas of four must keep committing"
+    );
+    c.start_node(3);
+    let took = c.wait_same_head(3, 1, Duration::from_secs(60));
+    eprintln!("replica 3 caught up in {took:?}");
+    let heads: Vec<_> = (0..4).map(|i| c.head(i)).collect();
+    assert!(heads.windows(2).all(|w| w[0] == w[1]), "{heads:?}");
+    c.stop_all();
+    c.assert_no_acknowledged_write_lost(1, &acked);
+}
+
+#[test]
+fn primary_killed_under_load_the_others_change_view_and_it_catches_up() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start();
+    let loader = {
+        let config = c.config(1);
+        std::thread::spawn(move || {
+            let out = Command::new(BIN)
+                .args(["load", "--config"])
+                .arg(config)
+                .args([
+                    "--records",
+                    "8000",
+                    "--concurrency",
+                    "50",
+                    "--timeout-s",
+                    "90",
+                ])
+                .output()
+                .expect("load");
+            ids(&out.stdout)
+        })
+    };
+    // Let the load run, then kill the primary of view 0 and time the stall.
+    let t0 = Instant::now();
+    while c.head(1).map_or(0, |h| h.0) < 20 && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    c.kill9(0);
+    let killed = Instant::now();
+    // The stall: from the kill to the first block committed in the new view.
+    let mut stall = None;
+    let mut height_at_new_view = None;
+    while killed.elapsed() < Duration::from_secs(30) {
+        if let Some(v) = c.get(1, "/api/chain/head") {
+            let (height, view) = (v["height"].as_u64(), v["view"].as_u64());
+            if view >= Some(1) {
+                match height_at_new_view {
+                    None => height_at_new_view = height,
+                    Some(h0) if height > Some(h0) => {
+                        stall = Some(killed.elapsed());
+                        break;
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let Some(stall) = stall else {
+        panic!(
+            "no commit in a new view within 30 s of killing the primary; logs:\n{}",
+            (1..4)
+                .map(|i| tail(&c.log(i)))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    };
+    eprintln!("STALL after killing the primary: {} ms", stall.as_millis());
+    let acked = loader.join().expect("loader");
+    assert_eq!(
+        acked.len(),
+        8_000,
+        "every record is committed despite the crash; logs:\n{}",
+        (1..4)
+            .map(|i| tail(&c.log(i)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(c.get(1, "/api/chain/head").expect("head")["view"].as_u64() >= Some(1));
+    c.start_node(0);
+    c.wait_same_head(0, 1, Duration::from_secs(60));
+    c.stop_all();
+    c.assert_no_acknowledged_write_lost(1, &acked);
+}
+
+#[test]
+fn replica_cut_off_for_30_seconds_rejoins() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start();
+    let switch = c.dir.path().join("node2/FAULT_ISOLATE");
+    std::fs::write(&switch, b"").expect("fault switch");
+    let cut = Instant::now();
+    std::thread::sleep(Duration::from_millis(300)); // the switch is polled every 100 ms
+    let mut acked = c.load(1, 2_000, 1, 100);
+    assert_eq!(acked.len(), 2_000);
+    let behind = c.head(2).map_or(0, |h| h.0);
+    assert!(
+        behind < c.head(1).map_or(0, |h| h.0),
+        "the cut-off replica must fall behind"
+    );
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(cut.elapsed()));
+    std::fs::remove_file(&switch).expect("heal");
+    acked.extend(c.load(1, 500, 2_001, 50));
+    c.wait_same_head(2, 1, Duration::from_secs(60));
+    c.stop_all();
+    c.assert_no_acknowledged_write_lost(1, &acked);
+}
+
+#[test]
+fn a_flipped_byte_is_named_by_verify_and_the_node_refuses_to_start() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut c = Cluster::start();
+    let acked = c.load(1, 400, 1, 20);
+    assert_eq!(acked.len(), 400);
+    c.wait_same_head(2, 1, Duration::from_secs(30));
+    c.stop_all();
+    let height = Reader::open(&c.db(2))
+        .expect("db")
+        .height()
+        .expect("height");
+    assert!(height >= 5, "need a few blocks, got {height}");
+    let target = height / 2;
+    {
+        let conn = rusqlite::Connection::open(c.db(2)).expect("db");
+        let mut data: Vec<u8> = conn
+            .query_row(
+                "SELECT data FROM blocks WHERE height = ?1",
+                [target as i64],
+                |r| r.get(0),
+            )
+            .expect("row");
+        let mid = data.len() / 2;
+        data[mid] ^= 0x01;
+        conn.execute(
+            "UPDATE blocks SET data = ?1 WHERE height = ?2",
+            rusqlite::params![data, target as i64],
+        )
+        .expect("update");
+    }
+    let (ok, text) = c.verify(2);
+    assert!(!ok, "verify must fail");
+    assert!(
+        text.contains(&format!("block {target}")),
+        "verify must name block {target}: {text}"
+    );
+    let out = Command::new(BIN)
+        .args(["node", "--config"])
+        .arg(c.config(2))
+        .output()
+        .expect("node");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the node must refuse to start");
+    assert!(err.contains(&format!("block {target}")), "{err}");
+    // The other replicas are untouched.
+    assert!(c.verify(1).0);
+}
+
+#[test]
+fn garbage_oversized_and_badly_signed_frames_do_not_hurt_the_cluster() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start();
+    let p2p = {
+        let text = std::fs::read_to_string(c.config(1)).expect("config");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("p2p_listen"))
+            .expect("p2p")
+            .to_string();
+        line.split('"').nth(1).expect("addr").to_string()
+    };
+    let attack = |bytes: &[u8]| {
+        if let Ok(mut s) = TcpStream::connect(&p2p) {
+            let _ = s.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = s.write_all(bytes);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let mut state = 0x1234_5678_u64;
+    for round in 0..50u8 {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let garbage: Vec<u8> = (0..(state % 300) as usize)
+            .map(|i| (state >> (i % 56)) as u8)
+            .collect();
+        attack(&garbage);
+        // A frame header claiming 4 GiB.
+        attack(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]);
+        // A hello frame naming replica 0, then a "proof" that is no signature.
+        let mut hello = vec![0, 0, 0, 35, 0, 0, 0];
+        hello.extend_from_slice(&[round; 32]);
+        hello.extend_from_slice(&[0, 0, 0, 64]);
+        hello.extend_from_slice(&[round; 64]);
+        attack(&hello);
+    }
+    let acked = c.load(1, 300, 1, 30);
+    assert_eq!(acked.len(), 300, "the cluster keeps committing");
+    for i in 0..4 {
+        assert!(
+            c.get(i, "/healthz").is_some(),
+            "replica {i} is down: {}",
+            c.log(i)
+        );
+    }
+}
