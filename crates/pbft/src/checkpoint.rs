@@ -13,19 +13,23 @@ impl Replica {
         (4 * self.cfg.limits.window / self.cfg.checkpoint_interval.max(1)) as usize + 16
     }
 
-    pub(crate) fn own_checkpoint(&mut self, seq: SeqNum, digest: Hash32) {
-        self.own_checkpoints.insert(seq, digest);
-        while self.own_checkpoints.len() > self.max_checkpoint_seqs() {
-            self.own_checkpoints.pop_first();
-        }
-        let c = Signed::sign(
+    pub(crate) fn sign_checkpoint(&self, seq: SeqNum, digest: Hash32) -> Signed<Checkpoint> {
+        Signed::sign(
             Checkpoint {
                 seq,
                 digest,
                 replica: self.cfg.id,
             },
             &self.key,
-        );
+        )
+    }
+
+    pub(crate) fn own_checkpoint(&mut self, seq: SeqNum, digest: Hash32) {
+        self.own_checkpoints.insert(seq, digest);
+        while self.own_checkpoints.len() > self.max_checkpoint_seqs() {
+            self.own_checkpoints.pop_first();
+        }
+        let c = self.sign_checkpoint(seq, digest);
         self.broadcast(PeerMessage::Checkpoint(c.clone()));
         self.record_checkpoint_vote(c);
     }

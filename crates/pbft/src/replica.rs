@@ -567,34 +567,36 @@ impl Replica {
         self.check_prepared(seq);
     }
 
+    /// A peer's vote counts only in normal mode, in the current view, inside the window.
+    fn accepts_vote(&self, view: ViewNum, seq: SeqNum, from: ReplicaId) -> bool {
+        self.mode == Mode::Normal && view == self.view && self.in_window(seq) && from != self.cfg.id
+    }
+
     fn on_prepare(&mut self, p: Signed<Prepare>) {
-        let b = &p.body;
-        if self.mode != Mode::Normal
-            || b.view != self.view
-            || !self.in_window(b.seq)
-            || b.replica == self.cfg.id
-        {
-            return;
+        let (view, seq, from) = (p.body.view, p.body.seq, p.body.replica);
+        if self.accepts_vote(view, seq, from) {
+            // The first vote of each replica counts; a later, different one is ignored.
+            self.log
+                .entry(seq)
+                .or_default()
+                .prepares
+                .entry(from)
+                .or_insert(p);
+            self.check_prepared(seq);
         }
-        let seq = b.seq;
-        let slot = self.log.entry(seq).or_default();
-        slot.prepares.entry(p.body.replica).or_insert(p);
-        self.check_prepared(seq);
     }
 
     fn on_commit(&mut self, c: Signed<Commit>) {
-        let b = &c.body;
-        if self.mode != Mode::Normal
-            || b.view != self.view
-            || !self.in_window(b.seq)
-            || b.replica == self.cfg.id
-        {
-            return;
+        let (view, seq, from) = (c.body.view, c.body.seq, c.body.replica);
+        if self.accepts_vote(view, seq, from) {
+            self.log
+                .entry(seq)
+                .or_default()
+                .commits
+                .entry(from)
+                .or_insert(c);
+            self.check_committed(seq);
         }
-        let seq = b.seq;
-        let slot = self.log.entry(seq).or_default();
-        slot.commits.entry(c.body.replica).or_insert(c);
-        self.check_committed(seq);
     }
 
     /// Prepare votes needed besides the pre-prepare: 2f (section 4.2's `prepared`).
@@ -751,14 +753,7 @@ impl Replica {
             .map(|(s, d)| (*s, *d))
             .collect();
         for (seq, digest) in checkpoints {
-            let c = Signed::sign(
-                Checkpoint {
-                    seq,
-                    digest,
-                    replica: self.cfg.id,
-                },
-                &self.key,
-            );
+            let c = self.sign_checkpoint(seq, digest);
             self.broadcast(PeerMessage::Checkpoint(c));
         }
         match self.mode {
