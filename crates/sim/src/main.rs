@@ -1,6 +1,6 @@
-//! Command line of the simulator: run a range of seeds on all cores, show progress,
-//! print one line per seed and a summary, and on a violation the command that replays
-//! the failing seed with a readable trace.
+//! Command line of the simulator: run a range of seeds on all cores, show progress on
+//! stderr, print one line per seed (its trace hash: same seed, same trace) and a summary
+//! last, and on a violation the command that replays the failing seed with a trace.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -29,9 +29,9 @@ struct Args {
     /// Worker threads (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Print one line per seed (trace hash and counts).
+    /// Print only violating seeds and the summary, not one line per seed.
     #[arg(long)]
-    per_seed: bool,
+    quiet: bool,
 }
 
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
@@ -115,7 +115,7 @@ fn main() -> ExitCode {
         view_changes += o.view_changes;
         blocks += o.committed_blocks;
         requests += o.requests;
-        if args.per_seed || !o.violations.is_empty() {
+        if !args.quiet || !o.violations.is_empty() {
             println!(
                 "seed={} trace={} committed_blocks={} view_changes={} faults={} end_ms={}",
                 o.seed,
