@@ -54,6 +54,14 @@ fn write_secret(path: &Path, key: &KeyPair) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `medchain keygen`: a fresh key in a new file, its public key on stdout.
+pub fn keygen(out: &Path) -> anyhow::Result<()> {
+    let key = fresh_key();
+    write_secret(out, &key)?;
+    println!("{}", key.public().to_hex());
+    Ok(())
+}
+
 pub fn run(a: &InitArgs) -> anyhow::Result<()> {
     if a.replicas < 4 || !(a.replicas - 1).is_multiple_of(3) || a.replicas > 64 {
         bail!(

@@ -44,6 +44,13 @@ enum Command {
     },
     /// Submit records through a replica's client port and wait for their commits.
     Load(load::LoadArgs),
+    /// Generate a new Ed25519 key file (mode 0600) and print its public key, for an
+    /// organisation joining a cluster: the public key goes into the genesis.
+    Keygen {
+        /// Where to write the secret key; an existing file is never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 fn init_logging(json: bool) {
@@ -68,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo => demo::run(),
         Command::Verify { config } => verify::run(&config),
         Command::Load(a) => load::run(&a),
+        Command::Keygen { out } => init::keygen(&out),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

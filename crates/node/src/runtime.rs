@@ -185,6 +185,10 @@ fn core_loop(
             Ok(CoreInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Ok(CoreInput::Peer(m)) => replica.step(wall_ms().max(now), Input::Message(m)),
             Ok(CoreInput::Client(r, reply)) => {
+                if clients.len() >= MAX_WAITING_CLIENTS {
+                    // Forget waiters whose connection is gone before refusing new ones.
+                    clients.retain(|_, tx| !tx.is_closed());
+                }
                 if clients.len() < MAX_WAITING_CLIENTS {
                     clients.insert(r.key(), reply);
                 }
