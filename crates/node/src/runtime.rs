@@ -106,22 +106,27 @@ pub async fn run_node(
         chain,
     );
 
-    let genesis = Arc::new(files.genesis.clone());
-    let verifier = Arc::new(Verifier::new(&genesis, files.limits()));
     let isolated = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(TransportStats::default());
-    let outbound =
-        transport::start_outbound(id, &genesis, &files.key, isolated.clone(), stats.clone());
+    let outbound = transport::start_outbound(
+        id,
+        &files.genesis,
+        &files.key,
+        isolated.clone(),
+        stats.clone(),
+    );
     let (core_tx, core_rx) = sync_channel::<CoreInput>(CORE_QUEUE);
     let (listener, p2p_addr) = transport::bind(&files.config.p2p_listen).await?;
     tokio::spawn(transport::serve(
         listener,
-        genesis.clone(),
-        id,
-        verifier.clone(),
-        core_tx.clone(),
-        isolated.clone(),
-        stats.clone(),
+        Arc::new(transport::Inbound {
+            genesis: files.genesis.clone(),
+            me: id,
+            verifier: Verifier::new(&files.genesis, files.limits()),
+            core: core_tx.clone(),
+            isolated: isolated.clone(),
+            stats: stats.clone(),
+        }),
     ));
     tokio::spawn(watch_fault_switch(
         files.data_dir.join("FAULT_ISOLATE"),
@@ -219,28 +224,33 @@ fn carry_out(
     clients: &mut HashMap<(ClientId, u64), mpsc::Sender<ClientReply>>,
     shared: &Shared,
 ) -> Result<(), NodeError> {
+    // Votes and blocks move into one durable write (no copies of batches on this path);
+    // the rest waits until that write is on disk.
     let mut ops = Vec::new();
-    for o in &outputs {
+    let mut rest = Vec::new();
+    let mut hashes: HashMap<u64, Hash32> = HashMap::new();
+    for o in outputs {
         match o {
-            Output::Persist(r) => ops.push(WriteOp::Vote(r.clone())),
-            Output::Commit(b) => ops.push(WriteOp::Block(b.clone())),
-            _ => {}
+            Output::Persist(r) => ops.push(WriteOp::Vote(r)),
+            Output::Commit(b) => {
+                hashes.insert(b.height(), b.hash());
+                ops.push(WriteOp::Block(b));
+            }
+            other => rest.push(other),
         }
     }
     // A failed write is fatal: continuing would mean voting on state we did not save.
     store.write(ops)?;
-    let mut hashes: HashMap<u64, Hash32> = HashMap::new();
-    for o in outputs {
+    if let Some((&height, &hash)) = hashes.iter().max_by_key(|(h, _)| **h) {
+        shared.height.store(height, Ordering::Relaxed);
+        if let Ok(mut h) = shared.head_hash.lock() {
+            *h = hash;
+        }
+    }
+    for o in rest {
         match o {
             Output::Send { to, message } => out.send(to, Arc::new(encode(&message))),
             Output::Broadcast(message) => out.broadcast(Arc::new(encode(&message))),
-            Output::Commit(b) => {
-                hashes.insert(b.height(), b.hash());
-                shared.height.store(b.height(), Ordering::Relaxed);
-                if let Ok(mut h) = shared.head_hash.lock() {
-                    *h = b.hash();
-                }
-            }
             Output::Reply(r) => {
                 if let Some(tx) = clients.remove(&(r.client, r.request_id)) {
                     let block_hash = hashes
@@ -268,7 +278,7 @@ fn carry_out(
             Output::ViewInstalled { view } => {
                 tracing::info!(view, "new view installed");
             }
-            Output::Persist(_) => {}
+            Output::Persist(_) | Output::Commit(_) => {}
         }
     }
     shared.view.store(replica.view(), Ordering::Relaxed);

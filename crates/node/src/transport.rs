@@ -137,46 +137,44 @@ async fn peer_writer(
     }
 }
 
+/// What every inbound connection needs, shared by all of them.
+#[derive(Debug)]
+pub struct Inbound {
+    pub genesis: Genesis,
+    pub me: ReplicaId,
+    pub verifier: Verifier,
+    pub core: SyncSender<CoreInput>,
+    pub isolated: Arc<AtomicBool>,
+    pub stats: Arc<TransportStats>,
+}
+
 /// Accept connections on the peer port until the process stops.
-pub async fn serve(
-    listener: TcpListener,
-    genesis: Arc<Genesis>,
-    me: ReplicaId,
-    verifier: Arc<Verifier>,
-    core: SyncSender<CoreInput>,
-    isolated: Arc<AtomicBool>,
-    stats: Arc<TransportStats>,
-) {
+pub async fn serve(listener: TcpListener, ctx: Arc<Inbound>) {
     loop {
         let Ok((stream, addr)) = listener.accept().await else {
             continue;
         };
-        let (g, v, c, iso, st) = (
-            genesis.clone(),
-            verifier.clone(),
-            core.clone(),
-            isolated.clone(),
-            stats.clone(),
-        );
+        let ctx = ctx.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle_connection(stream, g, me, v, c, iso, st).await {
+            if let Err(e) = handle_connection(stream, &ctx).await {
                 tracing::debug!(%addr, error = %e, "connection closed");
             }
         });
     }
 }
 
-async fn handle_connection(
-    mut stream: TcpStream,
-    genesis: Arc<Genesis>,
-    me: ReplicaId,
-    verifier: Arc<Verifier>,
-    core: SyncSender<CoreInput>,
-    isolated: Arc<AtomicBool>,
-    stats: Arc<TransportStats>,
-) -> std::io::Result<()> {
+async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Result<()> {
+    let Inbound {
+        genesis,
+        me,
+        verifier,
+        core,
+        isolated,
+        stats,
+    } = ctx;
+    let me = *me;
     stream.set_nodelay(true)?;
-    let role = tokio::time::timeout(Duration::from_secs(5), accept(&mut stream, &genesis, me))
+    let role = tokio::time::timeout(Duration::from_secs(5), accept(&mut stream, genesis, me))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake"))??;
     let max = verifier.limits().max_message_bytes;

@@ -310,6 +310,19 @@ impl ByzantineMock {
         out
     }
 
+    /// A pre-prepare for `p` in `view`, validly signed by this (Byzantine) replica.
+    fn sign_pre_prepare(&self, view: u64, p: &Proposal) -> Signed<PrePrepare> {
+        Signed::sign(
+            PrePrepare {
+                view,
+                seq: p.height,
+                digest: p.digest(),
+                replica: self.id,
+            },
+            &self.key,
+        )
+    }
+
     /// As new primary, send a NEW-VIEW whose O set does not follow from its view changes.
     fn bogus_new_view(&mut self, msg: &PeerMessage, rng: &mut ChaCha8Rng) -> PeerMessage {
         let PeerMessage::NewView {
@@ -330,15 +343,7 @@ impl ByzantineMock {
                 .unwrap_or(0);
             let mut p = Proposal::null(min_s + 1, body.view, self.id);
             p.timestamp_ms = rng.gen_range(1..1_000_000);
-            body.pre_prepares.push(Signed::sign(
-                PrePrepare {
-                    view: body.view,
-                    seq: p.height,
-                    digest: p.digest(),
-                    replica: self.id,
-                },
-                &self.key,
-            ));
+            body.pre_prepares.push(self.sign_pre_prepare(body.view, &p));
             proposals.push(p);
         } else {
             let k = rng.gen_range(0..body.pre_prepares.len());
@@ -349,15 +354,7 @@ impl ByzantineMock {
             if rng.gen_bool(0.5) {
                 p.requests.pop();
             }
-            body.pre_prepares[k] = Signed::sign(
-                PrePrepare {
-                    view: body.view,
-                    seq: p.height,
-                    digest: p.digest(),
-                    replica: self.id,
-                },
-                &self.key,
-            );
+            body.pre_prepares[k] = self.sign_pre_prepare(body.view, p);
         }
         self.attacks += 1;
         PeerMessage::NewView {
