@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use medchain_node::config::{NodeConfig, PbftSettings};
 use medchain_types::codec::FORMAT_VERSION;
-use medchain_types::genesis::{AdminUser, ClientInfo};
+use medchain_types::genesis::{ClientInfo, GenesisConsent, GenesisUser, UserRole};
 use medchain_types::{Genesis, KeyPair, ReplicaId, ReplicaInfo};
 use rand::RngCore;
 
@@ -106,20 +106,18 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
             public_key: client.public(),
         });
     }
-    let admins = if a.demo {
-        vec![AdminUser {
-            user_id: "dep001".into(),
-            organisation: ORGANISATIONS[0].into(),
-        }]
+    let (users, consents) = if a.demo {
+        demo_users()
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     let genesis = Genesis {
         format_version: FORMAT_VERSION,
         chain_id: format!("medchain-{}", hex::encode(chain_id)),
         replicas,
         clients,
-        admins,
+        users,
+        consents,
     };
     std::fs::write(
         a.dir.join("genesis.toml"),
@@ -149,4 +147,81 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
         genesis.hash()
     );
     Ok(())
+}
+
+/// The demo accounts of the external contract: (user id, password, role, organisation,
+/// department, display name).
+pub const DEMO_ACCOUNTS: [(&str, &str, UserRole, u16, &str, &str); 6] = [
+    (
+        "d001",
+        "doctor123",
+        UserRole::Doctor,
+        0,
+        "cardiology",
+        "Dr. Amara Okafor",
+    ),
+    (
+        "d002",
+        "doctor456",
+        UserRole::Doctor,
+        0,
+        "cardiology",
+        "Dr. Lukas Brandt",
+    ),
+    (
+        "p001",
+        "patient123",
+        UserRole::Patient,
+        0,
+        "cardiology",
+        "Maria Santos",
+    ),
+    (
+        "p002",
+        "patient456",
+        UserRole::Patient,
+        0,
+        "cardiology",
+        "James Chen",
+    ),
+    (
+        "ph001",
+        "pharmacy123",
+        UserRole::Pharmacy,
+        2,
+        "pharmacy",
+        "City Pharmacy counter",
+    ),
+    (
+        "dep001",
+        "department123",
+        UserRole::Department,
+        0,
+        "cardiology",
+        "Cardiology administration",
+    ),
+];
+
+/// Standing demo consents: p001 and p002 to d001, p002 to d002.
+const DEMO_CONSENTS: [(&str, &str); 3] = [("p001", "d001"), ("p002", "d001"), ("p002", "d002")];
+
+fn demo_users() -> (Vec<GenesisUser>, Vec<GenesisConsent>) {
+    let users = DEMO_ACCOUNTS
+        .iter()
+        .map(|&(id, _, role, org, dept, name)| GenesisUser {
+            user_id: id.into(),
+            role,
+            organisation: ReplicaId(org),
+            department: dept.into(),
+            display_name: name.into(),
+        })
+        .collect();
+    let consents = DEMO_CONSENTS
+        .iter()
+        .map(|&(patient, doctor)| GenesisConsent {
+            patient: patient.into(),
+            doctor: doctor.into(),
+        })
+        .collect();
+    (users, consents)
 }

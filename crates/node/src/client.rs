@@ -77,12 +77,25 @@ impl LedgerClient {
 
     /// Submit a request and wait for its commit.
     pub async fn submit(&self, request_id: u64, payload: Vec<u8>) -> std::io::Result<ClientReply> {
+        self.submit_with_content(request_id, payload, Vec::new())
+            .await
+    }
+
+    /// Submit a request whose payload refers to `content` by hash, and wait for its
+    /// commit. The content travels with the request; only its hashes are signed.
+    pub async fn submit_with_content(
+        &self,
+        request_id: u64,
+        payload: Vec<u8>,
+        content: Vec<Vec<u8>>,
+    ) -> std::io::Result<ClientReply> {
         let signed = Request {
             client: self.id,
             request_id,
             payload,
+            content_hashes: content.iter().map(|c| Hash32::sha256(c)).collect(),
         }
-        .sign(&self.key);
+        .sign_with_content(&self.key, content);
         let (done_tx, done_rx) = oneshot::channel();
         self.waiters.lock().await.insert(request_id, done_tx);
         self.tx

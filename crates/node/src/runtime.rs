@@ -270,7 +270,7 @@ fn carry_out(
                 from_height,
                 max_blocks,
             } => {
-                let blocks = reader.blocks(from_height, max_blocks)?;
+                let blocks = reader.blocks_with_content(from_height, max_blocks)?;
                 if !blocks.is_empty() {
                     out.send(to, Arc::new(encode(&PeerMessage::Blocks(blocks))));
                 }

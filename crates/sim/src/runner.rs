@@ -58,6 +58,8 @@ pub fn sim_config(id: ReplicaId) -> Config {
 
 pub fn sim_limits() -> Limits {
     Limits {
+        max_content_pieces: 8,
+        max_content_bytes: 1 << 16,
         max_message_bytes: 1 << 20,
         max_batch_requests: 4,
         max_payload_bytes: 256,
@@ -95,7 +97,8 @@ pub fn sim_genesis(n: usize) -> Genesis {
                 public_key: client_key(i).public(),
             })
             .collect(),
-        admins: Vec::new(),
+        users: Vec::new(),
+        consents: Vec::new(),
     }
 }
 
@@ -311,6 +314,7 @@ impl Sim<'_> {
                     client: ClientId(c as u16),
                     request_id: k as u64 + 1,
                     payload,
+                    content_hashes: Vec::new(),
                 }
                 .sign(&key);
                 self.integrity.on_issue(&r);

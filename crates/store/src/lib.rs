@@ -11,7 +11,8 @@
 mod schema;
 mod writer;
 
-pub use writer::{Store, WriteOp};
+pub use rusqlite;
+pub use writer::{NoState, StateMachine, Store, WriteOp};
 
 use std::path::Path;
 
@@ -96,6 +97,37 @@ impl Reader {
             out.push(decode_block(h as SeqNum, &hash, &data)?);
         }
         Ok(out)
+    }
+
+    /// Like `blocks`, with each request's content attached again from the content
+    /// table (what a lagging replica is sent, so that it stores the content too). A
+    /// request whose content was erased goes without it.
+    pub fn blocks_with_content(
+        &self,
+        from: SeqNum,
+        max: usize,
+    ) -> Result<Vec<CommittedBlock>, StoreError> {
+        let mut blocks = self.blocks(from, max)?;
+        for b in &mut blocks {
+            for r in &mut b.requests {
+                let mut content = Vec::with_capacity(r.request.content_hashes.len());
+                for h in &r.request.content_hashes {
+                    match self.content(h)? {
+                        Some(c) => content.push(c),
+                        None => break,
+                    }
+                }
+                if content.len() == r.request.content_hashes.len() {
+                    r.content = content;
+                }
+            }
+        }
+        Ok(blocks)
+    }
+
+    /// The underlying read-only connection, for application queries.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
     }
 
     /// Content by its SHA-256.
@@ -214,4 +246,13 @@ fn decode_block(height: SeqNum, hash: &[u8], data: &[u8]) -> Result<CommittedBlo
 fn decode_record(bytes: &[u8]) -> Result<DurableRecord, StoreError> {
     decode(bytes, MAX_BLOCK_BYTES)
         .map_err(|e| corrupt(0, format!("stored vote state does not decode: {e}")))
+}
+
+/// The block as its row stores it: every request without its content.
+pub fn strip_content(b: &CommittedBlock) -> CommittedBlock {
+    CommittedBlock {
+        header: b.header.clone(),
+        requests: b.requests.iter().map(|r| r.stripped()).collect(),
+        certificate: b.certificate.clone(),
+    }
 }

@@ -30,6 +30,30 @@ pub enum WriteOp {
 
 type Ack = SyncSender<Result<(), String>>;
 
+/// The application whose state changes commit in the same transaction as the block that
+/// causes them (so a crash never leaves state and chain disagreeing).
+pub trait StateMachine: Send + 'static {
+    /// Create or upgrade the application's tables.
+    fn migrate(&mut self, conn: &Connection) -> rusqlite::Result<()>;
+    /// Execute `block` inside `tx`. Must be deterministic, and must turn a bad
+    /// transaction into a recorded rejection rather than an error: an error here aborts
+    /// the write and stops the replica.
+    fn apply(&mut self, tx: &Transaction<'_>, block: &CommittedBlock) -> rusqlite::Result<()>;
+}
+
+/// No application: the chain alone (tools and tests of the store itself).
+#[derive(Debug, Default)]
+pub struct NoState;
+
+impl StateMachine for NoState {
+    fn migrate(&mut self, _: &Connection) -> rusqlite::Result<()> {
+        Ok(())
+    }
+    fn apply(&mut self, _: &Transaction<'_>, _: &CommittedBlock) -> rusqlite::Result<()> {
+        Ok(())
+    }
+}
+
 enum Msg {
     Write(Vec<WriteOp>, Ack),
     Stop,
@@ -61,11 +85,17 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 impl Store {
     /// Open (creating and migrating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(path, Box::new(NoState))
+    }
+
+    /// Open with an application executed in each block's transaction.
+    pub fn open_with(path: &Path, mut app: Box<dyn StateMachine>) -> Result<Self, StoreError> {
         let conn = open_writer(path)?;
+        app.migrate(&conn)?;
         let (tx, rx) = sync_channel(QUEUE_BOUND);
         let thread = std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(conn, rx))
+            .spawn(move || writer_loop(conn, rx, app))
             .map_err(|_| StoreError::WriterGone)?;
         Ok(Store {
             path: path.to_path_buf(),
@@ -110,7 +140,7 @@ impl Drop for Store {
     }
 }
 
-fn writer_loop(mut conn: Connection, rx: Receiver<Msg>) {
+fn writer_loop(mut conn: Connection, rx: Receiver<Msg>, mut app: Box<dyn StateMachine>) {
     while let Ok(first) = rx.recv() {
         let mut group: Vec<(Vec<WriteOp>, Ack)> = Vec::new();
         let mut stop = false;
@@ -128,7 +158,7 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Msg>) {
                 Err(_) => break,
             }
         }
-        let result = commit_group(&mut conn, &group).map_err(|e| e.to_string());
+        let result = commit_group(&mut conn, &group, app.as_mut()).map_err(|e| e.to_string());
         for (_, ack) in group {
             let _ = ack.send(result.clone());
         }
@@ -138,27 +168,46 @@ fn writer_loop(mut conn: Connection, rx: Receiver<Msg>) {
     }
 }
 
-fn commit_group(conn: &mut Connection, group: &[(Vec<WriteOp>, Ack)]) -> rusqlite::Result<()> {
+fn commit_group(
+    conn: &mut Connection,
+    group: &[(Vec<WriteOp>, Ack)],
+    app: &mut dyn StateMachine,
+) -> rusqlite::Result<()> {
     let tx = conn.transaction()?;
     for (ops, _) in group {
         for op in ops {
-            apply(&tx, op)?;
+            apply(&tx, op, app)?;
         }
     }
     tx.commit()
 }
 
-fn apply(tx: &Transaction<'_>, op: &WriteOp) -> rusqlite::Result<()> {
+fn insert_content(tx: &Transaction<'_>, bytes: &[u8]) -> rusqlite::Result<()> {
+    let hash = Hash32::sha256(bytes);
+    tx.prepare_cached("INSERT OR IGNORE INTO content (hash, bytes) VALUES (?1, ?2)")?
+        .execute(params![&hash.0[..], bytes])?;
+    Ok(())
+}
+
+fn apply(tx: &Transaction<'_>, op: &WriteOp, app: &mut dyn StateMachine) -> rusqlite::Result<()> {
     match op {
         WriteOp::Block(b) => {
+            // The row holds the block without content; the content goes to its own
+            // table, where erasing it later leaves the block verifiable.
+            let has_content = b.requests.iter().any(|r| !r.content.is_empty());
+            let data = if has_content {
+                for piece in b.requests.iter().flat_map(|r| &r.content) {
+                    insert_content(tx, piece)?;
+                }
+                encode(&crate::strip_content(b))
+            } else {
+                encode(b)
+            };
             tx.prepare_cached("INSERT INTO blocks (height, hash, data) VALUES (?1, ?2, ?3)")?
-                .execute(params![b.height() as i64, &b.hash().0[..], encode(b)])?;
+                .execute(params![b.height() as i64, &b.hash().0[..], data])?;
+            app.apply(tx, b)?;
         }
-        WriteOp::Content(bytes) => {
-            let hash = Hash32::sha256(bytes);
-            tx.prepare_cached("INSERT OR IGNORE INTO content (hash, bytes) VALUES (?1, ?2)")?
-                .execute(params![&hash.0[..], bytes])?;
-        }
+        WriteOp::Content(bytes) => insert_content(tx, bytes)?,
         WriteOp::Vote(rec) => match rec {
             DurableRecord::View { .. } => {
                 tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('view', ?1)")?

@@ -50,11 +50,11 @@ impl ProposalHeader {
     }
 }
 
-/// Merkle root over the canonical encodings of signed requests.
+/// Merkle root over the signed requests (without their content sidecars).
 pub fn tx_root(requests: &[SignedRequest]) -> Hash32 {
     let leaves: Vec<Hash32> = requests
         .iter()
-        .map(|r| merkle::leaf_hash(&encode(r)))
+        .map(|r| merkle::leaf_hash(&r.committed_bytes()))
         .collect();
     merkle::root_of_leaf_hashes(&leaves)
 }

@@ -32,11 +32,57 @@ pub struct ClientInfo {
     pub public_key: PublicKey,
 }
 
-/// A first administrative user (a department administrator).
+/// What a user may do (see the records service for the rules of each role).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    BorshSerialize,
+    BorshDeserialize,
+    Serialize,
+    Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[borsh(use_discriminant = true)]
+pub enum UserRole {
+    Doctor = 0,
+    Patient = 1,
+    Pharmacy = 2,
+    Department = 3,
+}
+
+impl UserRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserRole::Doctor => "doctor",
+            UserRole::Patient => "patient",
+            UserRole::Pharmacy => "pharmacy",
+            UserRole::Department => "department",
+        }
+    }
+}
+
+/// A user known from the start: department administrators, and on demo clusters the
+/// demo accounts. Later users are registered by ledger transactions.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
-pub struct AdminUser {
+pub struct GenesisUser {
     pub user_id: String,
-    pub organisation: String,
+    pub role: UserRole,
+    /// The organisation (replica) the user belongs to.
+    pub organisation: ReplicaId,
+    /// Doctors, patients and department administrators belong to a department.
+    pub department: String,
+    pub display_name: String,
+}
+
+/// A standing consent known from the start (demo clusters).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+pub struct GenesisConsent {
+    pub patient: String,
+    pub doctor: String,
 }
 
 /// The chain's first, unsigned, block-zero description.
@@ -46,7 +92,8 @@ pub struct Genesis {
     pub chain_id: String,
     pub replicas: Vec<ReplicaInfo>,
     pub clients: Vec<ClientInfo>,
-    pub admins: Vec<AdminUser>,
+    pub users: Vec<GenesisUser>,
+    pub consents: Vec<GenesisConsent>,
 }
 
 /// Why a genesis is unusable.
@@ -62,6 +109,10 @@ pub enum GenesisError {
     ReplicaOrder(usize, ReplicaId),
     #[error("two replicas or clients share a public key")]
     DuplicateKey,
+    #[error("genesis user {0:?}: {1}")]
+    User(String, &'static str),
+    #[error("genesis consent of {0:?} to {1:?}: {2}")]
+    Consent(String, String, &'static str),
 }
 
 impl Genesis {
@@ -114,6 +165,43 @@ impl Genesis {
         if keys.windows(2).any(|w| w[0] == w[1]) {
             return Err(GenesisError::DuplicateKey);
         }
+        let mut seen = std::collections::HashSet::new();
+        for u in &self.users {
+            let bad = |why| Err(GenesisError::User(u.user_id.clone(), why));
+            if !valid_user_id(&u.user_id) {
+                return bad("ids are 1 to 64 letters, digits, '-', '_' or '.'");
+            }
+            if !seen.insert(u.user_id.as_str()) {
+                return bad("listed twice");
+            }
+            if u.organisation.index() >= self.replicas.len() {
+                return bad("organisation is not a replica");
+            }
+        }
+        let role_of = |id: &str| self.users.iter().find(|u| u.user_id == id).map(|u| u.role);
+        for c in &self.consents {
+            let bad = |why| {
+                Err(GenesisError::Consent(
+                    c.patient.clone(),
+                    c.doctor.clone(),
+                    why,
+                ))
+            };
+            if role_of(&c.patient) != Some(UserRole::Patient) {
+                return bad("not a patient");
+            }
+            if role_of(&c.doctor) != Some(UserRole::Doctor) {
+                return bad("not a doctor");
+            }
+        }
         Ok(())
     }
+}
+
+/// User ids: 1 to 64 ASCII letters, digits, '-', '_' or '.'.
+pub fn valid_user_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }

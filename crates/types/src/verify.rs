@@ -45,6 +45,10 @@ pub struct Limits {
     pub max_batch_requests: usize,
     /// Largest request payload.
     pub max_payload_bytes: usize,
+    /// Most content pieces one request may name.
+    pub max_content_pieces: usize,
+    /// Largest total content attached to one request.
+    pub max_content_bytes: usize,
     /// The watermark window L: sequence numbers in (h, h+L] are accepted.
     pub window: u64,
     /// Most blocks in one state-transfer answer.
@@ -57,6 +61,8 @@ impl Default for Limits {
             max_message_bytes: 64 << 20,
             max_batch_requests: 1024,
             max_payload_bytes: 64 << 10,
+            max_content_pieces: 8,
+            max_content_bytes: 256 << 10,
             window: 256,
             max_fetch_blocks: 256,
         }
@@ -166,6 +172,13 @@ impl Verifier {
             r.request.payload.len() <= self.limits.max_payload_bytes,
             VerifyError::Limit("request payload"),
         )?;
+        ensure(
+            r.request.content_hashes.len() <= self.limits.max_content_pieces
+                && r.content.iter().map(Vec::len).sum::<usize>() <= self.limits.max_content_bytes,
+            VerifyError::Limit("request content"),
+        )?;
+        // Content is unsigned; its signed hashes vouch for it.
+        ensure(r.content_matches(), VerifyError::Digest("request content"))?;
         ensure(
             verify_signature(key, &r.request.signing_bytes(), &r.signature),
             VerifyError::BadSignature("request"),

@@ -42,12 +42,17 @@ fn request() -> impl Strategy<Value = Request> {
             client: ClientId(client),
             request_id,
             payload,
+            content_hashes: Vec::new(),
         },
     )
 }
 
 fn signed_request() -> impl Strategy<Value = SignedRequest> {
-    (request(), signature()).prop_map(|(request, signature)| SignedRequest { request, signature })
+    (request(), signature()).prop_map(|(request, signature)| SignedRequest {
+        request,
+        signature,
+        content: Vec::new(),
+    })
 }
 
 fn proposal() -> impl Strategy<Value = Proposal> {
@@ -403,6 +408,7 @@ fn request_payload_length_ffffffff() {
         client: ClientId(1),
         request_id: 99,
         payload: b"lab result".to_vec(),
+        content_hashes: Vec::new(),
     };
     let mut bytes = encode(&r);
     bytes[10..14].copy_from_slice(&[0xFF; 4]);

@@ -8,9 +8,9 @@ mod common;
 use common::*;
 use medchain_types::crypto::set_thread_verification_memo;
 use medchain_types::{
-    encode, Checkpoint, Commit, FetchBlocks, Genesis, Hash32, Limits, NewView, PeerMessage,
-    PrePrepare, Prepare, PreparedProof, Proposal, ReplicaId, Signed, Status, Verifier, VerifyError,
-    ViewChange,
+    encode, Checkpoint, ClientId, Commit, FetchBlocks, Genesis, Hash32, Limits, NewView,
+    PeerMessage, PrePrepare, Prepare, PreparedProof, Proposal, ReplicaId, Request, Signed, Status,
+    Verifier, VerifyError, ViewChange,
 };
 
 fn verifier() -> (Genesis, Verifier) {
@@ -544,6 +544,8 @@ fn decode_message_enforces_max_message_bytes() {
     let v = Verifier::new(
         &g,
         Limits {
+            max_content_pieces: 8,
+            max_content_bytes: 1 << 16,
             max_message_bytes: bytes.len() - 1,
             ..Limits::default()
         },
@@ -665,4 +667,34 @@ fn pre_prepare_carrying_a_proposal_from_a_future_view() {
     assert_eq!(p.proposer, ReplicaId(1));
     let msg = pre_prepare_msg(&p, 0, 0);
     assert!(v.verify_message(msg).is_err());
+}
+
+#[test]
+fn request_content_must_match_its_signed_hashes() {
+    let (_, v) = verifier();
+    let content = b"diagnosis: asthma".to_vec();
+    let request = Request {
+        client: ClientId(0),
+        request_id: 1,
+        payload: b"add record".to_vec(),
+        content_hashes: vec![Hash32::sha256(&content)],
+    };
+    let good = request
+        .clone()
+        .sign_with_content(&client_key(0), vec![content]);
+    accept(&v, PeerMessage::Request(good.clone()));
+    // Stripped (stored, or erased) content still verifies: the hash is what is signed.
+    accept(&v, PeerMessage::Request(good.stripped()));
+    let mut swapped = good.clone();
+    swapped.content = vec![b"diagnosis: none".to_vec()];
+    assert_eq!(
+        reject(&v, PeerMessage::Request(swapped)),
+        VerifyError::Digest("request content")
+    );
+    let mut extra = good;
+    extra.content.push(b"unsigned extra".to_vec());
+    assert_eq!(
+        reject(&v, PeerMessage::Request(extra)),
+        VerifyError::Digest("request content")
+    );
 }

@@ -54,13 +54,16 @@ pub fn genesis() -> Genesis {
                 public_key: client_key(i).public(),
             })
             .collect(),
-        admins: Vec::new(),
+        users: Vec::new(),
+        consents: Vec::new(),
     }
 }
 
 /// Small limits so that batches, windows and fetches are exercised by a handful of requests.
 pub fn limits() -> Limits {
     Limits {
+        max_content_pieces: 8,
+        max_content_bytes: 1 << 16,
         max_message_bytes: 1 << 20,
         max_batch_requests: 4,
         max_payload_bytes: 256,
@@ -109,6 +112,7 @@ pub fn request_with(client: u16, id: u64, payload: &[u8]) -> SignedRequest {
         client: ClientId(client),
         request_id: id,
         payload: payload.to_vec(),
+        content_hashes: Vec::new(),
     }
     .sign(&client_key(usize::from(client)))
 }

@@ -7,7 +7,7 @@
 
 use medchain_types::block::{CommitCertificate, CommittedBlock};
 use medchain_types::codec::FORMAT_VERSION;
-use medchain_types::genesis::{AdminUser, ClientInfo};
+use medchain_types::genesis::{ClientInfo, GenesisUser, UserRole};
 use medchain_types::{
     BlockHeader, ClientId, Commit, Genesis, Hash32, KeyPair, Proposal, ReplicaId, ReplicaInfo,
     Request, SeqNum, Signable, Signed, SignedRequest, ViewNum,
@@ -46,10 +46,14 @@ pub fn genesis() -> Genesis {
                 public_key: client_key(i).public(),
             })
             .collect(),
-        admins: vec![AdminUser {
+        users: vec![GenesisUser {
             user_id: "admin-0".into(),
-            organisation: "hospital-0".into(),
+            role: UserRole::Department,
+            organisation: ReplicaId(0),
+            department: "general".into(),
+            display_name: "Admin".into(),
         }],
+        consents: Vec::new(),
     }
 }
 
@@ -63,6 +67,7 @@ pub fn signed_request(client: u16, request_id: u64, payload: &[u8]) -> SignedReq
         client: ClientId(client),
         request_id,
         payload: payload.to_vec(),
+        content_hashes: Vec::new(),
     }
     .sign(&client_key(client))
 }
