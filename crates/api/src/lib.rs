@@ -1,1 +1,14 @@
-//! placeholder
+//! The HTTP API of a MedChain node (axum). `routes::router(state)` is the whole API,
+//! testable without a socket; the node supplies the ledger gateway, the clock and the
+//! replica's live status through `state::AppConfig`.
+
+pub mod access;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod routes;
+pub mod state;
+
+pub use error::{ApiError, ApiResult};
+pub use routes::router;
+pub use state::{AppConfig, AppState, Clock, Committed, ReplicaStatus, Submitter, SystemClock};

@@ -8,9 +8,11 @@
 
 mod bundle;
 mod ids;
-mod time;
 #[cfg(test)]
 mod tests;
+mod time;
+/// A FHIR `instant` (RFC 3339, UTC, milliseconds) from Unix milliseconds.
+pub use time::instant as format_instant;
 
 use serde::Serialize;
 

@@ -7,7 +7,7 @@ const MAX_MS: u64 = 253_402_300_799_999;
 
 /// `ms` since the Unix epoch as `YYYY-MM-DDThh:mm:ss.sssZ`. Valid both as FHIR `instant`
 /// (which needs seconds and a zone) and `dateTime`, so one format serves every field.
-pub(crate) fn instant(ms: u64) -> String {
+pub fn instant(ms: u64) -> String {
     let ms = ms.min(MAX_MS);
     let days = ms / 86_400_000;
     let rem = ms % 86_400_000;

@@ -1,0 +1,66 @@
+//! Who may read a patient's data: the patient; a doctor with the patient's consent (to the
+//! doctor or to the doctor's department); a doctor holding unexpired break-glass access.
+//! Everyone else is refused (deny by default).
+
+use medchain_records::{break_glass_active, doctor_has_consent, UserRow};
+use medchain_store::rusqlite::Connection;
+use medchain_types::UserRole;
+
+use crate::error::{ApiError, ApiResult};
+
+/// Why a read is allowed (recorded in the audit trail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAccess {
+    Own,
+    Consent,
+    BreakGlass,
+}
+
+impl ReadAccess {
+    pub fn reason(self) -> &'static str {
+        match self {
+            ReadAccess::Own => "own data",
+            ReadAccess::Consent => "consent",
+            ReadAccess::BreakGlass => "break-glass",
+        }
+    }
+}
+
+/// The patient `patient_id` as a user, or 404.
+pub fn patient(conn: &Connection, patient_id: &str) -> ApiResult<UserRow> {
+    match medchain_records::user(conn, patient_id)? {
+        Some(u) if u.role == UserRole::Patient => Ok(u),
+        _ => Err(ApiError::not_found(format!("no patient {patient_id}"))),
+    }
+}
+
+/// Decide whether `reader` may read `patient_id`'s records at `now_ms`.
+pub fn read_access(
+    conn: &Connection,
+    reader: &UserRow,
+    patient_id: &str,
+    now_ms: u64,
+) -> ApiResult<ReadAccess> {
+    match reader.role {
+        UserRole::Patient if reader.user_id == patient_id => Ok(ReadAccess::Own),
+        UserRole::Patient => Err(ApiError::forbidden(
+            "patients may read only their own records",
+        )),
+        UserRole::Doctor => {
+            patient(conn, patient_id)?;
+            if doctor_has_consent(conn, reader, patient_id, now_ms)? {
+                Ok(ReadAccess::Consent)
+            } else if break_glass_active(conn, &reader.user_id, patient_id, now_ms)? {
+                Ok(ReadAccess::BreakGlass)
+            } else {
+                Err(ApiError::forbidden(format!(
+                    "no consent from {patient_id}; ask the patient for consent or a one-time code, or use break-glass in an emergency"
+                )))
+            }
+        }
+        UserRole::Pharmacy | UserRole::Department => Err(ApiError::forbidden(format!(
+            "the {} role cannot read medical records",
+            reader.role.as_str()
+        ))),
+    }
+}

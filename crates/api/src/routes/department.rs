@@ -1,0 +1,178 @@
+//! The department administrator: registers and deactivates its doctors and patients (and
+//! pharmacies), and sees its department's record metadata.
+
+use axum::extract::{Path, Query, State};
+use medchain_records::query::{self, ActivityView, UserView};
+use medchain_records::{Actor, Envelope, Transaction};
+use medchain_types::UserRole;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::extract::Department;
+use crate::routes::patient::Done;
+use crate::routes::PageParams;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct UserSearch {
+    pub role: Option<String>,
+    pub search: Option<String>,
+    pub offset: Option<u32>,
+    pub limit: Option<u32>,
+}
+
+/// The department's users (pharmacies are listed by organisation-wide search).
+#[utoipa::path(get, path = "/api/users", params(UserSearch),
+    responses((status = 200, body = Vec<Object>)), security(("bearer" = [])), tag = "department")]
+pub async fn list_users(
+    State(s): State<AppState>,
+    Department(d): Department,
+    Query(q): Query<UserSearch>,
+) -> ApiResult<ApiJson<Vec<UserView>>> {
+    if let Some(r) = &q.role {
+        if !["doctor", "patient", "pharmacy", "department"].contains(&r.as_str()) {
+            return Err(ApiError::invalid(
+                "role: one of doctor, patient, pharmacy, department",
+            ));
+        }
+    }
+    if let Some(t) = &q.search {
+        check_text("search", t, 64, false)?;
+    }
+    let page = PageParams {
+        offset: q.offset,
+        limit: q.limit,
+    }
+    .page();
+    let dept = (q.role.as_deref() != Some("pharmacy")).then(|| d.user.department.clone());
+    s.read(move |c| {
+        Ok(ApiJson(query::users(
+            c,
+            dept.as_deref(),
+            q.role.as_deref(),
+            q.search.as_deref(),
+            page,
+        )?))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    pub user_id: String,
+    /// "doctor", "patient" or "pharmacy".
+    pub role: String,
+    pub display_name: String,
+    /// Initial password, stored (Argon2id) on this node only.
+    pub password: String,
+}
+
+/// Register a doctor or patient of the department, or a pharmacy. The user can then sign
+/// in at this node.
+#[utoipa::path(post, path = "/api/users", request_body = RegisterRequest,
+    responses((status = 200, body = Done), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "department")]
+pub async fn register(
+    State(s): State<AppState>,
+    Department(d): Department,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<ApiJson<Done>> {
+    if !medchain_types::genesis::valid_user_id(&req.user_id) {
+        return Err(ApiError::invalid(
+            "user_id: 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    let role = match req.role.as_str() {
+        "doctor" => UserRole::Doctor,
+        "patient" => UserRole::Patient,
+        "pharmacy" => UserRole::Pharmacy,
+        _ => return Err(ApiError::invalid("role: one of doctor, patient, pharmacy")),
+    };
+    check_text("display_name", &req.display_name, 100, true)?;
+    crate::auth::check_password_rules(&req.password)?;
+    let department = if role == UserRole::Pharmacy {
+        "pharmacy".to_string()
+    } else {
+        d.user.department.clone()
+    };
+    // The password hash is stored before the registration commits, so the user can sign
+    // in as soon as the answer arrives; an orphan hash for a refused id is harmless.
+    let (uid, pw) = (req.user_id.clone(), req.password.clone());
+    let auth_state = s.clone();
+    let exists = s
+        .read({
+            let uid = uid.clone();
+            move |c| Ok(medchain_records::user(c, &uid)?.is_some())
+        })
+        .await?;
+    if exists {
+        return Err(ApiError::conflict(format!("user {uid} already exists")));
+    }
+    tokio::task::spawn_blocking(move || auth_state.inner.auth.set_password(&uid, &pw))
+        .await
+        .map_err(ApiError::internal)??;
+    let env = Envelope {
+        actor: Actor::User(d.user.user_id.clone()),
+        tx: Transaction::RegisterUser {
+            user_id: req.user_id,
+            role,
+            department,
+            display_name: req.display_name,
+        },
+    };
+    let c = s.commit(&env, Vec::new()).await?;
+    Ok(ApiJson(Done {
+        ok: true,
+        block_height: c.height,
+    }))
+}
+
+/// Deactivate a doctor or patient of the department.
+#[utoipa::path(post, path = "/api/users/{user_id}/deactivate",
+    params(("user_id" = String, Path)),
+    responses((status = 200, body = Done), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])), tag = "department")]
+pub async fn deactivate(
+    State(s): State<AppState>,
+    Department(d): Department,
+    Path(user_id): Path<String>,
+) -> ApiResult<ApiJson<Done>> {
+    check_text("user_id", &user_id, 64, true)?;
+    let env = Envelope {
+        actor: Actor::User(d.user.user_id.clone()),
+        tx: Transaction::DeactivateUser { user_id },
+    };
+    let c = s.commit(&env, Vec::new()).await?;
+    Ok(ApiJson(Done {
+        ok: true,
+        block_height: c.height,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Activity {
+    pub department: String,
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<ActivityView>,
+}
+
+/// The department's records, metadata only (who, whom, when; no clinical content).
+#[utoipa::path(get, path = "/api/department/activity", params(PageParams),
+    responses((status = 200, body = Activity)), security(("bearer" = [])), tag = "department")]
+pub async fn activity(
+    State(s): State<AppState>,
+    Department(d): Department,
+    Query(page): Query<PageParams>,
+) -> ApiResult<ApiJson<Activity>> {
+    let page = page.page();
+    let dept = d.user.department.clone();
+    s.read(move |c| {
+        Ok(ApiJson(Activity {
+            records: query::department_activity(c, &dept, page)?,
+            department: dept,
+        }))
+    })
+    .await
+}

@@ -1,0 +1,170 @@
+//! The router: every endpoint, its limits (body size, time), the JSON 404, and the
+//! OpenAPI document generated from the handlers' annotations.
+
+pub mod chain;
+pub mod department;
+pub mod fhir;
+pub mod patient;
+pub mod pharmacy;
+pub mod records;
+pub mod session;
+
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use medchain_records::query::{Page, MAX_PAGE};
+use rand::RngCore;
+use serde::Deserialize;
+use tower_http::timeout::TimeoutLayer;
+use utoipa::{IntoParams, OpenApi};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Largest request body (413 above it).
+pub const MAX_BODY_BYTES: usize = 1 << 20;
+/// Longest a request may take, commit included.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
+pub struct PageParams {
+    /// Rows to skip.
+    pub offset: Option<u32>,
+    /// Rows to return (1 to 200, default 50).
+    pub limit: Option<u32>,
+}
+
+impl PageParams {
+    pub fn page(self) -> Page {
+        Page {
+            offset: self.offset.unwrap_or(0),
+            limit: self.limit.unwrap_or(50).clamp(1, MAX_PAGE),
+        }
+    }
+}
+
+/// A random id with a prefix (`rec-3f9a…`).
+pub fn random_id(prefix: &str) -> String {
+    let mut b = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    format!("{prefix}-{}", hex::encode(b))
+}
+
+/// A code people read aloud and type: no 0/O, 1/I; grouped by 5 with a dash.
+pub fn random_code(len: usize) -> String {
+    const ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut b = vec![0u8; len];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    let chars: Vec<char> = b
+        .iter()
+        .map(|x| char::from(ALPHABET[usize::from(*x) % 32]))
+        .collect();
+    chars
+        .chunks(5)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// RFC 3339 in UTC with milliseconds.
+pub fn rfc3339(ms: u64) -> String {
+    medchain_fhir::format_instant(ms)
+}
+
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(title = "MedChain API", description = "Medical records on a PBFT ledger. Errors are {\"error\":{\"code\",\"message\"}}."),
+    paths(
+        session::login, session::refresh, session::logout, session::me,
+        records::add_record, records::validate_block, records::get_chain, records::patients,
+        records::access_status, records::break_glass,
+        patient::list_consents, patient::grant_consent, patient::revoke_consent,
+        patient::create_consent_code, patient::audit, patient::break_glass_events,
+        pharmacy::search, pharmacy::dispense,
+        department::list_users, department::register, department::deactivate, department::activity,
+        chain::head, chain::health, chain::blocks, chain::block, chain::verify,
+        fhir::everything,
+    ),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+async fn openapi() -> impl IntoResponse {
+    Json(ApiDoc::openapi())
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// Every API route; `extra` (the web UI, metrics) is merged by the node.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(chain::health))
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/login", post(session::login))
+        .route("/api/token/refresh", post(session::refresh))
+        .route("/api/logout", post(session::logout))
+        .route("/api/me", get(session::me))
+        .route("/api/add_record", post(records::add_record))
+        .route("/api/validate_block", post(records::validate_block))
+        .route("/api/get_chain", post(records::get_chain))
+        .route("/api/patients", get(records::patients))
+        .route("/api/patients/{patient_id}/access", get(records::access_status))
+        .route(
+            "/api/break_glass",
+            post(records::break_glass).get(patient::break_glass_events),
+        )
+        .route(
+            "/api/consents",
+            get(patient::list_consents).post(patient::grant_consent),
+        )
+        .route("/api/consents/revoke", post(patient::revoke_consent))
+        .route("/api/consent_codes", post(patient::create_consent_code))
+        .route("/api/audit", get(patient::audit))
+        .route("/api/prescriptions/search", post(pharmacy::search))
+        .route(
+            "/api/prescriptions/{record_id}/dispense",
+            post(pharmacy::dispense),
+        )
+        .route(
+            "/api/users",
+            get(department::list_users).post(department::register),
+        )
+        .route("/api/users/{user_id}/deactivate", post(department::deactivate))
+        .route("/api/department/activity", get(department::activity))
+        .route("/api/chain/head", get(chain::head))
+        .route("/api/chain/verify", get(chain::verify))
+        .route("/api/blocks", get(chain::blocks))
+        .route("/api/blocks/{height}", get(chain::block))
+        .route("/fhir/Patient/{patient_id}/$everything", get(fhir::everything))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}

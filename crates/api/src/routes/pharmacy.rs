@@ -1,0 +1,138 @@
+//! The pharmacy counter: look up prescriptions (medication lines only, never diagnoses or
+//! notes) of a patient who consented or by the prescription's code, and dispense once.
+
+use axum::extract::{Path, State};
+use medchain_records::query::{self, Page, PrescriptionView};
+use medchain_records::{consent_active, Actor, Envelope, Grantee, Transaction};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::access::patient;
+use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::extract::Pharmacy;
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PrescriptionSearch {
+    /// Either a patient who consented to this pharmacy...
+    #[serde(default)]
+    pub patient_id: Option<String>,
+    /// ...or the prescription code the patient presents.
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PrescriptionList {
+    #[schema(value_type = Vec<Object>)]
+    pub prescriptions: Vec<PrescriptionView>,
+}
+
+/// Look up prescriptions. Each lookup is recorded in the patient's audit trail.
+#[utoipa::path(post, path = "/api/prescriptions/search", request_body = PrescriptionSearch,
+    responses((status = 200, body = PrescriptionList), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("bearer" = [])), tag = "pharmacy")]
+pub async fn search(
+    State(s): State<AppState>,
+    Pharmacy(ph): Pharmacy,
+    ApiJson(req): ApiJson<PrescriptionSearch>,
+) -> ApiResult<ApiJson<PrescriptionList>> {
+    let now = s.now_ms();
+    let me = ph.user.user_id.clone();
+    let (patient_id, list) = match (req.patient_id, req.code) {
+        (Some(pid), None) => {
+            check_text("patient_id", &pid, 64, true)?;
+            s.read(move |c| {
+                patient(c, &pid)?;
+                if !consent_active(c, &pid, &Grantee::Pharmacy(me), now)? {
+                    return Err(ApiError::forbidden(format!(
+                        "{pid} has not consented to this pharmacy; ask for the prescription code"
+                    )));
+                }
+                let list = query::prescriptions_of_patient(
+                    c,
+                    &pid,
+                    Page {
+                        offset: 0,
+                        limit: query::MAX_PAGE,
+                    },
+                )?;
+                Ok((pid, list))
+            })
+            .await?
+        }
+        (None, Some(code)) => {
+            check_text("code", &code, 32, true)?;
+            s.read(move |c| match query::prescription_by_code(c, &code)? {
+                Some(p) => Ok((p.patient_id.clone(), vec![p])),
+                None => Err(ApiError::not_found("no prescription with this code")),
+            })
+            .await?
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "give exactly one of patient_id and code",
+            ))
+        }
+    };
+    let env = Envelope {
+        actor: Actor::User(ph.user.user_id.clone()),
+        tx: Transaction::AuditRead {
+            patient: patient_id,
+            action: "prescriptions".into(),
+            reason: "dispensing".into(),
+        },
+    };
+    s.commit(&env, Vec::new()).await?;
+    Ok(ApiJson(PrescriptionList {
+        prescriptions: list,
+    }))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DispenseRequest {
+    #[serde(default)]
+    pub code: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DispenseResponse {
+    pub record_id: String,
+    pub block_height: u64,
+    pub block_hash: String,
+}
+
+/// Record that a prescription was dispensed. The ledger refuses a second dispense (409),
+/// also when two pharmacies try at once on different replicas.
+#[utoipa::path(post, path = "/api/prescriptions/{record_id}/dispense",
+    params(("record_id" = String, Path)), request_body = DispenseRequest,
+    responses((status = 200, body = DispenseResponse), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody)),
+    security(("bearer" = [])), tag = "pharmacy")]
+pub async fn dispense(
+    State(s): State<AppState>,
+    Pharmacy(ph): Pharmacy,
+    Path(record_id): Path<String>,
+    ApiJson(req): ApiJson<DispenseRequest>,
+) -> ApiResult<ApiJson<DispenseResponse>> {
+    check_text("record_id", &record_id, 64, true)?;
+    if let Some(c) = &req.code {
+        check_text("code", c, 32, true)?;
+    }
+    let env = Envelope {
+        actor: Actor::User(ph.user.user_id.clone()),
+        tx: Transaction::Dispense {
+            record_id: record_id.clone(),
+            code: req.code,
+        },
+    };
+    let c = s.commit(&env, Vec::new()).await?;
+    Ok(ApiJson(DispenseResponse {
+        record_id,
+        block_height: c.height,
+        block_hash: c.block_hash.to_hex(),
+    }))
+}

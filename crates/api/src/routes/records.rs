@@ -1,0 +1,535 @@
+//! The original design's record endpoints (`add_record`, `validate_block`, `get_chain`)
+//! and the doctor's tools around them: finding a patient, checking access, break-glass.
+
+use std::time::Instant;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use medchain_records::query::{self, Page, RecordView};
+use medchain_records::tx::{consent_code_hash, prescription_code_hash, BREAK_GLASS_DEFAULT_MS};
+use medchain_records::{Actor, Envelope, Medication, RecordContent, Transaction};
+use medchain_types::{Hash32, UserRole};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::access::{patient, read_access, ReadAccess};
+use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::extract::{Doctor, DoctorOrDepartment, RecordReader, Session};
+use crate::routes::{random_code, random_id, PageParams};
+use crate::state::{AppState, Committed};
+
+/// Most medication lines in one record.
+pub const MAX_MEDICATIONS: usize = 20;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddRecordRequest {
+    pub patient_id: String,
+    pub diagnosis: String,
+    #[serde(default)]
+    pub prescription: String,
+    #[serde(default)]
+    pub notes: String,
+    /// Structured medication lines (optional).
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub medications: Vec<Medication>,
+    /// A one-time consent code from the patient (optional).
+    #[serde(default)]
+    pub consent_code: Option<String>,
+    /// The record this one corrects (optional).
+    #[serde(default)]
+    pub amends: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AddRecordResponse {
+    pub record_id: String,
+    pub block_height: u64,
+    pub block_hash: String,
+    /// Give this to the patient: a pharmacy dispenses the prescription against it.
+    pub prescription_code: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PendingResponse {
+    pub record_id: String,
+    pub status: &'static str,
+    pub prescription_code: Option<String>,
+}
+
+fn check_medication(i: usize, m: &Medication) -> ApiResult<()> {
+    let f = |name: &str| format!("medications[{i}].{name}");
+    check_text(&f("name"), &m.name, 200, true)?;
+    for (name, v) in [
+        ("dose", &m.dose),
+        ("route", &m.route),
+        ("frequency", &m.frequency),
+        ("duration", &m.duration),
+        ("quantity", &m.quantity),
+    ] {
+        check_text(&f(name), v, 100, false)?;
+    }
+    Ok(())
+}
+
+/// Add a medical record for a patient who consented (or with their one-time code).
+#[utoipa::path(post, path = "/api/add_record", request_body = AddRecordRequest,
+    responses((status = 200, body = AddRecordResponse), (status = 202, body = PendingResponse),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "records")]
+pub async fn add_record(
+    State(s): State<AppState>,
+    Doctor(doc): Doctor,
+    ApiJson(req): ApiJson<AddRecordRequest>,
+) -> ApiResult<Response> {
+    check_text("patient_id", &req.patient_id, 64, true)?;
+    check_text("diagnosis", &req.diagnosis, 2_000, true)?;
+    check_text("prescription", &req.prescription, 2_000, false)?;
+    check_text("notes", &req.notes, 10_000, false)?;
+    if req.medications.len() > MAX_MEDICATIONS {
+        return Err(ApiError::invalid(format!(
+            "medications: at most {MAX_MEDICATIONS} lines"
+        )));
+    }
+    for (i, m) in req.medications.iter().enumerate() {
+        check_medication(i, m)?;
+    }
+    if let Some(c) = &req.consent_code {
+        check_text("consent_code", c, 32, true)?;
+    }
+    if let Some(a) = &req.amends {
+        check_text("amends", a, 64, true)?;
+    }
+    // Fast, friendly refusal before consensus; the ledger checks the same rules again.
+    let now = s.now_ms();
+    let (pid, user, code) = (
+        req.patient_id.clone(),
+        doc.user.clone(),
+        req.consent_code.clone(),
+    );
+    s.read(move |c| {
+        patient(c, &pid)?;
+        let consent = medchain_records::doctor_has_consent(c, &user, &pid, now)?;
+        if !consent {
+            let Some(code) = code else {
+                return Err(ApiError::forbidden(format!(
+                    "no consent from {pid}; ask the patient for consent or a one-time code"
+                )));
+            };
+            let hash = consent_code_hash(&pid, &code);
+            let ok: Option<i64> = c
+                .query_row(
+                    "SELECT 1 FROM consent_codes WHERE code_hash = ?1 AND patient = ?2
+                     AND used_height IS NULL AND expires_at_ms > ?3",
+                    medchain_store::rusqlite::params![&hash.0[..], pid, now as i64],
+                    |r| r.get(0),
+                )
+                .ok();
+            if ok.is_none() {
+                return Err(ApiError::forbidden("consent_code: wrong, used or expired"));
+            }
+        }
+        Ok(())
+    })
+    .await?;
+
+    let content = RecordContent {
+        department: doc.user.department.clone(),
+        diagnosis: req.diagnosis,
+        prescription: req.prescription,
+        notes: req.notes,
+        medications: req.medications,
+    };
+    let prescription_code = content.prescribes().then(|| random_code(10));
+    let bytes = content.to_bytes();
+    let record_id = random_id("rec");
+    let env = Envelope {
+        actor: Actor::User(doc.user.user_id.clone()),
+        tx: Transaction::AddRecord {
+            record_id: record_id.clone(),
+            patient: req.patient_id,
+            content_hash: Hash32::sha256(&bytes),
+            consent_code: req.consent_code,
+            amends: req.amends,
+            prescription_code_hash: prescription_code.as_deref().map(prescription_code_hash),
+        },
+    };
+    if s.inner.manual_validation {
+        s.inner
+            .pending
+            .lock()
+            .await
+            .push((env, vec![bytes], record_id.clone()));
+        return Ok((
+            StatusCode::ACCEPTED,
+            ApiJson(PendingResponse {
+                record_id,
+                status: "pending",
+                prescription_code,
+            }),
+        )
+            .into_response());
+    }
+    let c = s.commit(&env, vec![bytes]).await?;
+    Ok(ApiJson(AddRecordResponse {
+        record_id,
+        block_height: c.height,
+        block_hash: c.block_hash.to_hex(),
+        prescription_code,
+    })
+    .into_response())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValidatedBlock {
+    pub block_height: u64,
+    pub block_hash: String,
+    pub previous_hash: String,
+    pub record_count: u64,
+    /// Records of the pending queue this call committed.
+    pub committed_pending: usize,
+    pub proposer: u16,
+    /// The replicas whose COMMIT signatures form the block's certificate.
+    pub signers: Vec<u16>,
+    pub view: u64,
+    pub timestamp_ms: u64,
+    /// From this call's start to the block being committed and durable here.
+    pub latency_ms: f64,
+}
+
+/// Propose the pending records now and answer with the committed block. With nothing
+/// pending, a marker transaction makes a fresh block, so the answer always shows a real
+/// round of consensus and its latency.
+#[utoipa::path(post, path = "/api/validate_block",
+    responses((status = 200, body = ValidatedBlock), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])), tag = "records")]
+pub async fn validate_block(
+    State(s): State<AppState>,
+    DoctorOrDepartment(who): DoctorOrDepartment,
+) -> ApiResult<ApiJson<ValidatedBlock>> {
+    let start = Instant::now();
+    let pending: Vec<_> = std::mem::take(&mut *s.inner.pending.lock().await);
+    let n = pending.len();
+    let mut last: Option<Committed> = None;
+    if pending.is_empty() {
+        let env = Envelope {
+            actor: Actor::User(who.user.user_id.clone()),
+            tx: Transaction::Marker,
+        };
+        last = Some(s.commit(&env, Vec::new()).await?);
+    } else {
+        // All pending records go in at once, so they share as few blocks as possible.
+        let mut set = tokio::task::JoinSet::new();
+        for (env, content, _) in pending {
+            let s2 = s.clone();
+            set.spawn(async move { s2.commit(&env, content).await });
+        }
+        let mut first_error = None;
+        while let Some(r) = set.join_next().await {
+            match r.map_err(ApiError::internal)? {
+                Ok(c) => {
+                    if last.is_none_or(|l| c.height > l.height) {
+                        last = Some(c);
+                    }
+                }
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        if let (None, Some(e)) = (last, first_error) {
+            return Err(e);
+        }
+    }
+    let c = last.ok_or_else(|| ApiError::internal("no block"))?;
+    let latency_ms = start.elapsed().as_secs_f64() * 1000.0;
+    let db = s.inner.db_path.clone();
+    s.read(move |conn| {
+        let reader = medchain_store::Reader::open(&db).map_err(ApiError::internal)?;
+        let b = reader
+            .block(c.height)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::internal("committed block not stored"))?;
+        Ok(ApiJson(ValidatedBlock {
+            block_height: c.height,
+            block_hash: b.hash().to_hex(),
+            previous_hash: b.header.prev_hash.to_hex(),
+            record_count: query::records_in_block(conn, c.height)?,
+            committed_pending: n,
+            proposer: b.header.proposer.0,
+            signers: b.certificate.signers().iter().map(|r| r.0).collect(),
+            view: b.certificate.view,
+            timestamp_ms: b.header.timestamp_ms,
+            latency_ms,
+        }))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GetChainRequest {
+    pub patient_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChainRecord {
+    pub record_id: String,
+    pub block_height: u64,
+    pub block_hash: String,
+    pub doctor_id: String,
+    pub department: String,
+    pub diagnosis: String,
+    pub prescription: String,
+    pub notes: String,
+    #[schema(value_type = Vec<Object>)]
+    pub medications: Vec<Medication>,
+    pub amends: Option<String>,
+    /// RFC 3339 (UTC).
+    pub created_at: String,
+    pub created_at_ms: u64,
+    pub dispensed: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GetChainResponse {
+    pub patient_id: String,
+    /// Why this read was allowed: "own data", "consent" or "break-glass".
+    pub access: String,
+    pub records: Vec<ChainRecord>,
+}
+
+pub fn rfc3339(ms: u64) -> String {
+    crate::routes::rfc3339(ms)
+}
+
+fn chain_record(r: RecordView) -> ChainRecord {
+    ChainRecord {
+        created_at: rfc3339(r.created_at_ms),
+        record_id: r.record_id,
+        block_height: r.block_height,
+        block_hash: r.block_hash,
+        doctor_id: r.doctor_id,
+        department: r.department,
+        diagnosis: r.diagnosis,
+        prescription: r.prescription,
+        notes: r.notes,
+        medications: r.medications,
+        amends: r.amends,
+        created_at_ms: r.created_at_ms,
+        dispensed: r.dispensed.is_some(),
+    }
+}
+
+/// Check access, record the read on the ledger, and only then return the data: a read
+/// that cannot be audited is not served.
+pub async fn audited_read(
+    s: &AppState,
+    who: &Session,
+    patient_id: &str,
+    action: &str,
+) -> ApiResult<ReadAccess> {
+    let now = s.now_ms();
+    let (user, pid) = (who.user.clone(), patient_id.to_string());
+    let access = s.read(move |c| read_access(c, &user, &pid, now)).await?;
+    let env = Envelope {
+        actor: Actor::User(who.user.user_id.clone()),
+        tx: Transaction::AuditRead {
+            patient: patient_id.to_string(),
+            action: action.into(),
+            reason: access.reason().into(),
+        },
+    };
+    s.commit(&env, Vec::new()).await?;
+    Ok(access)
+}
+
+/// A patient's records: the patient, or a doctor with consent or break-glass access.
+/// Every call is recorded in the patient's audit trail.
+#[utoipa::path(post, path = "/api/get_chain", request_body = GetChainRequest,
+    responses((status = 200, body = GetChainResponse), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody)),
+    security(("bearer" = [])), tag = "records")]
+pub async fn get_chain(
+    State(s): State<AppState>,
+    RecordReader(who): RecordReader,
+    ApiJson(req): ApiJson<GetChainRequest>,
+) -> ApiResult<ApiJson<GetChainResponse>> {
+    check_text("patient_id", &req.patient_id, 64, true)?;
+    let access = audited_read(&s, &who, &req.patient_id, "get_chain").await?;
+    let pid = req.patient_id.clone();
+    let records = s
+        .read(move |c| {
+            Ok(query::records_of_patient(
+                c,
+                &pid,
+                Page {
+                    offset: 0,
+                    limit: query::MAX_PAGE,
+                },
+            )?)
+        })
+        .await?;
+    Ok(ApiJson(GetChainResponse {
+        patient_id: req.patient_id,
+        access: access.reason().into(),
+        records: records.into_iter().map(chain_record).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct PatientSearch {
+    /// Part of the id or name.
+    pub search: Option<String>,
+    pub offset: Option<u32>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatientSummary {
+    pub user_id: String,
+    pub display_name: String,
+    pub department: String,
+    pub consent: bool,
+    pub break_glass: bool,
+}
+
+/// Find patients (doctors): those of the doctor's department and those who consented.
+#[utoipa::path(get, path = "/api/patients", params(PatientSearch),
+    responses((status = 200, body = Vec<PatientSummary>)), security(("bearer" = [])), tag = "records")]
+pub async fn patients(
+    State(s): State<AppState>,
+    Doctor(doc): Doctor,
+    Query(q): Query<PatientSearch>,
+) -> ApiResult<ApiJson<Vec<PatientSummary>>> {
+    if let Some(t) = &q.search {
+        check_text("search", t, 64, false)?;
+    }
+    let page = PageParams {
+        offset: q.offset,
+        limit: q.limit,
+    }
+    .page();
+    let now = s.now_ms();
+    s.read(move |c| {
+        let mut out = Vec::new();
+        for u in query::users(c, None, Some("patient"), q.search.as_deref(), page)? {
+            let consent = medchain_records::doctor_has_consent(c, &doc.user, &u.user_id, now)?;
+            let bg = medchain_records::break_glass_active(c, &doc.user.user_id, &u.user_id, now)?;
+            if u.active && (consent || bg || u.department == doc.user.department) {
+                out.push(PatientSummary {
+                    user_id: u.user_id,
+                    display_name: u.display_name,
+                    department: u.department,
+                    consent,
+                    break_glass: bg,
+                });
+            }
+        }
+        Ok(ApiJson(out))
+    })
+    .await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakGlassRequest {
+    pub patient_id: String,
+    pub reason: String,
+    /// Minutes of access, 1 to 60 (default 60).
+    #[serde(default)]
+    pub minutes: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakGlassResponse {
+    pub patient_id: String,
+    pub until_ms: u64,
+    pub block_height: u64,
+}
+
+/// Emergency access without consent: read-only, time-limited, on the ledger, shown to the
+/// patient and the department.
+#[utoipa::path(post, path = "/api/break_glass", request_body = BreakGlassRequest,
+    responses((status = 200, body = BreakGlassResponse), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "records")]
+pub async fn break_glass(
+    State(s): State<AppState>,
+    Doctor(doc): Doctor,
+    ApiJson(req): ApiJson<BreakGlassRequest>,
+) -> ApiResult<ApiJson<BreakGlassResponse>> {
+    check_text("patient_id", &req.patient_id, 64, true)?;
+    check_text("reason", &req.reason, 500, true)?;
+    let minutes = req.minutes.unwrap_or(60);
+    if !(1..=60).contains(&minutes) {
+        return Err(ApiError::invalid("minutes: 1 to 60"));
+    }
+    let duration_ms = (u64::from(minutes) * 60_000).min(BREAK_GLASS_DEFAULT_MS);
+    let pid = req.patient_id.clone();
+    s.read(move |c| patient(c, &pid).map(|_| ())).await?;
+    let env = Envelope {
+        actor: Actor::User(doc.user.user_id.clone()),
+        tx: Transaction::BreakGlass {
+            patient: req.patient_id.clone(),
+            reason: req.reason,
+            duration_ms,
+        },
+    };
+    let c = s.commit(&env, Vec::new()).await?;
+    let (doctor, pid) = (doc.user.user_id.clone(), req.patient_id.clone());
+    let until_ms = s
+        .read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT MAX(until_ms) FROM break_glass WHERE doctor = ?1 AND patient = ?2",
+                medchain_store::rusqlite::params![doctor, pid],
+                |r| r.get::<_, i64>(0),
+            )? as u64)
+        })
+        .await?;
+    Ok(ApiJson(BreakGlassResponse {
+        patient_id: req.patient_id,
+        until_ms,
+        block_height: c.height,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessStatus {
+    pub patient_id: String,
+    pub consent: bool,
+    pub break_glass_until_ms: Option<u64>,
+}
+
+/// Whether the doctor may see a patient's records now, and why.
+#[utoipa::path(get, path = "/api/patients/{patient_id}/access",
+    params(("patient_id" = String, Path)),
+    responses((status = 200, body = AccessStatus), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])), tag = "records")]
+pub async fn access_status(
+    State(s): State<AppState>,
+    Doctor(doc): Doctor,
+    Path(pid): Path<String>,
+) -> ApiResult<ApiJson<AccessStatus>> {
+    check_text("patient_id", &pid, 64, true)?;
+    let now = s.now_ms();
+    s.read(move |c| {
+        patient(c, &pid)?;
+        let consent = medchain_records::doctor_has_consent(c, &doc.user, &pid, now)?;
+        let until: Option<i64> = c.query_row(
+            "SELECT MAX(until_ms) FROM break_glass WHERE doctor = ?1 AND patient = ?2",
+            medchain_store::rusqlite::params![doc.user.user_id, pid],
+            |r| r.get(0),
+        )?;
+        Ok(ApiJson(AccessStatus {
+            patient_id: pid,
+            consent,
+            break_glass_until_ms: until.map(|u| u as u64).filter(|u| *u > now),
+        }))
+    })
+    .await
+}
+
+/// Whether `role` can ever add records (for the UI).
+pub fn can_add_records(role: UserRole) -> bool {
+    role == UserRole::Doctor
+}

@@ -1,0 +1,211 @@
+//! What every handler shares: the ledger gateway (submit a transaction, wait for its
+//! commit), read connections on the committed state, sessions, the clock, and the live
+//! figures of the replica.
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use medchain_records::{Envelope, Outcome};
+use medchain_store::rusqlite::{Connection, OpenFlags};
+use medchain_types::{encode, Genesis, Hash32};
+
+use crate::auth::AuthService;
+use crate::error::{ApiError, ApiResult};
+
+/// How long a handler waits for its transaction to commit.
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Read connections kept open.
+const READ_POOL: usize = 8;
+
+/// A record waiting for `validate_block`: its transaction, content and id.
+pub type PendingRecord = (Envelope, Vec<Vec<u8>>, String);
+
+/// A committed request, as the replica answered it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub client: u16,
+    pub request_id: u64,
+    pub height: u64,
+    pub block_hash: Hash32,
+}
+
+pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Committed, String>> + Send>>;
+
+/// The node's side of the gateway: sign `payload` (with `content` beside it) as this
+/// node's client, hand it to the replica, and resolve once it is committed and durable.
+pub trait Submitter: Send + Sync + 'static {
+    fn submit(&self, payload: Vec<u8>, content: Vec<Vec<u8>>) -> SubmitFuture;
+}
+
+/// Wall-clock milliseconds, injectable for tests of expiry.
+pub trait Clock: Send + Sync + 'static {
+    fn now_ms(&self) -> u64;
+}
+
+#[derive(Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+}
+
+/// The replica's live figures (view, head, peers), provided by the node.
+pub trait ReplicaStatus: Send + Sync + 'static {
+    fn head(&self) -> (u64, Hash32, u64);
+    fn in_view_change(&self) -> bool;
+}
+
+/// Everything handlers need. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AppState { .. }")
+    }
+}
+
+#[allow(missing_debug_implementations)] // holds trait objects and connections
+pub struct Inner {
+    pub replica: u16,
+    pub genesis: Genesis,
+    pub db_path: PathBuf,
+    pub submitter: Box<dyn Submitter>,
+    pub auth: AuthService,
+    pub clock: Box<dyn Clock>,
+    pub status: Box<dyn ReplicaStatus>,
+    /// Records wait here for `validate_block` when the node validates manually.
+    pub manual_validation: bool,
+    pub pending: tokio::sync::Mutex<Vec<PendingRecord>>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+/// How to build an `AppState`.
+#[allow(missing_debug_implementations)] // holds trait objects
+pub struct AppConfig {
+    pub replica: u16,
+    pub genesis: Genesis,
+    pub db_path: PathBuf,
+    pub submitter: Box<dyn Submitter>,
+    pub auth: AuthService,
+    pub clock: Box<dyn Clock>,
+    pub status: Box<dyn ReplicaStatus>,
+    pub manual_validation: bool,
+}
+
+impl AppState {
+    pub fn new(c: AppConfig) -> Self {
+        AppState {
+            inner: Arc::new(Inner {
+                replica: c.replica,
+                genesis: c.genesis,
+                db_path: c.db_path,
+                submitter: c.submitter,
+                auth: c.auth,
+                clock: c.clock,
+                status: c.status,
+                manual_validation: c.manual_validation,
+                pending: tokio::sync::Mutex::new(Vec::new()),
+                readers: Mutex::new(Vec::new()),
+            }),
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    /// Run `f` on a read connection of the committed state, off the async threads.
+    pub async fn read<T, F>(&self, f: F) -> ApiResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
+    {
+        let s = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = s.take_reader()?;
+            let out = f(&conn);
+            s.give_back(conn);
+            out
+        })
+        .await
+        .map_err(ApiError::internal)?
+    }
+
+    fn take_reader(&self) -> ApiResult<Connection> {
+        if let Some(c) = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop()
+        {
+            return Ok(c);
+        }
+        let c = Connection::open_with_flags(
+            &self.inner.db_path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        c.busy_timeout(Duration::from_secs(5))?;
+        Ok(c)
+    }
+
+    fn give_back(&self, c: Connection) {
+        let mut pool = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < READ_POOL {
+            pool.push(c);
+        }
+    }
+
+    /// Submit a transaction and wait for it to commit; then turn the ledger's verdict into
+    /// an answer (403, 404, 409, 422 for rejections).
+    pub async fn commit(&self, env: &Envelope, content: Vec<Vec<u8>>) -> ApiResult<Committed> {
+        let payload = encode(env);
+        let c = self.commit_payload(payload, content).await?;
+        let outcome = self
+            .read(move |conn| Ok(medchain_records::query::outcome(conn, c.client, c.request_id)?))
+            .await?;
+        match outcome {
+            Some((Outcome::Ok, _)) => Ok(c),
+            Some((Outcome::Forbidden, m)) => Err(ApiError::forbidden(m)),
+            Some((Outcome::Conflict, m)) => Err(ApiError::conflict(m)),
+            Some((Outcome::NotFound, m)) => Err(ApiError::not_found(m)),
+            Some((Outcome::Invalid, m)) => Err(ApiError::invalid(m)),
+            None => Err(ApiError::internal("committed request has no outcome")),
+        }
+    }
+
+    /// Submit raw bytes and wait for the commit, bounded by `COMMIT_TIMEOUT`.
+    pub async fn commit_payload(
+        &self,
+        payload: Vec<u8>,
+        content: Vec<Vec<u8>>,
+    ) -> ApiResult<Committed> {
+        let fut = self.inner.submitter.submit(payload, content);
+        match tokio::time::timeout(COMMIT_TIMEOUT, fut).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "submit failed");
+                Err(ApiError::unavailable(
+                    "the ledger did not accept the transaction; try again",
+                ))
+            }
+            Err(_) => Err(ApiError::unavailable(
+                "the ledger did not commit in time; try again",
+            )),
+        }
+    }
+}

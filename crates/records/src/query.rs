@@ -1,0 +1,487 @@
+//! Reads of the committed records state, for the API. Each takes a read-only connection
+//! (its own, never the writer's) and returns plain values the API turns into JSON.
+
+use medchain_store::rusqlite::{self, params, Connection, OptionalExtension};
+use medchain_types::Hash32;
+use serde::Serialize;
+
+use crate::execute::{parse_role, Outcome, UserRow};
+use crate::tx::{prescription_code_hash, Medication, RecordContent};
+
+/// Largest page any list returns.
+pub const MAX_PAGE: u32 = 200;
+
+/// A record as the API shows it, content included.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct RecordView {
+    pub record_id: String,
+    pub patient_id: String,
+    pub block_height: u64,
+    pub block_hash: String,
+    pub doctor_id: String,
+    pub department: String,
+    pub diagnosis: String,
+    pub prescription: String,
+    pub notes: String,
+    pub medications: Vec<Medication>,
+    pub amends: Option<String>,
+    pub created_at_ms: u64,
+    /// Whether the content is present (it may have been erased).
+    pub content_available: bool,
+    pub dispensed: Option<DispenseView>,
+}
+
+/// What a pharmacy sees of a prescription: never diagnosis or notes.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct PrescriptionView {
+    pub record_id: String,
+    pub patient_id: String,
+    pub doctor_id: String,
+    pub prescription: String,
+    pub medications: Vec<Medication>,
+    pub created_at_ms: u64,
+    pub block_height: u64,
+    pub dispensed: Option<DispenseView>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct DispenseView {
+    pub pharmacy_id: String,
+    pub at_ms: u64,
+    pub block_height: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ConsentView {
+    pub grantee_kind: String,
+    pub grantee_id: String,
+    pub granted_at_ms: u64,
+    pub expires_at_ms: Option<u64>,
+    pub revoked_at_ms: Option<u64>,
+    pub block_height: u64,
+    /// Granted, not revoked and not expired at the time of the query.
+    pub active: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct AuditView {
+    pub id: i64,
+    pub patient_id: String,
+    pub reader_id: String,
+    pub reader_role: String,
+    pub action: String,
+    pub reason: String,
+    pub at_ms: u64,
+    pub block_height: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct BreakGlassView {
+    pub id: i64,
+    pub doctor_id: String,
+    pub patient_id: String,
+    pub department: String,
+    pub reason: String,
+    pub at_ms: u64,
+    pub until_ms: u64,
+    pub block_height: u64,
+}
+
+/// Record metadata a department sees of its activity (no clinical content).
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ActivityView {
+    pub record_id: String,
+    pub patient_id: String,
+    pub doctor_id: String,
+    pub created_at_ms: u64,
+    pub block_height: u64,
+    pub has_prescription: bool,
+    pub dispensed: bool,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct UserView {
+    pub user_id: String,
+    pub role: String,
+    pub organisation: u16,
+    pub department: String,
+    pub display_name: String,
+    pub active: bool,
+}
+
+impl From<UserRow> for UserView {
+    fn from(u: UserRow) -> Self {
+        UserView {
+            user_id: u.user_id,
+            role: u.role.as_str().into(),
+            organisation: u.organisation,
+            department: u.department,
+            display_name: u.display_name,
+            active: u.active,
+        }
+    }
+}
+
+/// A page request: `offset` rows skipped, at most `limit` (capped at `MAX_PAGE`) returned.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    pub offset: u32,
+    pub limit: u32,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Page {
+            offset: 0,
+            limit: 50,
+        }
+    }
+}
+
+impl Page {
+    fn bounds(self) -> (i64, i64) {
+        (
+            i64::from(self.limit.clamp(1, MAX_PAGE)),
+            i64::from(self.offset),
+        )
+    }
+}
+
+fn content(conn: &Connection, hash: &[u8]) -> rusqlite::Result<Option<RecordContent>> {
+    let bytes: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT bytes FROM content WHERE hash = ?1")?
+        .query_row(params![hash], |r| r.get(0))
+        .optional()?;
+    Ok(bytes.and_then(|b| RecordContent::from_bytes(&b)))
+}
+
+fn dispense_of(conn: &Connection, record_id: &str) -> rusqlite::Result<Option<DispenseView>> {
+    conn.prepare_cached("SELECT pharmacy, at_ms, height FROM dispenses WHERE record_id = ?1")?
+        .query_row(params![record_id], |r| {
+            Ok(DispenseView {
+                pharmacy_id: r.get(0)?,
+                at_ms: r.get::<_, i64>(1)? as u64,
+                block_height: r.get::<_, i64>(2)? as u64,
+            })
+        })
+        .optional()
+}
+
+const RECORD_COLUMNS: &str = "r.record_id, r.patient, r.doctor, r.department, r.content_hash,
+     r.amends, r.created_at_ms, r.height, b.hash";
+
+fn record_from_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordView> {
+    let record_id: String = r.get(0)?;
+    let hash: Vec<u8> = r.get(4)?;
+    let c = content(conn, &hash)?;
+    let available = c.is_some();
+    let c = c.unwrap_or_default();
+    let block_hash: Option<Vec<u8>> = r.get(8)?;
+    Ok(RecordView {
+        dispensed: dispense_of(conn, &record_id)?,
+        record_id,
+        patient_id: r.get(1)?,
+        doctor_id: r.get(2)?,
+        department: r.get(3)?,
+        diagnosis: c.diagnosis,
+        prescription: c.prescription,
+        notes: c.notes,
+        medications: c.medications,
+        amends: r.get(5)?,
+        created_at_ms: r.get::<_, i64>(6)? as u64,
+        block_height: r.get::<_, i64>(7)? as u64,
+        block_hash: block_hash.map(hex::encode).unwrap_or_default(),
+        content_available: available,
+    })
+}
+
+/// A patient's records, oldest first.
+pub fn records_of_patient(
+    conn: &Connection,
+    patient: &str,
+    page: Page,
+) -> rusqlite::Result<Vec<RecordView>> {
+    let (limit, offset) = page.bounds();
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN blocks b ON b.height = r.height
+         WHERE r.patient = ?1 ORDER BY r.height, r.record_id LIMIT ?2 OFFSET ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![patient, limit, offset])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(record_from_row(conn, row)?);
+    }
+    Ok(out)
+}
+
+/// One record.
+pub fn record(conn: &Connection, record_id: &str) -> rusqlite::Result<Option<RecordView>> {
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN blocks b ON b.height = r.height
+         WHERE r.record_id = ?1"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![record_id])?;
+    match rows.next()? {
+        Some(row) => Ok(Some(record_from_row(conn, row)?)),
+        None => Ok(None),
+    }
+}
+
+fn prescription_from(r: RecordView) -> Option<PrescriptionView> {
+    let prescribes = !r.prescription.trim().is_empty() || !r.medications.is_empty();
+    prescribes.then(|| PrescriptionView {
+        record_id: r.record_id,
+        patient_id: r.patient_id,
+        doctor_id: r.doctor_id,
+        prescription: r.prescription,
+        medications: r.medications,
+        created_at_ms: r.created_at_ms,
+        block_height: r.block_height,
+        dispensed: r.dispensed,
+    })
+}
+
+/// A patient's prescriptions (pharmacy view).
+pub fn prescriptions_of_patient(
+    conn: &Connection,
+    patient: &str,
+    page: Page,
+) -> rusqlite::Result<Vec<PrescriptionView>> {
+    Ok(records_of_patient(conn, patient, page)?
+        .into_iter()
+        .filter_map(prescription_from)
+        .collect())
+}
+
+/// The prescription a code names, if any.
+pub fn prescription_by_code(
+    conn: &Connection,
+    code: &str,
+) -> rusqlite::Result<Option<PrescriptionView>> {
+    let hash = prescription_code_hash(code);
+    let id: Option<String> = conn
+        .prepare_cached("SELECT record_id FROM records WHERE rx_code_hash = ?1")?
+        .query_row(params![&hash.0[..]], |r| r.get(0))
+        .optional()?;
+    match id {
+        Some(id) => Ok(record(conn, &id)?.and_then(prescription_from)),
+        None => Ok(None),
+    }
+}
+
+/// A patient's consents, newest first, with whether each is active at `now_ms`.
+pub fn consents_of_patient(
+    conn: &Connection,
+    patient: &str,
+    now_ms: u64,
+) -> rusqlite::Result<Vec<ConsentView>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT grantee_kind, grantee_id, granted_at_ms, expires_at_ms, revoked_at_ms, height
+         FROM consents WHERE patient = ?1 ORDER BY height DESC, grantee_id",
+    )?;
+    let rows = stmt.query_map(params![patient], |r| {
+        let expires: Option<i64> = r.get(3)?;
+        let revoked: Option<i64> = r.get(4)?;
+        Ok(ConsentView {
+            grantee_kind: r.get(0)?,
+            grantee_id: r.get(1)?,
+            granted_at_ms: r.get::<_, i64>(2)? as u64,
+            expires_at_ms: expires.map(|e| e as u64),
+            revoked_at_ms: revoked.map(|e| e as u64),
+            block_height: r.get::<_, i64>(5)? as u64,
+            active: revoked.is_none() && expires.is_none_or(|e| e as u64 > now_ms),
+        })
+    })?;
+    rows.collect()
+}
+
+fn audit_rows(
+    conn: &Connection,
+    filter: &str,
+    arg: &str,
+    page: Page,
+) -> rusqlite::Result<Vec<AuditView>> {
+    let (limit, offset) = page.bounds();
+    let sql = format!(
+        "SELECT a.id, a.patient, a.reader, a.reader_role, a.action, a.reason, a.at_ms, a.height
+         FROM audit a WHERE {filter} ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![arg, limit, offset], |r| {
+        Ok(AuditView {
+            id: r.get(0)?,
+            patient_id: r.get(1)?,
+            reader_id: r.get(2)?,
+            reader_role: r.get(3)?,
+            action: r.get(4)?,
+            reason: r.get(5)?,
+            at_ms: r.get::<_, i64>(6)? as u64,
+            block_height: r.get::<_, i64>(7)? as u64,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Who read a patient's data, newest first.
+pub fn audit_of_patient(
+    conn: &Connection,
+    patient: &str,
+    page: Page,
+) -> rusqlite::Result<Vec<AuditView>> {
+    audit_rows(conn, "a.patient = ?1", patient, page)
+}
+
+/// Reads of the department's patients, newest first.
+pub fn audit_of_department(
+    conn: &Connection,
+    department: &str,
+    page: Page,
+) -> rusqlite::Result<Vec<AuditView>> {
+    audit_rows(
+        conn,
+        "a.patient IN (SELECT user_id FROM users WHERE department = ?1 AND role = 'patient')",
+        department,
+        page,
+    )
+}
+
+fn break_glass_rows(
+    conn: &Connection,
+    filter: &str,
+    arg: &str,
+    page: Page,
+) -> rusqlite::Result<Vec<BreakGlassView>> {
+    let (limit, offset) = page.bounds();
+    let sql = format!(
+        "SELECT id, doctor, patient, department, reason, at_ms, until_ms, height
+         FROM break_glass WHERE {filter} ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![arg, limit, offset], |r| {
+        Ok(BreakGlassView {
+            id: r.get(0)?,
+            doctor_id: r.get(1)?,
+            patient_id: r.get(2)?,
+            department: r.get(3)?,
+            reason: r.get(4)?,
+            at_ms: r.get::<_, i64>(5)? as u64,
+            until_ms: r.get::<_, i64>(6)? as u64,
+            block_height: r.get::<_, i64>(7)? as u64,
+        })
+    })?;
+    rows.collect()
+}
+
+pub fn break_glass_of_patient(
+    conn: &Connection,
+    patient: &str,
+    page: Page,
+) -> rusqlite::Result<Vec<BreakGlassView>> {
+    break_glass_rows(conn, "patient = ?1", patient, page)
+}
+
+/// Break-glass events by the department's doctors or on its patients.
+pub fn break_glass_of_department(
+    conn: &Connection,
+    department: &str,
+    page: Page,
+) -> rusqlite::Result<Vec<BreakGlassView>> {
+    break_glass_rows(
+        conn,
+        "department = ?1 OR patient IN (SELECT user_id FROM users WHERE department = ?1)",
+        department,
+        page,
+    )
+}
+
+/// Record metadata of a department, newest first.
+pub fn department_activity(
+    conn: &Connection,
+    department: &str,
+    page: Page,
+) -> rusqlite::Result<Vec<ActivityView>> {
+    let (limit, offset) = page.bounds();
+    let mut stmt = conn.prepare_cached(
+        "SELECT r.record_id, r.patient, r.doctor, r.created_at_ms, r.height,
+                r.rx_code_hash IS NOT NULL, d.record_id IS NOT NULL
+         FROM records r LEFT JOIN dispenses d ON d.record_id = r.record_id
+         WHERE r.department = ?1 ORDER BY r.height DESC, r.record_id LIMIT ?2 OFFSET ?3",
+    )?;
+    let rows = stmt.query_map(params![department, limit, offset], |r| {
+        Ok(ActivityView {
+            record_id: r.get(0)?,
+            patient_id: r.get(1)?,
+            doctor_id: r.get(2)?,
+            created_at_ms: r.get::<_, i64>(3)? as u64,
+            block_height: r.get::<_, i64>(4)? as u64,
+            has_prescription: r.get(5)?,
+            dispensed: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// Users, optionally of one department and one role, by id.
+pub fn users(
+    conn: &Connection,
+    department: Option<&str>,
+    role: Option<&str>,
+    search: Option<&str>,
+    page: Page,
+) -> rusqlite::Result<Vec<UserView>> {
+    let (limit, offset) = page.bounds();
+    let pattern = search.map(|s| {
+        let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let mut stmt = conn.prepare_cached(
+        "SELECT user_id, role, organisation, department, display_name, active FROM users
+         WHERE (?1 IS NULL OR department = ?1) AND (?2 IS NULL OR role = ?2)
+           AND (?3 IS NULL OR user_id LIKE ?3 ESCAPE '\\' OR display_name LIKE ?3 ESCAPE '\\')
+         ORDER BY user_id LIMIT ?4 OFFSET ?5",
+    )?;
+    let rows = stmt.query_map(params![department, role, pattern, limit, offset], |r| {
+        Ok(UserView {
+            user_id: r.get(0)?,
+            role: parse_role(&r.get::<_, String>(1)?)
+                .map(|x| x.as_str().to_string())
+                .unwrap_or_default(),
+            organisation: r.get(2)?,
+            department: r.get(3)?,
+            display_name: r.get(4)?,
+            active: r.get::<_, i64>(5)? != 0,
+        })
+    })?;
+    rows.collect()
+}
+
+/// The outcome the ledger recorded for a request.
+pub fn outcome(
+    conn: &Connection,
+    client: u16,
+    request_id: u64,
+) -> rusqlite::Result<Option<(Outcome, String)>> {
+    conn.prepare_cached("SELECT outcome, message FROM outcomes WHERE client = ?1 AND request_id = ?2")?
+        .query_row(params![client, request_id as i64], |r| {
+            Ok((Outcome::parse(&r.get::<_, String>(0)?), r.get(1)?))
+        })
+        .optional()
+}
+
+/// Number of records in a block (for the explorer and validate_block).
+pub fn records_in_block(conn: &Connection, height: u64) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM records WHERE height = ?1")?
+        .query_row(params![height as i64], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+}
+
+/// The hash of a block, if stored.
+pub fn block_hash(conn: &Connection, height: u64) -> rusqlite::Result<Option<Hash32>> {
+    let h: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM blocks WHERE height = ?1")?
+        .query_row(params![height as i64], |r| r.get(0))
+        .optional()?;
+    Ok(h.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok().map(Hash32)))
+}

@@ -1,0 +1,178 @@
+//! The records service's transactions: what a request payload means once the ledger has
+//! ordered it. Encoded with the same canonical codec as everything else that is signed.
+
+use borsh::{BorshDeserialize, BorshSerialize};
+use medchain_types::{Hash32, UserRole};
+use serde::{Deserialize, Serialize};
+
+/// Largest encoded transaction (the request payload limit is larger; this is tighter).
+pub const MAX_TX_BYTES: usize = 16 << 10;
+/// Longest free-text reason (audit, break-glass).
+pub const MAX_REASON_CHARS: usize = 500;
+/// How long a one-time consent code is valid.
+pub const CONSENT_CODE_TTL_MS: u64 = 5 * 60 * 1000;
+/// How long break-glass access lasts unless asked for less.
+pub const BREAK_GLASS_DEFAULT_MS: u64 = 60 * 60 * 1000;
+
+/// Who asks: a user the gateway has authenticated, or the organisation's operator (the
+/// CLI's user administration, acting for the node that signs the request).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Actor {
+    User(String),
+    Operator,
+}
+
+/// A transaction with the actor the submitting gateway vouches for.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Envelope {
+    pub actor: Actor,
+    pub tx: Transaction,
+}
+
+/// To whom a patient grants consent.
+#[derive(
+    Clone, Debug, PartialEq, Eq, Hash, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(tag = "kind", content = "id", rename_all = "lowercase")]
+pub enum Grantee {
+    Doctor(String),
+    Department(String),
+    Pharmacy(String),
+}
+
+impl Grantee {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Grantee::Doctor(_) => "doctor",
+            Grantee::Department(_) => "department",
+            Grantee::Pharmacy(_) => "pharmacy",
+        }
+    }
+    pub fn id(&self) -> &str {
+        match self {
+            Grantee::Doctor(s) | Grantee::Department(s) | Grantee::Pharmacy(s) => s,
+        }
+    }
+}
+
+/// One ledger transaction of the records service.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub enum Transaction {
+    RegisterUser {
+        user_id: String,
+        role: UserRole,
+        department: String,
+        display_name: String,
+    },
+    DeactivateUser {
+        user_id: String,
+    },
+    /// The actor (a patient) grants consent, optionally until `expires_at_ms`.
+    GrantConsent {
+        grantee: Grantee,
+        expires_at_ms: Option<u64>,
+    },
+    RevokeConsent {
+        grantee: Grantee,
+    },
+    /// The actor (a patient) creates a one-time consent code; only its hash is public.
+    CreateConsentCode {
+        code_hash: Hash32,
+    },
+    /// The actor (a doctor) adds a record; its clinical content is the request's first
+    /// content piece (`content_hash`).
+    AddRecord {
+        record_id: String,
+        patient: String,
+        content_hash: Hash32,
+        /// A one-time consent code the patient gave the doctor, consumed by this record.
+        consent_code: Option<String>,
+        /// The record this one corrects (records are never edited in place).
+        amends: Option<String>,
+        /// Hash of the prescription code a pharmacy may present; present iff the record
+        /// prescribes something.
+        prescription_code_hash: Option<Hash32>,
+    },
+    /// The actor (a pharmacy) dispenses the prescription of `record_id`.
+    Dispense {
+        record_id: String,
+        /// The prescription code, when the patient presents it instead of consenting.
+        code: Option<String>,
+    },
+    /// The actor read `patient`'s data: the audit trail is itself on the ledger.
+    AuditRead {
+        patient: String,
+        action: String,
+        reason: String,
+    },
+    /// The actor (a doctor) opens `patient`'s records without consent.
+    BreakGlass {
+        patient: String,
+        reason: String,
+        duration_ms: u64,
+    },
+    /// Nothing but a block: `validate_block` with no pending records.
+    Marker,
+}
+
+/// The clinical content of a record, stored content-addressed (the ledger holds its hash).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RecordContent {
+    pub department: String,
+    pub diagnosis: String,
+    pub prescription: String,
+    pub notes: String,
+    #[serde(default)]
+    pub medications: Vec<Medication>,
+}
+
+/// One structured medication line of a prescription.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Medication {
+    pub name: String,
+    #[serde(default)]
+    pub dose: String,
+    #[serde(default)]
+    pub route: String,
+    #[serde(default)]
+    pub frequency: String,
+    #[serde(default)]
+    pub duration: String,
+    #[serde(default)]
+    pub quantity: String,
+}
+
+impl RecordContent {
+    /// The bytes that are hashed and stored (JSON, in field order).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+    pub fn prescribes(&self) -> bool {
+        !self.prescription.trim().is_empty() || !self.medications.is_empty()
+    }
+}
+
+/// Hash under which a one-time consent code is published: bound to the patient, so a
+/// code is useless for anyone else's records.
+pub fn consent_code_hash(patient: &str, code: &str) -> Hash32 {
+    Hash32::tagged(
+        b"medchain/v1/consent-code",
+        format!("{patient}\n{}", normalise_code(code)).as_bytes(),
+    )
+}
+
+/// Hash under which a prescription code is published.
+pub fn prescription_code_hash(code: &str) -> Hash32 {
+    Hash32::tagged(b"medchain/v1/prescription-code", normalise_code(code).as_bytes())
+}
+
+/// Codes are read aloud and typed: ignore case, spaces and dashes.
+pub fn normalise_code(code: &str) -> String {
+    code.chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .map(|c| c.to_ascii_uppercase())
+        .collect()
+}
