@@ -106,6 +106,16 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
             public_key: client.public(),
         });
     }
+    // Clients n..2n: each organisation's operator key, for user administration from the
+    // command line (`medchain user add`).
+    for i in 0..a.replicas {
+        let operator = fresh_key();
+        write_secret(&a.dir.join(format!("keys/operator-{i}.key")), &operator)?;
+        clients.push(ClientInfo {
+            name: format!("operator of {}", replicas[i].organisation),
+            public_key: operator.public(),
+        });
+    }
     let (users, consents) = if a.demo {
         demo_users()
     } else {
@@ -134,11 +144,15 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
             http_listen: format!("127.0.0.1:{}", u32::from(a.http_port) + i as u32),
             p2p_listen: format!("127.0.0.1:{}", u32::from(a.p2p_port) + i as u32),
             pbft: PbftSettings::default(),
+            manual_validation: false,
         };
         std::fs::write(
             a.dir.join(format!("node{i}.toml")),
             toml::to_string_pretty(&cfg)?,
         )?;
+    }
+    if a.demo {
+        seed_demo_passwords(&a.dir, a.replicas)?;
     }
     println!(
         "initialised {} replicas in {} (genesis {})",
@@ -225,3 +239,25 @@ fn demo_users() -> (Vec<GenesisUser>, Vec<GenesisConsent>) {
         .collect();
     (users, consents)
 }
+
+/// Demo accounts can sign in at every replica of a demo cluster: each node's local
+/// database gets their Argon2id hashes (hashed once, with one salt per account).
+fn seed_demo_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
+    let hashes = DEMO_ACCOUNTS
+        .iter()
+        .map(|(id, pw, ..)| Ok((*id, medchain_api::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e.message))?)))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    for i in 0..replicas {
+        let data = dir.join(format!("node{i}"));
+        std::fs::create_dir_all(&data)?;
+        let conn = medchain_api::auth::open_local_db(&data.join(GATEWAY_DB))?;
+        for (id, phc) in &hashes {
+            medchain_api::auth::set_password_hash(&conn, id, phc)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+        }
+    }
+    Ok(())
+}
+
+/// The node-local database of the API gateway (passwords, sessions), in each data dir.
+pub const GATEWAY_DB: &str = "gateway.sqlite";

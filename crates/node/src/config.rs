@@ -22,6 +22,10 @@ pub struct NodeConfig {
     pub p2p_listen: String,
     #[serde(default)]
     pub pbft: PbftSettings,
+    /// Hold records until `validate_block` (the original design's manual mode) instead of
+    /// committing each one at once.
+    #[serde(default)]
+    pub manual_validation: bool,
 }
 
 /// PBFT timing and sizes (see `medchain_pbft::Config` for their meaning).
@@ -170,6 +174,11 @@ impl NodeFiles {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("medchain.sqlite")
+    }
+
+    /// The API gateway's local database: password hashes and sessions, never replicated.
+    pub fn gateway_db_path(&self) -> PathBuf {
+        self.data_dir.join("gateway.sqlite")
     }
 
     pub fn limits(&self) -> Limits {

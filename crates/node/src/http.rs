@@ -1,61 +1,78 @@
-//! The HTTP surface of a node, for now: health and the chain head. The records API and
-//! the web UI come with the records service.
+//! The node's HTTP surface: the records API (crate `medchain-api`) wired to this
+//! replica's gateway, clock, committed state and live status.
 
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
-use axum::{extract::State, routing::get, Json, Router};
-use medchain_types::ReplicaId;
-use serde::Serialize;
+use axum::Router;
+use medchain_api::auth::{open_local_db, AuthService};
+use medchain_api::state::{AppConfig, AppState, ReplicaStatus, SystemClock};
+use medchain_store::Reader;
+use medchain_types::{ClientId, Hash32, Verifier};
 
-use crate::runtime::Shared;
+use crate::config::NodeFiles;
+use crate::gateway::Gateway;
+use crate::runtime::{CoreInput, NodeError, Shared};
 
-#[derive(Debug, Clone)]
-pub struct HttpState {
-    pub replica: ReplicaId,
-    pub shared: Arc<Shared>,
+/// The replica's live figures, as the API reads them.
+#[derive(Debug)]
+struct LiveStatus(Arc<Shared>);
+
+impl ReplicaStatus for LiveStatus {
+    fn head(&self) -> (u64, Hash32, u64) {
+        let hash = self.0.head_hash.lock().map(|h| *h).unwrap_or_default();
+        (
+            self.0.height.load(Ordering::Relaxed),
+            hash,
+            self.0.view.load(Ordering::Relaxed),
+        )
+    }
+    fn in_view_change(&self) -> bool {
+        self.0.in_view_change.load(Ordering::Relaxed)
+    }
 }
 
-#[derive(Debug, Serialize)]
-struct Head {
-    height: u64,
-    hash: String,
-    view: u64,
-}
-
-#[derive(Debug, Serialize)]
-struct Health {
-    status: &'static str,
-    replica: u16,
-    in_view_change: bool,
+/// Build the API state: gateway (continuing after the last request id this client had
+/// executed), sessions in the node-local database, the system clock.
+pub fn api_state(
+    files: &NodeFiles,
+    reader: &Reader,
+    core: SyncSender<CoreInput>,
+    shared: Arc<Shared>,
+) -> Result<AppState, NodeError> {
+    let client = files.config.client_id;
+    let last_id: Option<i64> = reader
+        .connection()
+        .query_row(
+            "SELECT MAX(request_id) FROM outcomes WHERE client = ?1",
+            [client],
+            |r| r.get(0),
+        )
+        .map_err(medchain_store::StoreError::from)?;
+    let gateway = Gateway::new(
+        ClientId(client),
+        files.client_key.clone(),
+        Verifier::new(&files.genesis, files.limits()),
+        core,
+        last_id.map_or(1, |i| i as u64 + 1),
+    );
+    let conn = open_local_db(&files.gateway_db_path()).map_err(medchain_store::StoreError::from)?;
+    let audience = format!("{}/replica-{}", files.genesis.chain_id, files.id().0);
+    let auth = AuthService::new(conn, audience).map_err(|e| NodeError::Api(e.message))?;
+    Ok(AppState::new(AppConfig {
+        replica: files.id().0,
+        genesis: files.genesis.clone(),
+        db_path: files.db_path(),
+        submitter: Box::new(gateway),
+        auth,
+        clock: Box::new(SystemClock),
+        status: Box::new(LiveStatus(shared)),
+        manual_validation: files.config.manual_validation,
+    }))
 }
 
 /// The router, testable without a socket.
-pub fn app(state: HttpState) -> Router {
-    Router::new()
-        .route("/healthz", get(health))
-        .route("/api/chain/head", get(head))
-        .with_state(state)
-}
-
-async fn health(State(s): State<HttpState>) -> Json<Health> {
-    Json(Health {
-        status: "ok",
-        replica: s.replica.0,
-        in_view_change: s.shared.in_view_change.load(Ordering::Relaxed),
-    })
-}
-
-async fn head(State(s): State<HttpState>) -> Json<Head> {
-    let hash = s
-        .shared
-        .head_hash
-        .lock()
-        .map(|h| h.to_hex())
-        .unwrap_or_default();
-    Json(Head {
-        height: s.shared.height.load(Ordering::Relaxed),
-        hash,
-        view: s.shared.view.load(Ordering::Relaxed),
-    })
+pub fn app(state: AppState) -> Router {
+    medchain_api::router(state)
 }

@@ -12,6 +12,7 @@
 pub mod client;
 pub mod config;
 pub mod frame;
+pub mod gateway;
 pub mod handshake;
 pub mod http;
 pub mod runtime;

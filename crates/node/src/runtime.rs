@@ -44,6 +44,8 @@ pub enum NodeError {
     Corrupt(String),
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
+    #[error("API: {0}")]
+    Api(String),
 }
 
 /// Live figures shared with HTTP.
@@ -86,7 +88,10 @@ pub async fn run_node(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), NodeError> {
     std::fs::create_dir_all(&files.data_dir)?;
-    let store = Store::open(&files.db_path())?;
+    let store = Store::open_with(
+        &files.db_path(),
+        Box::new(medchain_records::Ledger::new(files.genesis.clone())),
+    )?;
     let reader = store.reader()?;
     let chain = check_database(&files, &reader)?;
     let durable = reader.durable_state(files.genesis.hash())?;
@@ -135,12 +140,18 @@ pub async fn run_node(
 
     let http = tokio::net::TcpListener::bind(&files.config.http_listen).await?;
     let http_addr = http.local_addr()?;
-    let app = crate::http::app(crate::http::HttpState {
-        replica: id,
-        shared: shared.clone(),
-    });
+    let app = crate::http::app(crate::http::api_state(
+        &files,
+        &reader,
+        core_tx.clone(),
+        shared.clone(),
+    )?);
     tokio::spawn(async move {
-        let _ = axum::serve(http, app).await;
+        let _ = axum::serve(
+            http,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
     });
     tracing::info!(replica = %id, p2p = %p2p_addr, http = %http_addr, "listening");
 

@@ -176,7 +176,7 @@ impl StateMachine for Ledger {
             let client = r.request.client.0;
             tx.execute("SAVEPOINT one", [])?;
             let result = match decode::<Envelope>(&r.request.payload, MAX_TX_BYTES) {
-                Ok(env) => execute(tx, &env, r, now, height),
+                Ok(env) => execute(tx, &env, r, now, height, self.genesis.n()),
                 Err(_) => Ok(Err((Outcome::Invalid, "payload does not decode".into()))),
             };
             let (outcome, message) = match result? {
@@ -360,11 +360,19 @@ fn execute(
     r: &medchain_types::SignedRequest,
     now: u64,
     height: u64,
+    n_replicas: usize,
 ) -> rusqlite::Result<Exec> {
-    // Rules return `Rejection`s; SQLite errors inside them are mapped to Invalid only by
-    // `active_user`, everything else propagates through `sql`.
-    let org = r.request.client.0;
+    // Clients 0..n are the replicas' gateways, n..2n their operators (the CLI's user
+    // administration); either way client c belongs to organisation c mod n.
+    let client = usize::from(r.request.client.0);
+    let org = (client % n_replicas.max(1)) as u16;
     let actor = match &env.actor {
+        Actor::Operator if client < n_replicas => {
+            return Ok(reject(
+                Outcome::Forbidden,
+                "only an operator key may act as the operator",
+            ))
+        }
         Actor::Operator => None,
         Actor::User(id) => match active_user(tx, id) {
             Ok(u) => Some(u),
