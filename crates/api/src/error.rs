@@ -155,7 +155,10 @@ pub fn check_text(field: &str, value: &str, max_chars: usize, required: bool) ->
             "{field}: at most {max_chars} characters"
         )));
     }
-    if value.chars().any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+    {
         return Err(ApiError::invalid(format!(
             "{field}: control characters are not allowed"
         )));

@@ -176,7 +176,13 @@ impl AppState {
         let payload = encode(env);
         let c = self.commit_payload(payload, content).await?;
         let outcome = self
-            .read(move |conn| Ok(medchain_records::query::outcome(conn, c.client, c.request_id)?))
+            .read(move |conn| {
+                Ok(medchain_records::query::outcome(
+                    conn,
+                    c.client,
+                    c.request_id,
+                )?)
+            })
             .await?;
         match outcome {
             Some((Outcome::Ok, _)) => Ok(c),

@@ -245,7 +245,12 @@ fn demo_users() -> (Vec<GenesisUser>, Vec<GenesisConsent>) {
 fn seed_demo_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
     let hashes = DEMO_ACCOUNTS
         .iter()
-        .map(|(id, pw, ..)| Ok((*id, medchain_api::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e.message))?)))
+        .map(|(id, pw, ..)| {
+            Ok((
+                *id,
+                medchain_api::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e.message))?,
+            ))
+        })
         .collect::<anyhow::Result<Vec<_>>>()?;
     for i in 0..replicas {
         let data = dir.join(format!("node{i}"));

@@ -300,15 +300,17 @@ pub fn doctor_has_consent(
     patient: &str,
     now_ms: u64,
 ) -> rusqlite::Result<bool> {
-    Ok(
-        consent_active(conn, patient, &Grantee::Doctor(doctor.user_id.clone()), now_ms)?
-            || consent_active(
-                conn,
-                patient,
-                &Grantee::Department(doctor.department.clone()),
-                now_ms,
-            )?,
-    )
+    Ok(consent_active(
+        conn,
+        patient,
+        &Grantee::Doctor(doctor.user_id.clone()),
+        now_ms,
+    )? || consent_active(
+        conn,
+        patient,
+        &Grantee::Department(doctor.department.clone()),
+        now_ms,
+    )?)
 }
 
 /// Whether a doctor holds unexpired break-glass access to a patient.
@@ -339,14 +341,22 @@ fn need_role(u: &UserRow, role: UserRole) -> Exec {
     } else {
         reject(
             Outcome::Forbidden,
-            format!("{} is a {}, not a {}", u.user_id, u.role.as_str(), role.as_str()),
+            format!(
+                "{} is a {}, not a {}",
+                u.user_id,
+                u.role.as_str(),
+                role.as_str()
+            ),
         )
     }
 }
 
 fn text_ok(s: &str, field: &str, max_chars: usize) -> Exec {
     if s.chars().count() > max_chars {
-        reject(Outcome::Invalid, format!("{field} is longer than {max_chars} characters"))
+        reject(
+            Outcome::Invalid,
+            format!("{field} is longer than {max_chars} characters"),
+        )
     } else {
         Ok(())
     }
@@ -495,7 +505,11 @@ fn execute(
             Ok(p) => {
                 let n = tx.execute(
                     "INSERT OR IGNORE INTO consent_codes VALUES (?1, ?2, ?3, NULL)",
-                    params![&code_hash.0[..], p.user_id, now_i + CONSENT_CODE_TTL_MS as i64],
+                    params![
+                        &code_hash.0[..],
+                        p.user_id,
+                        now_i + CONSENT_CODE_TTL_MS as i64
+                    ],
                 )?;
                 if n == 0 {
                     Err((Outcome::Conflict, "code already exists".into()))
@@ -527,14 +541,23 @@ fn execute(
             height,
             org,
         )?,
-        Tx::Dispense { record_id, code } => dispense(tx, &actor, record_id, code.as_deref(), now, height)?,
+        Tx::Dispense { record_id, code } => {
+            dispense(tx, &actor, record_id, code.as_deref(), now, height)?
+        }
         Tx::AuditRead {
             patient,
             action,
             reason,
-        } => match (&actor, text_ok(reason, "reason", MAX_REASON_CHARS), text_ok(action, "action", 64)) {
+        } => match (
+            &actor,
+            text_ok(reason, "reason", MAX_REASON_CHARS),
+            text_ok(action, "action", 64),
+        ) {
             (_, Err(e), _) | (_, _, Err(e)) => Err(e),
-            (None, ..) => Err((Outcome::Forbidden, "the operator does not read records".into())),
+            (None, ..) => Err((
+                Outcome::Forbidden,
+                "the operator does not read records".into(),
+            )),
             (Some(a), ..) => {
                 tx.execute(
                     "INSERT INTO audit (patient, reader, reader_role, action, reason, at_ms, height)
@@ -550,9 +573,10 @@ fn execute(
             duration_ms,
         } => {
             let check = (|| {
-                let a = actor
-                    .as_ref()
-                    .ok_or((Outcome::Forbidden, "only a doctor may break the glass".to_string()))?;
+                let a = actor.as_ref().ok_or((
+                    Outcome::Forbidden,
+                    "only a doctor may break the glass".to_string(),
+                ))?;
                 need_role(a, UserRole::Doctor)?;
                 if reason.trim().is_empty() {
                     return reject(Outcome::Invalid, "reason: required");
@@ -615,7 +639,10 @@ fn grantee_exists(conn: &Connection, g: &Grantee) -> rusqlite::Result<Exec> {
             };
             match user(conn, id)? {
                 Some(u) if u.role == want && u.active => Ok(()),
-                Some(_) => Err((Outcome::Invalid, format!("{id} is not an active {}", want.as_str()))),
+                Some(_) => Err((
+                    Outcome::Invalid,
+                    format!("{id} is not an active {}", want.as_str()),
+                )),
                 None => Err((Outcome::NotFound, format!("no user {id}"))),
             }
         }
@@ -648,12 +675,18 @@ fn add_record(
         return Ok(reject(Outcome::Invalid, "record_id: 1 to 64 characters"));
     }
     if a.first_content != Some(a.content_hash) {
-        return Ok(reject(Outcome::Invalid, "content hash is not the request's content"));
+        return Ok(reject(
+            Outcome::Invalid,
+            "content hash is not the request's content",
+        ));
     }
     match active_user(tx, a.patient) {
         Err(e) => return Ok(Err(e)),
         Ok(p) if p.role != UserRole::Patient => {
-            return Ok(reject(Outcome::Invalid, format!("{} is not a patient", a.patient)))
+            return Ok(reject(
+                Outcome::Invalid,
+                format!("{} is not a patient", a.patient),
+            ))
         }
         Ok(_) => {}
     }
@@ -736,14 +769,24 @@ fn dispense(
         )
         .optional()?;
     let Some((patient, rx_hash)) = row else {
-        return Ok(reject(Outcome::NotFound, format!("no prescription {record_id}")));
+        return Ok(reject(
+            Outcome::NotFound,
+            format!("no prescription {record_id}"),
+        ));
     };
     let Some(rx_hash) = rx_hash else {
-        return Ok(reject(Outcome::NotFound, format!("record {record_id} prescribes nothing")));
+        return Ok(reject(
+            Outcome::NotFound,
+            format!("record {record_id} prescribes nothing"),
+        ));
     };
     let by_code = code.is_some_and(|c| prescription_code_hash(c).0[..] == rx_hash[..]);
-    let by_consent =
-        consent_active(tx, &patient, &Grantee::Pharmacy(pharmacy.user_id.clone()), now)?;
+    let by_consent = consent_active(
+        tx,
+        &patient,
+        &Grantee::Pharmacy(pharmacy.user_id.clone()),
+        now,
+    )?;
     if !(by_code || by_consent) {
         return Ok(reject(
             Outcome::Forbidden,
@@ -755,7 +798,10 @@ fn dispense(
         params![record_id, pharmacy.user_id, now as i64, height as i64],
     )?;
     Ok(if n == 0 {
-        reject(Outcome::Conflict, format!("prescription {record_id} was already dispensed"))
+        reject(
+            Outcome::Conflict,
+            format!("prescription {record_id} was already dispensed"),
+        )
     } else {
         Ok(())
     })

@@ -9,5 +9,7 @@ pub mod execute;
 pub mod query;
 pub mod tx;
 
-pub use execute::{consent_active, doctor_has_consent, break_glass_active, user, Ledger, Outcome, UserRow};
+pub use execute::{
+    break_glass_active, consent_active, doctor_has_consent, user, Ledger, Outcome, UserRow,
+};
 pub use tx::{Actor, Envelope, Grantee, Medication, RecordContent, Transaction};

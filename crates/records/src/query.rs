@@ -433,7 +433,10 @@ pub fn users(
 ) -> rusqlite::Result<Vec<UserView>> {
     let (limit, offset) = page.bounds();
     let pattern = search.map(|s| {
-        let escaped = s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+        let escaped = s
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
         format!("%{escaped}%")
     });
     let mut stmt = conn.prepare_cached(
@@ -463,11 +466,13 @@ pub fn outcome(
     client: u16,
     request_id: u64,
 ) -> rusqlite::Result<Option<(Outcome, String)>> {
-    conn.prepare_cached("SELECT outcome, message FROM outcomes WHERE client = ?1 AND request_id = ?2")?
-        .query_row(params![client, request_id as i64], |r| {
-            Ok((Outcome::parse(&r.get::<_, String>(0)?), r.get(1)?))
-        })
-        .optional()
+    conn.prepare_cached(
+        "SELECT outcome, message FROM outcomes WHERE client = ?1 AND request_id = ?2",
+    )?
+    .query_row(params![client, request_id as i64], |r| {
+        Ok((Outcome::parse(&r.get::<_, String>(0)?), r.get(1)?))
+    })
+    .optional()
 }
 
 /// Number of records in a block (for the explorer and validate_block).

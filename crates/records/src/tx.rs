@@ -166,7 +166,10 @@ pub fn consent_code_hash(patient: &str, code: &str) -> Hash32 {
 
 /// Hash under which a prescription code is published.
 pub fn prescription_code_hash(code: &str) -> Hash32 {
-    Hash32::tagged(b"medchain/v1/prescription-code", normalise_code(code).as_bytes())
+    Hash32::tagged(
+        b"medchain/v1/prescription-code",
+        normalise_code(code).as_bytes(),
+    )
 }
 
 /// Codes are read aloud and typed: ignore case, spaces and dashes.

@@ -71,7 +71,10 @@ pub struct BlockRange {
     pub limit: Option<u64>,
 }
 
-fn summary(conn: &medchain_store::rusqlite::Connection, b: &medchain_types::CommittedBlock) -> ApiResult<BlockSummary> {
+fn summary(
+    conn: &medchain_store::rusqlite::Connection,
+    b: &medchain_types::CommittedBlock,
+) -> ApiResult<BlockSummary> {
     Ok(BlockSummary {
         height: b.height(),
         hash: b.hash().to_hex(),

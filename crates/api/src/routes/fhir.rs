@@ -148,7 +148,10 @@ pub async fn everything(
         .genesis
         .replicas
         .get(usize::from(s.inner.replica))
-        .map_or_else(|| "http://localhost/fhir".to_string(), |r| format!("http://{}/fhir", r.http_addr));
+        .map_or_else(
+            || "http://localhost/fhir".to_string(),
+            |r| format!("http://{}/fhir", r.http_addr),
+        );
     let bundle = s
         .read(move |c| {
             let e = export(c, &s2, &pid, now)?;

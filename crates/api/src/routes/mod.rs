@@ -132,7 +132,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/validate_block", post(records::validate_block))
         .route("/api/get_chain", post(records::get_chain))
         .route("/api/patients", get(records::patients))
-        .route("/api/patients/{patient_id}/access", get(records::access_status))
+        .route(
+            "/api/patients/{patient_id}/access",
+            get(records::access_status),
+        )
         .route(
             "/api/break_glass",
             post(records::break_glass).get(patient::break_glass_events),
@@ -153,13 +156,19 @@ pub fn router(state: AppState) -> Router {
             "/api/users",
             get(department::list_users).post(department::register),
         )
-        .route("/api/users/{user_id}/deactivate", post(department::deactivate))
+        .route(
+            "/api/users/{user_id}/deactivate",
+            post(department::deactivate),
+        )
         .route("/api/department/activity", get(department::activity))
         .route("/api/chain/head", get(chain::head))
         .route("/api/chain/verify", get(chain::verify))
         .route("/api/blocks", get(chain::blocks))
         .route("/api/blocks/{height}", get(chain::block))
-        .route("/fhir/Patient/{patient_id}/$everything", get(fhir::everything))
+        .route(
+            "/fhir/Patient/{patient_id}/$everything",
+            get(fhir::everything),
+        )
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

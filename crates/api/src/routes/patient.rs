@@ -58,8 +58,14 @@ pub async fn list_consents(
     Patient(p): Patient,
 ) -> ApiResult<ApiJson<Vec<ConsentView>>> {
     let now = s.now_ms();
-    s.read(move |c| Ok(ApiJson(query::consents_of_patient(c, &p.user.user_id, now)?)))
-        .await
+    s.read(move |c| {
+        Ok(ApiJson(query::consents_of_patient(
+            c,
+            &p.user.user_id,
+            now,
+        )?))
+    })
+    .await
 }
 
 /// Grant consent to a doctor, a department or a pharmacy, optionally until a time.

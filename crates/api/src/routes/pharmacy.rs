@@ -71,11 +71,7 @@ pub async fn search(
             })
             .await?
         }
-        _ => {
-            return Err(ApiError::invalid(
-                "give exactly one of patient_id and code",
-            ))
-        }
+        _ => return Err(ApiError::invalid("give exactly one of patient_id and code")),
     };
     let env = Envelope {
         actor: Actor::User(ph.user.user_id.clone()),

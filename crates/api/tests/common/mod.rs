@@ -1,0 +1,342 @@
+//! An API on a one-process ledger: the real records executor, SQLite store and router,
+//! with consensus replaced by a local certifier that signs each block with the genesis
+//! replica keys (PBFT itself is tested in medchain-pbft, medchain-sim and the
+//! real-process cluster tests). The clock is injected so expiry can be tested.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::http::{Request as HttpRequest, StatusCode};
+use http_body_util::BodyExt;
+use medchain_api::auth::{open_local_db, AuthService};
+use medchain_api::state::{
+    AppConfig, AppState, Clock, Committed, ReplicaStatus, SubmitFuture, Submitter,
+};
+use medchain_records::Ledger;
+use medchain_store::{Store, WriteOp};
+use medchain_types::genesis::{ClientInfo, GenesisConsent, GenesisUser};
+use medchain_types::{
+    BlockHeader, ClientId, Commit, CommitCertificate, CommittedBlock, Genesis, Hash32, KeyPair,
+    Proposal, ReplicaId, ReplicaInfo, Request, Signed, UserRole,
+};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+pub const START_MS: u64 = 1_800_000_000_000;
+
+#[derive(Debug)]
+pub struct ManualClock(pub AtomicU64);
+
+impl ManualClock {
+    pub fn now_ms(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+struct ClockHandle(Arc<ManualClock>);
+
+impl Clock for ClockHandle {
+    fn now_ms(&self) -> u64 {
+        self.0.now_ms()
+    }
+}
+
+fn replica_key(i: u16) -> KeyPair {
+    KeyPair::for_test(&format!("api-replica-{i}"))
+}
+
+pub fn genesis() -> Genesis {
+    let users = [
+        ("d001", UserRole::Doctor, "cardiology"),
+        ("d002", UserRole::Doctor, "cardiology"),
+        ("d003", UserRole::Doctor, "oncology"),
+        ("p001", UserRole::Patient, "cardiology"),
+        ("p002", UserRole::Patient, "cardiology"),
+        ("ph001", UserRole::Pharmacy, "pharmacy"),
+        ("ph002", UserRole::Pharmacy, "pharmacy"),
+        ("dep001", UserRole::Department, "cardiology"),
+        ("dep002", UserRole::Department, "oncology"),
+    ];
+    Genesis {
+        format_version: medchain_types::codec::FORMAT_VERSION,
+        chain_id: "api-test".into(),
+        replicas: (0..4)
+            .map(|i| ReplicaInfo {
+                id: ReplicaId(i),
+                organisation: format!("Org {i}"),
+                public_key: replica_key(i).public(),
+                peer_addr: format!("127.0.0.1:{}", 7000 + i),
+                http_addr: format!("127.0.0.1:{}", 5000 + i),
+            })
+            .collect(),
+        clients: vec![ClientInfo {
+            name: "gateway".into(),
+            public_key: KeyPair::for_test("api-gateway").public(),
+        }],
+        users: users
+            .iter()
+            .map(|(id, role, dept)| GenesisUser {
+                user_id: (*id).into(),
+                role: *role,
+                organisation: ReplicaId(0),
+                department: (*dept).into(),
+                display_name: format!("User {id}"),
+            })
+            .collect(),
+        consents: vec![
+            GenesisConsent {
+                patient: "p001".into(),
+                doctor: "d001".into(),
+            },
+            GenesisConsent {
+                patient: "p002".into(),
+                doctor: "d001".into(),
+            },
+            GenesisConsent {
+                patient: "p002".into(),
+                doctor: "d002".into(),
+            },
+        ],
+    }
+}
+
+/// Commits every submitted request in its own certified block, in order.
+struct LocalLedger {
+    store: Store,
+    key: KeyPair,
+    state: Mutex<(u64, Hash32, u64)>, // height, last hash, next request id
+    clock: Arc<ManualClock>,
+}
+
+impl LocalLedger {
+    fn commit(&self, payload: Vec<u8>, content: Vec<Vec<u8>>) -> Result<Committed, String> {
+        let mut st = self.state.lock().map_err(|e| e.to_string())?;
+        let (height, prev, id) = (st.0 + 1, st.1, st.2);
+        let request = Request {
+            client: ClientId(0),
+            request_id: id,
+            payload,
+            content_hashes: content.iter().map(|c| Hash32::sha256(c)).collect(),
+        }
+        .sign_with_content(&self.key, content);
+        let proposal = Proposal {
+            height,
+            view: 0,
+            proposer: ReplicaId(0),
+            timestamp_ms: self.clock.now_ms(),
+            requests: vec![request],
+        };
+        let header = proposal.header();
+        let digest = header.digest();
+        let signatures = (0..3u16)
+            .map(|r| {
+                let c = Commit {
+                    view: 0,
+                    seq: height,
+                    digest,
+                    replica: ReplicaId(r),
+                };
+                (ReplicaId(r), Signed::sign(c, &replica_key(r)).signature)
+            })
+            .collect();
+        let block = CommittedBlock {
+            header: BlockHeader::new(&header, prev),
+            requests: proposal.requests,
+            certificate: CommitCertificate {
+                view: 0,
+                height,
+                proposal_digest: digest,
+                signatures,
+            },
+        };
+        let hash = block.hash();
+        self.store
+            .write(vec![WriteOp::Block(block)])
+            .map_err(|e| e.to_string())?;
+        *st = (height, hash, id + 1);
+        Ok(Committed {
+            client: 0,
+            request_id: id,
+            height,
+            block_hash: hash,
+        })
+    }
+}
+
+struct Shared(Arc<LocalLedger>);
+
+impl Submitter for Shared {
+    fn submit(&self, payload: Vec<u8>, content: Vec<Vec<u8>>) -> SubmitFuture {
+        let r = self.0.commit(payload, content);
+        Box::pin(async move { r })
+    }
+}
+
+impl ReplicaStatus for Shared {
+    fn head(&self) -> (u64, Hash32, u64) {
+        let st = self.0.state.lock().map(|s| (s.0, s.1)).unwrap_or_default();
+        (st.0, st.1, 0)
+    }
+    fn in_view_change(&self) -> bool {
+        false
+    }
+}
+
+pub struct TestApi {
+    pub state: AppState,
+    pub clock: Arc<ManualClock>,
+    pub dir: tempfile::TempDir,
+    pub router: axum::Router,
+}
+
+pub const PASSWORD: &str = "correct horse battery";
+
+impl TestApi {
+    pub fn new() -> TestApi {
+        Self::with_manual_validation(false)
+    }
+
+    pub fn with_manual_validation(manual: bool) -> TestApi {
+        let dir = tempfile::tempdir().unwrap();
+        let g = genesis();
+        let db = dir.path().join("medchain.sqlite");
+        let store = Store::open_with(&db, Box::new(Ledger::new(g.clone()))).unwrap();
+        let clock = Arc::new(ManualClock(AtomicU64::new(START_MS)));
+        let ledger = Arc::new(LocalLedger {
+            store,
+            key: KeyPair::for_test("api-gateway"),
+            state: Mutex::new((0, g.hash(), 1)),
+            clock: clock.clone(),
+        });
+        let conn = open_local_db(&dir.path().join("gateway.sqlite")).unwrap();
+        let phc = medchain_api::auth::hash_password(PASSWORD).unwrap();
+        for u in &g.users {
+            medchain_api::auth::set_password_hash(&conn, &u.user_id, &phc).unwrap();
+        }
+        let auth = AuthService::new(conn, "api-test/replica-0".into()).unwrap();
+        let state = AppState::new(AppConfig {
+            replica: 0,
+            genesis: g,
+            db_path: db,
+            submitter: Box::new(Shared(ledger.clone())),
+            auth,
+            clock: Box::new(ClockHandle(clock.clone())),
+            status: Box::new(Shared(ledger)),
+            manual_validation: manual,
+        });
+        let router = medchain_api::router(state.clone());
+        TestApi {
+            state,
+            clock,
+            dir,
+            router,
+        }
+    }
+
+    pub fn advance_ms(&self, ms: u64) {
+        self.clock.0.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.clock.0.load(Ordering::SeqCst)
+    }
+
+    /// Send a request; returns status and JSON body (Null when empty or not JSON).
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut b = HttpRequest::builder().method(method).uri(path);
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            b = b.header("content-type", ct);
+        }
+        let resp = self
+            .router
+            .clone()
+            .oneshot(b.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        match body {
+            Some(v) => {
+                self.call_raw(
+                    method,
+                    path,
+                    token,
+                    Some("application/json"),
+                    serde_json::to_vec(&v).unwrap(),
+                )
+                .await
+            }
+            None => self.call_raw(method, path, token, None, Vec::new()).await,
+        }
+    }
+
+    pub async fn login(&self, user: &str) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/login",
+                None,
+                Some(json!({"username": user, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "login {user}: {v}");
+        v["token"].as_str().unwrap().to_string()
+    }
+
+    /// d001 adds a record for `patient`; returns (record_id, prescription_code).
+    pub async fn add_record(&self, doctor_token: &str, patient: &str) -> (String, String) {
+        let (s, v) = self
+            .call(
+                "POST",
+                "/api/add_record",
+                Some(doctor_token),
+                Some(json!({"patient_id": patient, "diagnosis": "Hypertension", "prescription": "Amlodipine 5 mg",
+                            "notes": "follow up in 4 weeks",
+                            "medications": [{"name": "Amlodipine", "dose": "5 mg", "route": "oral", "frequency": "daily"}]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "add_record: {v}");
+        (
+            v["record_id"].as_str().unwrap().to_string(),
+            v["prescription_code"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// Number of audit rows for `patient`.
+    pub fn audit_count(&self, patient: &str) -> i64 {
+        let conn =
+            medchain_store::rusqlite::Connection::open(self.dir.path().join("medchain.sqlite"))
+                .unwrap();
+        conn.query_row(
+            "SELECT COUNT(*) FROM audit WHERE patient = ?1",
+            [patient],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+}
