@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod routes;
 pub mod state;
+pub mod web;
 
 pub use error::{ApiError, ApiResult};
 pub use routes::router;

@@ -145,6 +145,8 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
             p2p_listen: format!("127.0.0.1:{}", u32::from(a.p2p_port) + i as u32),
             pbft: PbftSettings::default(),
             manual_validation: false,
+            operator_key: Some(format!("keys/operator-{i}.key").into()),
+            operator_client_id: Some((a.replicas + i) as u16),
         };
         std::fs::write(
             a.dir.join(format!("node{i}.toml")),

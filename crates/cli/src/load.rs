@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::Context;
 use medchain_node::client::LedgerClient;
 use medchain_node::NodeFiles;
-use medchain_types::ClientId;
 
 #[derive(clap::Args, Debug)]
 pub struct LoadArgs {
@@ -35,6 +34,9 @@ pub struct LoadArgs {
 
 pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
     let files = NodeFiles::load(&a.config)?;
+    // The operator's client, not the gateway's: the running node's gateway owns that
+    // client's request ids.
+    let operator = files.operator()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -43,8 +45,8 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
         let client = LedgerClient::connect(
             addr,
             files.id(),
-            ClientId(files.config.client_id),
-            files.client_key.clone(),
+            operator.0,
+            operator.1,
             files.genesis.hash(),
         )
         .await

@@ -17,6 +17,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_medchain");
 /// Clusters run one at a time: four replicas already share two cores.
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// `medchain load --config node1.toml` submits as replica 1's operator client (4 + 1).
+const OPERATOR_OF_1: u16 = 5;
+
 struct Cluster {
     dir: tempfile::TempDir,
     http: u16,
@@ -43,11 +46,16 @@ fn free_base() -> (u16, u16) {
 
 impl Cluster {
     fn start() -> Cluster {
+        Self::start_with(&[])
+    }
+
+    fn start_with(extra_init_args: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let (http, p2p) = free_base();
         let out = Command::new(BIN)
             .args(["init", "--replicas", "4", "--dir"])
             .arg(dir.path())
+            .args(extra_init_args)
             .args([
                 "--http-port",
                 &http.to_string(),
@@ -133,6 +141,51 @@ impl Cluster {
         s.read_to_string(&mut body).ok()?;
         let json = body.split("\r\n\r\n").nth(1)?;
         serde_json::from_str(json).ok()
+    }
+
+    /// POST JSON to replica `i`'s API: (status, body).
+    fn post(
+        &self,
+        i: usize,
+        path: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, serde_json::Value) {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http + i as u16)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let auth = token
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .expect("write");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("read");
+        let status = resp
+            .split(' ')
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let json = resp.split("\r\n\r\n").nth(1).unwrap_or("");
+        (
+            status,
+            serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    fn login(&self, i: usize, user: &str, password: &str) -> String {
+        let (status, v) = self.post(
+            i,
+            "/api/login",
+            None,
+            &format!(r#"{{"username":"{user}","password":"{password}"}}"#),
+        );
+        assert_eq!(status, 200, "login {user} at replica {i}: {v}");
+        v["token"].as_str().expect("token").to_string()
     }
 
     fn head(&self, i: usize) -> Option<(u64, String)> {
@@ -289,7 +342,7 @@ fn backup_killed_during_5000_writes_catches_up_with_identical_hashes() {
     let heads: Vec<_> = (0..4).map(|i| c.head(i)).collect();
     assert!(heads.windows(2).all(|w| w[0] == w[1]), "{heads:?}");
     c.stop_all();
-    c.assert_no_acknowledged_write_lost(1, &acked);
+    c.assert_no_acknowledged_write_lost(OPERATOR_OF_1, &acked);
 }
 
 #[test]
@@ -365,7 +418,7 @@ fn primary_killed_under_load_the_others_change_view_and_it_catches_up() {
     c.start_node(0);
     c.wait_same_head(0, 1, Duration::from_secs(60));
     c.stop_all();
-    c.assert_no_acknowledged_write_lost(1, &acked);
+    c.assert_no_acknowledged_write_lost(OPERATOR_OF_1, &acked);
 }
 
 #[test]
@@ -388,7 +441,7 @@ fn replica_cut_off_for_30_seconds_rejoins() {
     acked.extend(c.load(1, 500, 2_001, 50));
     c.wait_same_head(2, 1, Duration::from_secs(60));
     c.stop_all();
-    c.assert_no_acknowledged_write_lost(1, &acked);
+    c.assert_no_acknowledged_write_lost(OPERATOR_OF_1, &acked);
 }
 
 #[test]
@@ -486,5 +539,83 @@ fn garbage_oversized_and_badly_signed_frames_do_not_hurt_the_cluster() {
             "replica {i} is down: {}",
             c.log(i)
         );
+    }
+}
+
+#[test]
+fn two_pharmacies_dispensing_at_once_on_different_replicas_one_wins() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start_with(&["--demo"]);
+    // Demo accounts sign in at every replica.
+    for i in 0..4 {
+        for (u, p) in [
+            ("d001", "doctor123"),
+            ("p002", "patient456"),
+            ("ph001", "pharmacy123"),
+            ("dep001", "department123"),
+        ] {
+            c.login(i, u, p);
+        }
+    }
+    let d001 = c.login(0, "d001", "doctor123");
+    let (status, rec) = c.post(
+        0,
+        "/api/add_record",
+        Some(&d001),
+        r#"{"patient_id":"p001","diagnosis":"Atrial fibrillation","prescription":"Apixaban 5 mg twice daily","notes":""}"#,
+    );
+    assert_eq!(status, 200, "{rec}");
+    let record_id = rec["record_id"].as_str().expect("record_id").to_string();
+    let code = rec["prescription_code"].as_str().expect("code").to_string();
+    let tokens: Vec<String> = [1, 2]
+        .iter()
+        .map(|&i| c.login(i, "ph001", "pharmacy123"))
+        .collect();
+    let c = std::sync::Arc::new(c);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
+    let handles: Vec<_> = [1usize, 2]
+        .into_iter()
+        .zip(tokens)
+        .map(|(i, token)| {
+            let (c, barrier, path, body) = (
+                c.clone(),
+                barrier.clone(),
+                format!("/api/prescriptions/{record_id}/dispense"),
+                format!(r#"{{"code":"{code}"}}"#),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                c.post(i, &path, Some(&token), &body)
+            })
+        })
+        .collect();
+    let mut results: Vec<(u16, serde_json::Value)> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    results.sort_by_key(|r| r.0);
+    assert_eq!(results[0].0, 200, "one dispense succeeds: {results:?}");
+    assert_eq!(results[1].0, 409, "the other is refused: {results:?}");
+    assert_eq!(results[1].1["error"]["code"], "conflict");
+    // Every replica agrees on the one dispense.
+    let winner = results[0].1["block_height"].as_u64().expect("height");
+    for i in 0..4 {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let db = rusqlite::Connection::open(c.db(i)).expect("db");
+            let rows: Vec<(String, i64)> = db
+                .prepare("SELECT pharmacy, height FROM dispenses")
+                .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
+                .unwrap_or_default();
+            if rows.len() == 1 {
+                assert_eq!(rows[0], ("ph001".to_string(), winner as i64), "replica {i}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "replica {i} has dispenses {rows:?}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }

@@ -26,6 +26,13 @@ pub struct NodeConfig {
     /// committing each one at once.
     #[serde(default)]
     pub manual_validation: bool,
+    /// The organisation's operator key and client id, for command-line administration
+    /// (`medchain user`, `medchain load`), separate from the gateway so that their
+    /// request ids never collide.
+    #[serde(default)]
+    pub operator_key: Option<PathBuf>,
+    #[serde(default)]
+    pub operator_client_id: Option<u16>,
 }
 
 /// PBFT timing and sizes (see `medchain_pbft::Config` for their meaning).
@@ -107,6 +114,9 @@ pub struct NodeFiles {
     pub key: KeyPair,
     pub client_key: KeyPair,
     pub data_dir: PathBuf,
+    /// Where the configuration was read from (relative paths start at its directory).
+    pub config_path: PathBuf,
+    pub base_dir: PathBuf,
 }
 
 impl NodeFiles {
@@ -160,6 +170,8 @@ impl NodeFiles {
         }
         let data_dir = base.join(&config.data_dir);
         Ok(NodeFiles {
+            config_path: path.to_path_buf(),
+            base_dir: base.to_path_buf(),
             config,
             genesis,
             key,
@@ -174,6 +186,26 @@ impl NodeFiles {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("medchain.sqlite")
+    }
+
+    /// The operator's client id and key, if configured.
+    pub fn operator(&self) -> Result<(medchain_types::ClientId, KeyPair), ConfigError> {
+        let (Some(path), Some(id)) = (&self.config.operator_key, self.config.operator_client_id)
+        else {
+            return Err(invalid(
+                &self.config_path,
+                "operator_key and operator_client_id are not configured",
+            ));
+        };
+        let key = load_key(&self.base_dir.join(path))?;
+        let listed = self.genesis.clients.get(usize::from(id));
+        if listed.map(|c| c.public_key) != Some(key.public()) {
+            return Err(invalid(
+                &self.config_path,
+                "operator_key does not match the genesis client it names",
+            ));
+        }
+        Ok((medchain_types::ClientId(id), key))
     }
 
     /// The API gateway's local database: password hashes and sessions, never replicated.
