@@ -5,6 +5,7 @@
 mod demo;
 mod init;
 mod load;
+mod user;
 mod verify;
 
 use std::path::PathBuf;
@@ -51,6 +52,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// User administration by the organisation's operator (e.g. add a department
+    /// administrator).
+    #[command(subcommand)]
+    User(user::UserCmd),
 }
 
 fn init_logging(json: bool) {
@@ -76,6 +81,7 @@ fn main() -> std::process::ExitCode {
         Command::Verify { config } => verify::run(&config),
         Command::Load(a) => load::run(&a),
         Command::Keygen { out } => init::keygen(&out),
+        Command::User(cmd) => user::run(&cmd),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -619,3 +619,53 @@ fn two_pharmacies_dispensing_at_once_on_different_replicas_one_wins() {
         }
     }
 }
+
+#[test]
+fn operator_adds_a_department_administrator_who_can_sign_in() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start();
+    let add = |user: &str, role: &str, password: &str| {
+        let mut child = Command::new(BIN)
+            .args(["user", "add", "--config"])
+            .arg(c.config(2))
+            .args([
+                "--user-id",
+                user,
+                "--role",
+                role,
+                "--department",
+                "radiology",
+                "--display-name",
+                "Radiology admin",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(format!("{password}\n").as_bytes())
+            .expect("password");
+        child.wait_with_output().expect("user add")
+    };
+    let out = add("rad-admin", "department", "s3cure-enough");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = c.login(2, "rad-admin", "s3cure-enough");
+    let (status, me) = c.post(2, "/api/validate_block", Some(&token), "");
+    assert_eq!(status, 200, "a department may validate blocks: {me}");
+    // The same id twice is refused by the ledger, with the reason.
+    let out = add("rad-admin", "department", "s3cure-enough");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+    // A short password is refused before anything is submitted.
+    let out = add("rad-2", "department", "short");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+}

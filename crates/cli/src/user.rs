@@ -1,0 +1,145 @@
+//! `medchain user`: user administration by an organisation's operator, for a real
+//! deployment: register a department administrator (or any user) on the ledger through a
+//! running replica, and set a password in that node's local database.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use medchain_node::client::LedgerClient;
+use medchain_node::config::NodeFiles;
+use medchain_records::{Actor, Envelope, Transaction};
+use medchain_types::{encode, UserRole};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum UserCmd {
+    /// Register a user on the ledger (the replica must be running) and set their
+    /// password on this node. The password is read from standard input.
+    Add {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        user_id: String,
+        /// doctor, patient, pharmacy or department.
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        department: String,
+        #[arg(long)]
+        display_name: String,
+    },
+    /// Set a user's password on this node (read from standard input).
+    SetPassword {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        user_id: String,
+    },
+}
+
+fn read_password() -> anyhow::Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let pw = line.trim_end_matches(['\r', '\n']).to_string();
+    medchain_api::auth::check_password_rules(&pw).map_err(|e| anyhow::anyhow!(e.message))?;
+    Ok(pw)
+}
+
+fn set_password(files: &NodeFiles, user_id: &str, password: &str) -> anyhow::Result<()> {
+    let phc =
+        medchain_api::auth::hash_password(password).map_err(|e| anyhow::anyhow!(e.message))?;
+    let conn = medchain_api::auth::open_local_db(&files.gateway_db_path())?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    medchain_api::auth::set_password_hash(&conn, user_id, &phc)
+        .map_err(|e| anyhow::anyhow!(e.message))
+}
+
+pub fn run(cmd: &UserCmd) -> anyhow::Result<()> {
+    match cmd {
+        UserCmd::SetPassword { config, user_id } => {
+            let files = NodeFiles::load(config)?;
+            let pw = read_password()?;
+            set_password(&files, user_id, &pw)?;
+            println!("password of {user_id} set on replica {}", files.id());
+            Ok(())
+        }
+        UserCmd::Add {
+            config,
+            user_id,
+            role,
+            department,
+            display_name,
+        } => {
+            let role = match role.as_str() {
+                "doctor" => UserRole::Doctor,
+                "patient" => UserRole::Patient,
+                "pharmacy" => UserRole::Pharmacy,
+                "department" => UserRole::Department,
+                other => {
+                    bail!("--role must be doctor, patient, pharmacy or department (got {other:?})")
+                }
+            };
+            if !medchain_types::genesis::valid_user_id(user_id) {
+                bail!("--user-id must be 1 to 64 letters, digits, '-', '_' or '.'");
+            }
+            let files = NodeFiles::load(config)?;
+            let (client_id, key) = files.operator()?;
+            let pw = read_password()?;
+            // Continue after the last request id this operator had executed.
+            let reader = medchain_store::Reader::open(&files.db_path())?;
+            let last: Option<i64> = reader.connection().query_row(
+                "SELECT MAX(request_id) FROM outcomes WHERE client = ?1",
+                [client_id.0],
+                |r| r.get(0),
+            )?;
+            let request_id = last.map_or(1, |l| l as u64 + 1);
+            let env = Envelope {
+                actor: Actor::Operator,
+                tx: Transaction::RegisterUser {
+                    user_id: user_id.clone(),
+                    role,
+                    department: department.clone(),
+                    display_name: display_name.clone(),
+                },
+            };
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let reply = rt.block_on(async {
+                let addr = files.config.p2p_listen.parse().context("p2p_listen")?;
+                let client =
+                    LedgerClient::connect(addr, files.id(), client_id, key, files.genesis.hash())
+                        .await
+                        .context("connecting to the replica (is it running?)")?;
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    client.submit(request_id, encode(&env)),
+                )
+                .await
+                .context("no commit within 30 s")?
+                .context("submitting")
+            })?;
+            let outcome =
+                medchain_records::query::outcome(reader.connection(), client_id.0, request_id)?;
+            match outcome {
+                Some((medchain_records::Outcome::Ok, _)) => {}
+                Some((o, m)) => bail!("the ledger refused the registration ({}): {m}", o.as_str()),
+                None => bail!(
+                    "committed at height {} but no outcome recorded",
+                    reply.height
+                ),
+            }
+            set_password(&files, user_id, &pw)?;
+            println!(
+                "registered {user_id} ({}, {department}) at height {}; password set on replica {}",
+                role.as_str(),
+                reply.height,
+                files.id()
+            );
+            Ok(())
+        }
+    }
+}
