@@ -49,12 +49,18 @@ pub fn run() -> anyhow::Result<()> {
             DEMO_DIR
         );
     }
-    println!("Try: curl http://127.0.0.1:5000/api/chain/head");
-    println!(
-        "Demo accounts (doctors d001/doctor123, d002/doctor456; patients p001/patient123, \
-         p002/patient456; pharmacy ph001/pharmacy123; department dep001/department123) log in \
-         once the records API exists; it is not built yet."
-    );
+    println!("Open http://127.0.0.1:5000 in a browser (API: /api/openapi.json).");
+    println!("Demo accounts (sign in at any replica):");
+    for (user, password, role, _, department, name) in crate::init::DEMO_ACCOUNTS {
+        println!(
+            "  {:<7} {:<14} {:<11} {:<11} {name}",
+            user,
+            password,
+            role.as_str(),
+            department
+        );
+    }
+    println!("Standing consents: p001 and p002 -> d001; p002 -> d002.");
     println!("Press Ctrl-C to stop all replicas.");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
