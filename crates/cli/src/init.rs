@@ -108,11 +108,11 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
     }
     // Clients n..2n: each organisation's operator key, for user administration from the
     // command line (`medchain user add`).
-    for i in 0..a.replicas {
+    for (i, replica) in replicas.iter().enumerate() {
         let operator = fresh_key();
         write_secret(&a.dir.join(format!("keys/operator-{i}.key")), &operator)?;
         clients.push(ClientInfo {
-            name: format!("operator of {}", replicas[i].organisation),
+            name: format!("operator of {}", replica.organisation),
             public_key: operator.public(),
         });
     }

@@ -231,7 +231,7 @@ pub fn record(conn: &Connection, record_id: &str) -> rusqlite::Result<Option<Rec
 
 fn prescription_from(r: RecordView) -> Option<PrescriptionView> {
     let prescribes = !r.prescription.trim().is_empty() || !r.medications.is_empty();
-    prescribes.then(|| PrescriptionView {
+    prescribes.then_some(PrescriptionView {
         record_id: r.record_id,
         patient_id: r.patient_id,
         doctor_id: r.doctor_id,

@@ -119,7 +119,7 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
-/// Every API route; `extra` (the web UI, metrics) is merged by the node.
+/// Every API route and the embedded web UI.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(chain::health))
@@ -169,6 +169,7 @@ pub fn router(state: AppState) -> Router {
             "/fhir/Patient/{patient_id}/$everything",
             get(fhir::everything),
         )
+        .merge(crate::web::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(

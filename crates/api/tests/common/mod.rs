@@ -2,7 +2,7 @@
 //! with consensus replaced by a local certifier that signs each block with the genesis
 //! replica keys (PBFT itself is tested in medchain-pbft, medchain-sim and the
 //! real-process cluster tests). The clock is injected so expiry can be tested.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // test support: a failed set-up should panic loudly
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,0 +1,308 @@
+// Why this file exists: it drives the MedChain web UI in Debian's Chromium the way people
+// use it (keyboard sign-in, forms, buttons) across all roles against a live demo cluster,
+// fails on any console or page error, and saves a screenshot of each dashboard for the
+// docs. Run by crates/cli/tests/browser.rs; by hand:
+//   MEDCHAIN_UI_URL=http://127.0.0.1:5000 node tests-web/ui.test.mjs
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const BASE = (process.env.MEDCHAIN_UI_URL || 'http://127.0.0.1:5000').replace(/\/$/, '');
+const SHOTS = process.env.MEDCHAIN_SCREENSHOTS || path.resolve(here, '../docs/screenshots');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const TIMEOUT = 30_000;
+
+fs.mkdirSync(SHOTS, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: CHROMIUM,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+
+// ---- console and page errors --------------------------------------------------------
+
+/** Errors seen, and the failed requests a step expects ([status, url part]). */
+const problems = [];
+let expected = [];
+
+function watch(page, who) {
+  page.on('pageerror', (err) => problems.push(`${who}: page error: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const text = msg.text();
+    const url = msg.location().url || '';
+    const m = /status of (\d{3})/.exec(text);
+    if (m && expected.some(([status, part]) => Number(m[1]) === status && url.includes(part))) return;
+    problems.push(`${who}: console error: ${text} ${url}`);
+  });
+}
+
+async function newPage(who) {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, acceptDownloads: true });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  watch(page, who);
+  return page;
+}
+
+// ---- helpers ----------------------------------------------------------------------
+
+function assert(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+/** Sign in with the keyboard only: the username field has focus on arrival. */
+async function signIn(page, user, password, role) {
+  await page.goto(`${BASE}/#/login`);
+  await page.waitForSelector('#login-username:focus');
+  await page.keyboard.type(user);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(password);
+  await page.keyboard.press('Enter');
+  await page.waitForFunction((r) => location.hash === `#/${r}`, role);
+  await page.waitForSelector('header nav');
+}
+
+/** Every form control has a visible <label for>, every button an accessible name. */
+async function checkAccessible(page, screen) {
+  const issues = await page.evaluate(() => {
+    const out = [];
+    for (const el of document.querySelectorAll('input, select, textarea')) {
+      if (el.type === 'hidden') continue;
+      const label = el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`);
+      if (!label) out.push(`no <label for> on ${el.outerHTML.slice(0, 80)}`);
+      else if (label.offsetParent === null && el.offsetParent !== null) out.push(`label of #${el.id} is hidden`);
+    }
+    for (const b of document.querySelectorAll('button, a[href]')) {
+      const name = (b.getAttribute('aria-label') || b.textContent || '').trim();
+      if (!name) out.push(`unnamed control ${b.outerHTML.slice(0, 80)}`);
+    }
+    if (!document.querySelector('h1')) out.push('no h1');
+    return out;
+  });
+  assert(issues.length === 0, `${screen}: accessibility: ${issues.join('; ')}`);
+}
+
+async function textOf(page, selector) {
+  return (await page.locator(selector).first().textContent()) || '';
+}
+
+// ---- the flow ---------------------------------------------------------------------
+
+const state = {};
+const steps = [];
+const step = (name, fn) => steps.push([name, fn]);
+
+step('login page', async () => {
+  const page = await newPage('login');
+  await page.goto(`${BASE}/`);
+  await page.waitForFunction(() => location.hash === '#/login');
+  await page.waitForSelector('h1:has-text("Sign in")');
+  // Wrong password: the API's refusal is shown, the page stays.
+  await page.fill('#login-username', 'd001');
+  await page.fill('#login-password', 'not-the-password');
+  expected = [[401, '/api/login']];
+  await page.click('#login-submit');
+  await page.waitForSelector('[role="alert"]:has-text("Wrong username or password")');
+  await page.fill('#login-password', '');
+  await page.fill('#login-username', '');
+  await checkAccessible(page, 'login');
+  await shot(page, 'login');
+  await page.context().close();
+});
+
+step('doctor adds a record and validates a block', async () => {
+  const page = await newPage('doctor');
+  await signIn(page, 'd001', 'doctor123', 'doctor');
+  await page.waitForSelector('#patient-results [data-patient-id="p001"]');
+  await page.fill('#patient-search', 'Maria');
+  await page.click('#patient-search-submit');
+  await page.waitForSelector('#patient-results [data-patient-id="p001"]');
+  await page.click('#patient-results [data-patient-id="p001"]');
+  await page.waitForSelector('#access-status :text("Consent on record")');
+  await page.waitForSelector('#patient-records :text("Access: consent")');
+  // Inline validation before anything is sent.
+  await page.click('#rec-submit');
+  await page.waitForSelector('#rec-diagnosis-error:has-text("Enter the diagnosis")');
+  assert(await page.evaluate(() => document.activeElement.id === 'rec-diagnosis'), 'focus moves to the first invalid field');
+  await page.fill('#rec-diagnosis', 'Hypertension stage 1');
+  await page.fill('#med-0-name', 'Amlodipine');
+  await page.fill('#med-0-dose', '5 mg');
+  await page.fill('#med-0-route', 'oral');
+  await page.fill('#med-0-frequency', 'once daily');
+  await page.fill('#med-0-duration', '30 days');
+  await page.fill('#med-0-quantity', '30');
+  await page.fill('#rec-notes', 'Clinic BP 148/94 on three readings. Lifestyle advice given; review in 4 weeks.');
+  await page.click('#rec-submit');
+  await page.waitForSelector('#rx-code');
+  state.code = (await textOf(page, '#rx-code')).trim();
+  assert(/^[A-Z2-9]{5}-[A-Z2-9]{5}$/.test(state.code), `prescription code shown: ${state.code}`);
+  const saved = await textOf(page, '#add-record-form [role="status"]');
+  assert(/Record saved in block #\d+/.test(saved), `block height shown: ${saved}`);
+  assert(saved.includes('give this to the patient'), 'the code is shown as for the patient');
+  await page.waitForSelector('#patient-records h3:has-text("Hypertension stage 1")');
+  await page.click('#validate-block');
+  await page.waitForSelector('#validate-result :text("Signed by")');
+  const signers = await page.locator('#validate-result [title^="Replica "]').count();
+  assert(signers >= 3, `a quorum of signers shown (${signers})`);
+  await checkAccessible(page, 'doctor');
+  await shot(page, 'doctor');
+  await page.context().close();
+});
+
+step('patient sees the record, who read it, a code and consent', async () => {
+  const page = await newPage('patient');
+  await signIn(page, 'p001', 'patient123', 'patient');
+  await page.waitForSelector('#my-records h3:has-text("Hypertension stage 1")');
+  await page.waitForSelector('#audit td:has-text("d001")');
+  await page.click('#code-generate');
+  await page.waitForSelector('#consent-code');
+  const code = (await textOf(page, '#consent-code')).trim();
+  assert(/^[A-Z2-9]{5}-[A-Z2-9]{5}$/.test(code), `one-time code shown: ${code}`);
+  await page.selectOption('#consent-kind', 'doctor');
+  await page.fill('#consent-grantee', 'd002');
+  await page.click('#consent-submit');
+  const revoke = page.locator('button[aria-label="Revoke access for Doctor d002"]');
+  await revoke.waitFor();
+  await revoke.click();
+  await page.waitForSelector('[role="status"]:has-text("Access for Doctor d002 revoked")');
+  await revoke.waitFor({ state: 'detached' });
+  const download = page.waitForEvent('download');
+  await page.click('#fhir-download');
+  const file = await download;
+  assert(file.suggestedFilename() === 'medchain-p001-fhir.json', `download name ${file.suggestedFilename()}`);
+  const bundle = JSON.parse(fs.readFileSync(await file.path(), 'utf8'));
+  assert(bundle.resourceType === 'Bundle', 'the download is a FHIR Bundle');
+  await checkAccessible(page, 'patient');
+  await shot(page, 'patient');
+  await page.context().close();
+});
+
+step('pharmacy dispenses by code, once', async () => {
+  assert(state.code, 'needs the code from the doctor step');
+  const [a, b] = [await newPage('pharmacy'), await newPage('pharmacy-2')];
+  for (const page of [a, b]) {
+    await signIn(page, 'ph001', 'pharmacy123', 'pharmacy');
+    await page.fill('#rx-term', state.code);
+    await page.click('#rx-find');
+    await page.waitForSelector('#prescriptions td:has-text("Amlodipine")');
+    const body = await page.textContent('body');
+    assert(!body.includes('Hypertension'), 'the diagnosis is never shown to the pharmacy');
+  }
+  await a.click('#prescriptions button:has-text("Record dispense")');
+  await a.waitForSelector('#prescriptions [role="status"]:has-text("Dispense recorded in block")');
+  await a.waitForSelector('#prescriptions :text("Already dispensed")');
+  // Looked up again: shown as dispensed, no way to dispense twice.
+  await a.click('#rx-find');
+  await a.waitForSelector('#prescriptions :text("Already dispensed")');
+  assert(await a.locator('#prescriptions button:has-text("Record dispense")').count() === 0, 'no second dispense button');
+  // The second counter still shows the old state: the API's 409 message is shown.
+  expected = [[409, '/dispense']];
+  await b.click('#prescriptions button:has-text("Record dispense")');
+  const alert = b.locator('#prescriptions [role="alert"]');
+  await alert.waitFor();
+  const text = (await alert.textContent()).trim();
+  assert(text.length > 0 && !/answered 409/.test(text), `the API's message is shown: ${text}`);
+  await checkAccessible(a, 'pharmacy');
+  await shot(a, 'pharmacy');
+  await a.context().close();
+  await b.context().close();
+});
+
+step('department: users, registration, activity, explorer, metrics', async () => {
+  const page = await newPage('department');
+  await signIn(page, 'dep001', 'department123', 'department');
+  await page.waitForSelector('#users [data-user-id="d001"]');
+  const id = `p${String(Date.now()).slice(-6)}`;
+  await page.fill('#reg-id', id);
+  await page.selectOption('#reg-role', 'patient');
+  await page.fill('#reg-name', 'Grace Mbeki');
+  await page.fill('#reg-password', 'welcome-2025');
+  await page.click('#reg-submit');
+  await page.waitForSelector(`[role="status"]:has-text("(${id}) is registered")`);
+  await page.waitForSelector(`#users [data-user-id="${id}"]`);
+  await page.waitForSelector('#activity td:has-text("p001")');
+  await checkAccessible(page, 'department');
+  await shot(page, 'department');
+
+  await page.click('nav a:has-text("Chain explorer")');
+  await page.waitForSelector('#blocks tbody tr');
+  await page.click('#verify-chain');
+  await page.waitForSelector('#verify-progress[aria-valuenow="100"]');
+  await page.waitForSelector('#verify-status:has-text("100%")');
+  await page.waitForSelector('[role="status"]:has-text("The chain is intact")');
+  await checkAccessible(page, 'explorer');
+  await shot(page, 'explorer');
+  await page.click('#blocks tbody tr a');
+  await page.waitForSelector('h2:has-text("Block detail")');
+  await page.waitForSelector('dt:has-text("Signed by")');
+
+  expected = [[404, '/api/metrics']];
+  await page.click('nav a:has-text("Metrics")');
+  await page.waitForSelector('#charts canvas, #metrics-unavailable');
+  state.metrics = (await page.locator('#metrics-unavailable').count()) ? 'unavailable' : 'charts';
+  if (state.metrics === 'charts') {
+    await page.waitForSelector('#peers tbody tr');
+    await page.waitForTimeout(4500); // two more polls
+  }
+  await checkAccessible(page, 'metrics');
+  await shot(page, 'metrics');
+  state.department = page;
+});
+
+step('an expired session returns to sign-in with the reason', async () => {
+  // An expired (here: invalid) token: any page goes back to sign-in with the reason.
+  const page = state.department;
+  assert(page, 'needs the department page');
+  expected = [[401, '/api/']];
+  await page.evaluate(() => {
+    const s = JSON.parse(sessionStorage.getItem('medchain.session'));
+    s.token = 'invalid.token.value';
+    sessionStorage.setItem('medchain.session', JSON.stringify(s));
+  });
+  await page.goto('about:blank');
+  await page.goto(`${BASE}/#/explorer`);
+  await page.waitForFunction(() => location.hash === '#/login');
+  await page.waitForSelector('[role="alert"]:has-text("Your session has expired")');
+  await page.context().close();
+});
+
+// ---- run ----------------------------------------------------------------------------
+
+let passed = 0;
+let failed = 0;
+for (const [name, fn] of steps) {
+  const t0 = Date.now();
+  expected = [];
+  const before = problems.length;
+  try {
+    await fn();
+    await new Promise((r) => setTimeout(r, 100)); // late console messages
+    const fresh = problems.slice(before);
+    assert(fresh.length === 0, fresh.join('\n'));
+    passed += 1;
+    console.log(`ok ${passed + failed} - ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed += 1;
+    console.log(`not ok ${passed + failed} - ${name}: ${e.message.split('\n').join('\n  ')}`);
+    for (const ctx of browser.contexts()) {
+      for (const p of ctx.pages()) {
+        await p.screenshot({ path: path.join(SHOTS, `FAILED-${passed + failed}.png`), fullPage: true }).catch(() => {});
+      }
+    }
+    break; // later steps build on earlier ones
+  }
+}
+const skipped = steps.length - passed - failed;
+if (state.metrics) console.log(`# metrics page: ${state.metrics}`);
+await browser.close();
+console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
+process.exit(failed === 0 && skipped === 0 ? 0 : 1);
