@@ -106,16 +106,14 @@ step('login page', async () => {
   await page.goto(`${BASE}/`);
   await page.waitForFunction(() => location.hash === '#/login');
   await page.waitForSelector('h1:has-text("Sign in")');
+  await checkAccessible(page, 'login');
+  await shot(page, 'login');
   // Wrong password: the API's refusal is shown, the page stays.
   await page.fill('#login-username', 'd001');
   await page.fill('#login-password', 'not-the-password');
   expected = [[401, '/api/login']];
   await page.click('#login-submit');
   await page.waitForSelector('[role="alert"]:has-text("Wrong username or password")');
-  await page.fill('#login-password', '');
-  await page.fill('#login-username', '');
-  await checkAccessible(page, 'login');
-  await shot(page, 'login');
   await page.context().close();
 });
 
@@ -211,6 +209,7 @@ step('pharmacy dispenses by code, once', async () => {
   await alert.waitFor();
   const text = (await alert.textContent()).trim();
   assert(text.length > 0 && !/answered 409/.test(text), `the API's message is shown: ${text}`);
+  console.log(`# second dispense refused with: ${text}`);
   await checkAccessible(a, 'pharmacy');
   await shot(a, 'pharmacy');
   await a.context().close();
