@@ -313,6 +313,18 @@ pub fn doctor_has_consent(
     )?)
 }
 
+/// When a doctor's latest break-glass access to a patient ends (or ended), if ever granted.
+pub fn break_glass_until(
+    conn: &Connection,
+    doctor: &str,
+    patient: &str,
+) -> rusqlite::Result<Option<u64>> {
+    let until: Option<i64> = conn
+        .prepare_cached("SELECT MAX(until_ms) FROM break_glass WHERE doctor = ?1 AND patient = ?2")?
+        .query_row(params![doctor, patient], |r| r.get(0))?;
+    Ok(until.map(|u| u as u64))
+}
+
 /// Whether a doctor holds unexpired break-glass access to a patient.
 pub fn break_glass_active(
     conn: &Connection,
@@ -320,10 +332,26 @@ pub fn break_glass_active(
     patient: &str,
     now_ms: u64,
 ) -> rusqlite::Result<bool> {
-    let until: Option<i64> = conn
-        .prepare_cached("SELECT MAX(until_ms) FROM break_glass WHERE doctor = ?1 AND patient = ?2")?
-        .query_row(params![doctor, patient], |r| r.get(0))?;
-    Ok(until.is_some_and(|u| u as u64 > now_ms))
+    Ok(break_glass_until(conn, doctor, patient)?.is_some_and(|u| u > now_ms))
+}
+
+/// Whether `code` is an unused, unexpired one-time consent code of `patient` at `now_ms`
+/// (the same condition `AddRecord` consumes it under).
+pub fn consent_code_usable(
+    conn: &Connection,
+    patient: &str,
+    code: &str,
+    now_ms: u64,
+) -> rusqlite::Result<bool> {
+    let hash = consent_code_hash(patient, code);
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM consent_codes WHERE code_hash = ?1 AND patient = ?2
+             AND used_height IS NULL AND expires_at_ms > ?3",
+        )?
+        .query_row(params![&hash.0[..], patient, now_ms as i64], |_| Ok(()))
+        .optional()?
+        .is_some())
 }
 
 fn active_user(conn: &Connection, id: &str) -> Result<UserRow, Rejection> {

@@ -10,6 +10,7 @@ pub mod query;
 pub mod tx;
 
 pub use execute::{
-    break_glass_active, consent_active, doctor_has_consent, user, Ledger, Outcome, UserRow,
+    break_glass_active, break_glass_until, consent_active, consent_code_usable, doctor_has_consent,
+    user, Ledger, Outcome, UserRow,
 };
 pub use tx::{Actor, Envelope, Grantee, Medication, RecordContent, Transaction};

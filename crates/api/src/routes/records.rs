@@ -7,9 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use medchain_records::query::{self, Page, RecordView};
-use medchain_records::tx::{consent_code_hash, prescription_code_hash, BREAK_GLASS_DEFAULT_MS};
+use medchain_records::tx::{prescription_code_hash, BREAK_GLASS_DEFAULT_MS};
 use medchain_records::{Actor, Envelope, Medication, RecordContent, Transaction};
-use medchain_types::{Hash32, UserRole};
+use medchain_types::Hash32;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -118,16 +118,7 @@ pub async fn add_record(
                     "no consent from {pid}; ask the patient for consent or a one-time code"
                 )));
             };
-            let hash = consent_code_hash(&pid, &code);
-            let ok: Option<i64> = c
-                .query_row(
-                    "SELECT 1 FROM consent_codes WHERE code_hash = ?1 AND patient = ?2
-                     AND used_height IS NULL AND expires_at_ms > ?3",
-                    medchain_store::rusqlite::params![&hash.0[..], pid, now as i64],
-                    |r| r.get(0),
-                )
-                .ok();
-            if ok.is_none() {
+            if !medchain_records::consent_code_usable(c, &pid, &code, now)? {
                 return Err(ApiError::forbidden("consent_code: wrong, used or expired"));
             }
         }
@@ -299,13 +290,9 @@ pub struct GetChainResponse {
     pub records: Vec<ChainRecord>,
 }
 
-pub fn rfc3339(ms: u64) -> String {
-    crate::routes::rfc3339(ms)
-}
-
 fn chain_record(r: RecordView) -> ChainRecord {
     ChainRecord {
-        created_at: rfc3339(r.created_at_ms),
+        created_at: crate::routes::rfc3339(r.created_at_ms),
         record_id: r.record_id,
         block_height: r.block_height,
         block_hash: r.block_hash,
@@ -479,11 +466,8 @@ pub async fn break_glass(
     let (doctor, pid) = (doc.user.user_id.clone(), req.patient_id.clone());
     let until_ms = s
         .read(move |conn| {
-            Ok(conn.query_row(
-                "SELECT MAX(until_ms) FROM break_glass WHERE doctor = ?1 AND patient = ?2",
-                medchain_store::rusqlite::params![doctor, pid],
-                |r| r.get::<_, i64>(0),
-            )? as u64)
+            medchain_records::break_glass_until(conn, &doctor, &pid)?
+                .ok_or_else(|| ApiError::internal("committed break-glass not found"))
         })
         .await?;
     Ok(ApiJson(BreakGlassResponse {
@@ -515,21 +499,12 @@ pub async fn access_status(
     s.read(move |c| {
         patient(c, &pid)?;
         let consent = medchain_records::doctor_has_consent(c, &doc.user, &pid, now)?;
-        let until: Option<i64> = c.query_row(
-            "SELECT MAX(until_ms) FROM break_glass WHERE doctor = ?1 AND patient = ?2",
-            medchain_store::rusqlite::params![doc.user.user_id, pid],
-            |r| r.get(0),
-        )?;
+        let until = medchain_records::break_glass_until(c, &doc.user.user_id, &pid)?;
         Ok(ApiJson(AccessStatus {
             patient_id: pid,
             consent,
-            break_glass_until_ms: until.map(|u| u as u64).filter(|u| *u > now),
+            break_glass_until_ms: until.filter(|u| *u > now),
         }))
     })
     .await
-}
-
-/// Whether `role` can ever add records (for the UI).
-pub fn can_add_records(role: UserRole) -> bool {
-    role == UserRole::Doctor
 }
