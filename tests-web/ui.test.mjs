@@ -244,14 +244,15 @@ step('department: users, registration, activity, explorer, metrics', async () =>
   await page.waitForSelector('h2:has-text("Block detail")');
   await page.waitForSelector('dt:has-text("Signed by")');
 
-  expected = [[404, '/api/metrics']];
   await page.click('nav a:has-text("Metrics")');
   await page.waitForSelector('#charts canvas, #metrics-unavailable');
   state.metrics = (await page.locator('#metrics-unavailable').count()) ? 'unavailable' : 'charts';
-  if (state.metrics === 'charts') {
-    await page.waitForSelector('#peers tbody tr');
-    await page.waitForTimeout(4500); // two more polls
-  }
+  assert(state.metrics === 'charts', 'the replica publishes metrics and the page charts them');
+  // Every replica is reported, and all four are up in a healthy demo cluster.
+  await page.waitForFunction(() => document.querySelectorAll('#peers tbody tr').length === 4);
+  const up = await page.locator('#peers tbody tr :text("Up")').count();
+  assert(up === 4, `all four replicas shown as up (${up})`);
+  await page.waitForTimeout(4500); // two more polls, so the charts have a few points
   await checkAccessible(page, 'metrics');
   await shot(page, 'metrics');
   state.department = page;

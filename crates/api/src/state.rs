@@ -62,6 +62,67 @@ pub trait ReplicaStatus: Send + Sync + 'static {
     fn in_view_change(&self) -> bool;
 }
 
+/// One point of a replica's one-second time series.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MetricsPoint {
+    /// Milliseconds since the replica started.
+    pub t_ms: u64,
+    pub committed_records_per_s: f64,
+    /// Commit latency of requests answered in this second (null: none answered).
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Committed / (committed + refused + abandoned) in this second (null: no requests).
+    pub success_rate: Option<f64>,
+    /// Joules used by this replica in this second.
+    pub energy_joules: f64,
+    pub records_per_joule: Option<f64>,
+    /// CPU time used in this second, in percent of one core.
+    pub cpu_percent: f64,
+    /// View changes since the replica started.
+    pub view_changes: u64,
+}
+
+/// A replica as this one sees it (from the messages it hears).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PeerStatus {
+    pub replica: u16,
+    pub up: bool,
+    pub height: Option<u64>,
+    pub view: Option<u64>,
+    pub last_seen_ms_ago: Option<u64>,
+}
+
+/// A replica's measured figures since it started, and its recent time series.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MetricsSnapshot {
+    pub replica: u16,
+    /// `rapl` (CPU energy counters) or `cpu_time_x_watts` (CPU time × power per core).
+    pub energy_source: String,
+    pub committed_records: u64,
+    pub committed_blocks: u64,
+    pub requests_committed: u64,
+    pub requests_failed: u64,
+    pub success_rate: Option<f64>,
+    pub blocks_proposed: u64,
+    /// Of the blocks this replica proposed, the share that was committed.
+    pub block_success_rate: Option<f64>,
+    pub view_changes: u64,
+    pub pending_requests: u64,
+    pub cpu_seconds: f64,
+    pub energy_joules: f64,
+    pub records_per_joule: Option<f64>,
+    pub resident_memory_bytes: u64,
+    pub series: Vec<MetricsPoint>,
+    pub peers: Vec<PeerStatus>,
+}
+
+/// The replica's metrics, provided by the node.
+pub trait Telemetry: Send + Sync + 'static {
+    /// Prometheus (OpenMetrics) text.
+    fn prometheus_text(&self) -> String;
+    fn snapshot(&self) -> MetricsSnapshot;
+}
+
 /// Everything handlers need. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -83,6 +144,8 @@ pub struct Inner {
     pub auth: AuthService,
     pub clock: Box<dyn Clock>,
     pub status: Box<dyn ReplicaStatus>,
+    /// Absent in tests that do not run a replica.
+    pub telemetry: Option<Arc<dyn Telemetry>>,
     /// Records wait here for `validate_block` when the node validates manually.
     pub manual_validation: bool,
     pub pending: tokio::sync::Mutex<Vec<PendingRecord>>,
@@ -99,6 +162,7 @@ pub struct AppConfig {
     pub auth: AuthService,
     pub clock: Box<dyn Clock>,
     pub status: Box<dyn ReplicaStatus>,
+    pub telemetry: Option<Arc<dyn Telemetry>>,
     pub manual_validation: bool,
 }
 
@@ -113,6 +177,7 @@ impl AppState {
                 auth: c.auth,
                 clock: c.clock,
                 status: c.status,
+                telemetry: c.telemetry,
                 manual_validation: c.manual_validation,
                 pending: tokio::sync::Mutex::new(Vec::new()),
                 readers: Mutex::new(Vec::new()),

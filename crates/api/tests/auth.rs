@@ -218,3 +218,16 @@ async fn deactivated_users_lose_their_sessions() {
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_json_needs_a_session_and_a_node_without_metrics_says_so() {
+    let api = TestApi::new();
+    let (s, _) = api.call("GET", "/api/metrics", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let token = api.login("dep001").await;
+    let (s, v) = api.call("GET", "/api/metrics", Some(&token), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"]["message"], "this node publishes no metrics");
+    let (s, _) = api.call("GET", "/metrics", None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -147,6 +147,7 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
             manual_validation: false,
             operator_key: Some(format!("keys/operator-{i}.key").into()),
             operator_client_id: Some((a.replicas + i) as u16),
+            energy_watts_per_core: medchain_node::energy::DEFAULT_WATTS_PER_CORE,
         };
         std::fs::write(
             a.dir.join(format!("node{i}.toml")),

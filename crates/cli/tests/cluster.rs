@@ -130,6 +130,17 @@ impl Cluster {
     }
 
     fn get(&self, i: usize, path: &str) -> Option<serde_json::Value> {
+        serde_json::from_str(&self.get_text(i, path)?).ok()
+    }
+
+    /// A value of replica `i`'s Prometheus text at `/metrics` (`name` with its labels).
+    fn metric(&self, i: usize, name: &str) -> Option<f64> {
+        let text = self.get_text(i, "/metrics")?;
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
+
+    fn get_text(&self, i: usize, path: &str) -> Option<String> {
         let mut s = TcpStream::connect(("127.0.0.1", self.http + i as u16)).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
         write!(
@@ -139,8 +150,7 @@ impl Cluster {
         .ok()?;
         let mut body = String::new();
         s.read_to_string(&mut body).ok()?;
-        let json = body.split("\r\n\r\n").nth(1)?;
-        serde_json::from_str(json).ok()
+        Some(body.split_once("\r\n\r\n")?.1.to_string())
     }
 
     /// POST JSON to replica `i`'s API: (status, body).
@@ -336,11 +346,30 @@ fn backup_killed_during_5000_writes_catches_up_with_identical_hashes() {
         5_000,
         "three replicas of four must keep committing"
     );
+    // The metrics saw the same: every acknowledged record committed at replica 1 (whose
+    // client port the load used), none failed, and replica 3 is reported down.
+    let committed = c.metric(1, "medchain_requests_total{result=\"committed\"}");
+    assert_eq!(committed, Some(5_000.0), "requests counted at replica 1");
+    assert!(c.metric(1, "medchain_committed_records_total") >= Some(5_000.0));
+    assert_eq!(c.metric(1, "medchain_peer_up{peer=\"3\"}"), Some(0.0));
+    assert_eq!(c.metric(1, "medchain_peer_up{peer=\"2\"}"), Some(1.0));
+    assert!(c.metric(1, "medchain_energy_joules_total") > Some(0.0));
     c.start_node(3);
     let took = c.wait_same_head(3, 1, Duration::from_secs(60));
     eprintln!("replica 3 caught up in {took:?}");
     let heads: Vec<_> = (0..4).map(|i| c.head(i)).collect();
     assert!(heads.windows(2).all(|w| w[0] == w[1]), "{heads:?}");
+    let back = Instant::now();
+    while c.metric(1, "medchain_peer_up{peer=\"3\"}") != Some(1.0)
+        && back.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        c.metric(1, "medchain_peer_up{peer=\"3\"}"),
+        Some(1.0),
+        "replica 3 back up"
+    );
     c.stop_all();
     c.assert_no_acknowledged_write_lost(OPERATOR_OF_1, &acked);
 }
@@ -415,6 +444,10 @@ fn primary_killed_under_load_the_others_change_view_and_it_catches_up() {
             .join("\n")
     );
     assert!(c.get(1, "/api/chain/head").expect("head")["view"].as_u64() >= Some(1));
+    assert!(
+        c.metric(1, "medchain_view_changes_total") >= Some(1.0),
+        "the view change is counted"
+    );
     c.start_node(0);
     c.wait_same_head(0, 1, Duration::from_secs(60));
     c.stop_all();

@@ -33,6 +33,14 @@ pub struct NodeConfig {
     pub operator_key: Option<PathBuf>,
     #[serde(default)]
     pub operator_client_id: Option<u16>,
+    /// Power of one busy core in watts, for the energy figure when the machine has no
+    /// RAPL counters (see `energy::DEFAULT_WATTS_PER_CORE` for the default's source).
+    #[serde(default = "default_watts_per_core")]
+    pub energy_watts_per_core: f64,
+}
+
+fn default_watts_per_core() -> f64 {
+    crate::energy::DEFAULT_WATTS_PER_CORE
 }
 
 /// PBFT timing and sizes (see `medchain_pbft::Config` for their meaning).
@@ -121,7 +129,7 @@ pub struct NodeFiles {
 
 impl NodeFiles {
     /// Read `nodeI.toml`, apply `MEDCHAIN_HTTP_LISTEN`, `MEDCHAIN_P2P_LISTEN` and
-    /// `MEDCHAIN_DATA_DIR` overrides, load and cross-check the genesis and keys.
+    /// `MEDCHAIN_DATA_DIR`, `MEDCHAIN_ENERGY_WATTS_PER_CORE` overrides, load and cross-check the genesis and keys.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let mut config: NodeConfig =
             toml::from_str(&read(path)?).map_err(|e| invalid(path, e.to_string()))?;
@@ -133,6 +141,23 @@ impl NodeFiles {
         }
         if let Ok(v) = std::env::var("MEDCHAIN_DATA_DIR") {
             config.data_dir = PathBuf::from(v);
+        }
+        if let Ok(v) = std::env::var("MEDCHAIN_ENERGY_WATTS_PER_CORE") {
+            config.energy_watts_per_core = v.parse().map_err(|_| {
+                invalid(
+                    path,
+                    "MEDCHAIN_ENERGY_WATTS_PER_CORE: expected a number of watts",
+                )
+            })?;
+        }
+        if !(config.energy_watts_per_core.is_finite()
+            && config.energy_watts_per_core > 0.0
+            && config.energy_watts_per_core <= 1_000.0)
+        {
+            return Err(invalid(
+                path,
+                "energy_watts_per_core: expected watts between 0 and 1000",
+            ));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         let genesis = load_genesis(&base.join(&config.genesis))?;

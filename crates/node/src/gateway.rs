@@ -5,11 +5,13 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::Arc;
 
 use medchain_api::state::{Committed, SubmitFuture, Submitter};
 use medchain_types::{ClientId, Hash32, KeyPair, Request, Verifier};
 use tokio::sync::mpsc;
 
+use crate::metrics::{Metrics, RequestResult};
 use crate::runtime::CoreInput;
 
 #[derive(Debug)]
@@ -19,6 +21,22 @@ pub struct Gateway {
     verifier: Verifier,
     core: SyncSender<CoreInput>,
     next_id: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+/// Counts a request as abandoned if its caller stops waiting (the API's commit timeout
+/// drops the future) before the reply; the core counts the commit itself.
+struct Waiting {
+    metrics: Arc<Metrics>,
+    done: bool,
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.done {
+            self.metrics.request_failed(RequestResult::Abandoned);
+        }
+    }
 }
 
 impl Gateway {
@@ -30,6 +48,7 @@ impl Gateway {
         verifier: Verifier,
         core: SyncSender<CoreInput>,
         first_id: u64,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Gateway {
             client,
@@ -37,6 +56,7 @@ impl Gateway {
             verifier,
             core,
             next_id: AtomicU64::new(first_id.max(1)),
+            metrics,
         }
     }
 }
@@ -62,12 +82,21 @@ impl Submitter for Gateway {
             },
         };
         let client = self.client.0;
+        if sent.is_err() {
+            self.metrics.request_failed(RequestResult::Refused);
+        }
+        let mut waiting = Waiting {
+            metrics: self.metrics.clone(),
+            done: sent.is_err(),
+        };
         Box::pin(async move {
             sent?;
-            let r = rx
-                .recv()
-                .await
-                .ok_or_else(|| "replica dropped the request".to_string())?;
+            let r = rx.recv().await;
+            waiting.done = true;
+            let r = r.ok_or_else(|| {
+                waiting.metrics.request_failed(RequestResult::Abandoned);
+                "replica dropped the request".to_string()
+            })?;
             Ok(Committed {
                 client,
                 request_id: r.request_id,

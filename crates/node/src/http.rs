@@ -13,6 +13,7 @@ use medchain_types::{ClientId, Hash32, Verifier};
 
 use crate::config::NodeFiles;
 use crate::gateway::Gateway;
+use crate::metrics::Metrics;
 use crate::runtime::{CoreInput, NodeError, Shared};
 
 /// The replica's live figures, as the API reads them.
@@ -40,6 +41,7 @@ pub fn api_state(
     reader: &Reader,
     core: SyncSender<CoreInput>,
     shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
 ) -> Result<AppState, NodeError> {
     let client = files.config.client_id;
     let last_id: Option<i64> = reader
@@ -56,6 +58,7 @@ pub fn api_state(
         Verifier::new(&files.genesis, files.limits()),
         core,
         last_id.map_or(1, |i| i as u64 + 1),
+        metrics.clone(),
     );
     let conn = open_local_db(&files.gateway_db_path()).map_err(medchain_store::StoreError::from)?;
     let audience = format!("{}/replica-{}", files.genesis.chain_id, files.id().0);
@@ -68,6 +71,7 @@ pub fn api_state(
         auth,
         clock: Box::new(SystemClock),
         status: Box::new(LiveStatus(shared)),
+        telemetry: Some(metrics),
         manual_validation: files.config.manual_validation,
     }))
 }

@@ -7,14 +7,17 @@
 //! size limit), [`handshake`] (each side proves its key), [`transport`] (connections,
 //! reconnect with backoff, bounded per-peer queues), [`runtime`] (the core thread),
 //! [`client`] (the PBFT client protocol, used by gateways, tests and benchmarks),
-//! [`http`] (health and chain head).
+//! [`http`] (the records API wired to this replica), [`metrics`] and [`energy`] (what
+//! the replica measures about itself).
 
 pub mod client;
 pub mod config;
+pub mod energy;
 pub mod frame;
 pub mod gateway;
 pub mod handshake;
 pub mod http;
+pub mod metrics;
 pub mod runtime;
 pub mod transport;
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use medchain_pbft::{Input, Mode, Output, Replica};
 use medchain_store::{Reader, Store, StoreError, WriteOp};
@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 
 use crate::client::ClientReply;
 use crate::config::NodeFiles;
+use crate::energy::EnergyMeter;
+use crate::metrics::{Metrics, RequestResult};
 use crate::transport::{self, Outbound, TransportStats};
 
 /// Blocks whose certificates are fully re-verified at start-up (all are hash-checked).
@@ -111,6 +113,13 @@ pub async fn run_node(
         chain,
     );
 
+    let metrics = Arc::new(Metrics::new(
+        id,
+        files.genesis.replicas.len(),
+        EnergyMeter::detect(files.config.energy_watts_per_core),
+    ));
+    tokio::spawn(sample_every_second(metrics.clone()));
+
     let isolated = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(TransportStats::default());
     let outbound = transport::start_outbound(
@@ -145,6 +154,7 @@ pub async fn run_node(
         &reader,
         core_tx.clone(),
         shared.clone(),
+        metrics.clone(),
     )?);
     tokio::spawn(async move {
         let _ = axum::serve(
@@ -158,7 +168,16 @@ pub async fn run_node(
     let core_shared = shared.clone();
     let core = std::thread::Builder::new()
         .name("pbft-core".into())
-        .spawn(move || core_loop(replica, core_rx, store, reader, outbound, core_shared))?;
+        .spawn(move || {
+            let io = CoreIo {
+                store,
+                reader,
+                out: outbound,
+                shared: core_shared,
+                metrics,
+            };
+            core_loop(replica, core_rx, &io)
+        })?;
     shutdown.await;
     tracing::info!(replica = %id, "stopping");
     let _ = core_tx.send(CoreInput::Shutdown);
@@ -183,15 +202,36 @@ async fn watch_fault_switch(path: std::path::PathBuf, isolated: Arc<AtomicBool>)
     }
 }
 
-fn core_loop(
-    mut replica: Replica,
-    rx: std::sync::mpsc::Receiver<CoreInput>,
+/// One sample a second for the metrics' time series, CPU time and energy.
+async fn sample_every_second(metrics: Arc<Metrics>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        metrics.sample();
+    }
+}
+
+/// Clients waiting for their request's commit, with when the request arrived here.
+type Waiting = HashMap<(ClientId, u64), (mpsc::Sender<ClientReply>, Instant)>;
+
+/// What the core thread acts on besides the replica: the database, the network, the
+/// figures shared with HTTP.
+struct CoreIo {
     store: Store,
     reader: Reader,
     out: Outbound,
     shared: Arc<Shared>,
+    metrics: Arc<Metrics>,
+}
+
+fn core_loop(
+    mut replica: Replica,
+    rx: std::sync::mpsc::Receiver<CoreInput>,
+    io: &CoreIo,
 ) -> Result<(), NodeError> {
-    let mut clients: HashMap<(ClientId, u64), mpsc::Sender<ClientReply>> = HashMap::new();
+    let metrics = &io.metrics;
+    let mut clients: Waiting = HashMap::new();
     let mut last_now = 0u64;
     loop {
         let now = wall_ms().max(last_now);
@@ -199,28 +239,34 @@ fn core_loop(
         let wait = replica.next_deadline_ms().saturating_sub(now).min(1_000);
         let outputs = match rx.recv_timeout(Duration::from_millis(wait)) {
             Ok(CoreInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            Ok(CoreInput::Peer(m)) => replica.step(wall_ms().max(now), Input::Message(m)),
+            Ok(CoreInput::Peer(m)) => {
+                metrics.observe_peer(&m);
+                replica.step(wall_ms().max(now), Input::Message(m))
+            }
             Ok(CoreInput::Client(r, reply)) => {
                 if clients.len() >= MAX_WAITING_CLIENTS {
                     // Forget waiters whose connection is gone before refusing new ones.
-                    clients.retain(|_, tx| !tx.is_closed());
+                    let before = clients.len();
+                    clients.retain(|_, (tx, _)| !tx.is_closed());
+                    for _ in clients.len()..before {
+                        metrics.request_failed(RequestResult::Abandoned);
+                    }
                 }
                 if clients.len() < MAX_WAITING_CLIENTS {
-                    clients.insert(r.key(), reply);
+                    clients.insert(r.key(), (reply, Instant::now()));
+                } else {
+                    metrics.request_failed(RequestResult::Refused);
                 }
                 replica.step(wall_ms().max(now), Input::ClientRequest(r))
             }
             Err(RecvTimeoutError::Timeout) => replica.step(wall_ms().max(now), Input::Tick),
         };
-        carry_out(
-            &replica,
-            outputs,
-            &store,
-            &reader,
-            &out,
-            &mut clients,
-            &shared,
-        )?;
+        carry_out(&replica, outputs, io, &mut clients)?;
+        metrics.core_state(
+            replica.last_executed(),
+            replica.view(),
+            replica.pending_requests(),
+        );
     }
 }
 
@@ -229,12 +275,16 @@ fn core_loop(
 fn carry_out(
     replica: &Replica,
     outputs: Vec<Output>,
-    store: &Store,
-    reader: &Reader,
-    out: &Outbound,
-    clients: &mut HashMap<(ClientId, u64), mpsc::Sender<ClientReply>>,
-    shared: &Shared,
+    io: &CoreIo,
+    clients: &mut Waiting,
 ) -> Result<(), NodeError> {
+    let CoreIo {
+        store,
+        reader,
+        out,
+        shared,
+        metrics,
+    } = io;
     // Votes and blocks move into one durable write (no copies of batches on this path);
     // the rest waits until that write is on disk.
     let mut ops = Vec::new();
@@ -244,6 +294,7 @@ fn carry_out(
         match o {
             Output::Persist(r) => ops.push(WriteOp::Vote(r)),
             Output::Commit(b) => {
+                metrics.block_committed(b.requests.len(), b.header.proposer);
                 hashes.insert(b.height(), b.hash());
                 ops.push(WriteOp::Block(b));
             }
@@ -261,9 +312,16 @@ fn carry_out(
     for o in rest {
         match o {
             Output::Send { to, message } => out.send(to, Arc::new(encode(&message))),
-            Output::Broadcast(message) => out.broadcast(Arc::new(encode(&message))),
+            Output::Broadcast(message) => {
+                if matches!(&message, PeerMessage::PrePrepare { pre_prepare, .. } if pre_prepare.body.replica == replica.id())
+                {
+                    metrics.block_proposed();
+                }
+                out.broadcast(Arc::new(encode(&message)));
+            }
             Output::Reply(r) => {
-                if let Some(tx) = clients.remove(&(r.client, r.request_id)) {
+                if let Some((tx, received)) = clients.remove(&(r.client, r.request_id)) {
+                    metrics.request_committed(received);
                     let block_hash = hashes
                         .get(&r.height)
                         .copied()
@@ -287,6 +345,7 @@ fn carry_out(
                 }
             }
             Output::ViewInstalled { view } => {
+                metrics.view_installed();
                 tracing::info!(view, "new view installed");
             }
             Output::Persist(_) | Output::Commit(_) => {}

@@ -4,6 +4,7 @@
 pub mod chain;
 pub mod department;
 pub mod fhir;
+pub mod metrics;
 pub mod patient;
 pub mod pharmacy;
 pub mod records;
@@ -88,6 +89,7 @@ pub fn rfc3339(ms: u64) -> String {
         department::list_users, department::register, department::deactivate, department::activity,
         chain::head, chain::health, chain::blocks, chain::block, chain::verify,
         fhir::everything,
+        metrics::prometheus, metrics::json,
     ),
     modifiers(&BearerAuth)
 )]
@@ -161,6 +163,8 @@ pub fn router(state: AppState) -> Router {
             post(department::deactivate),
         )
         .route("/api/department/activity", get(department::activity))
+        .route("/metrics", get(metrics::prometheus))
+        .route("/api/metrics", get(metrics::json))
         .route("/api/chain/head", get(chain::head))
         .route("/api/chain/verify", get(chain::verify))
         .route("/api/blocks", get(chain::blocks))

@@ -224,6 +224,7 @@ impl TestApi {
             auth,
             clock: Box::new(ClockHandle(clock.clone())),
             status: Box::new(Shared(ledger)),
+            telemetry: None,
             manual_validation: manual,
         });
         let router = medchain_api::router(state.clone());
