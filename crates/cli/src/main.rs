@@ -1,7 +1,8 @@
 //! The `medchain` binary: set up a cluster (`init`), run a replica (`node`), run a local
-//! four-replica demo (`demo`), check a chain offline (`verify`), and drive records
-//! through the PBFT client protocol (`load`).
+//! four-replica demo (`demo`), check a chain offline (`verify`), drive records through
+//! the PBFT client protocol (`load`), and measure a cluster end to end (`bench`).
 
+mod bench;
 mod demo;
 mod init;
 mod load;
@@ -45,6 +46,9 @@ enum Command {
     },
     /// Submit records through a replica's client port and wait for their commits.
     Load(load::LoadArgs),
+    /// Measure throughput, commit latency, success rate, CPU, energy and memory of a
+    /// cluster (a fresh local one, or --target URLs) under closed- or open-loop load.
+    Bench(bench::BenchArgs),
     /// Generate a new Ed25519 key file (mode 0600) and print its public key, for an
     /// organisation joining a cluster: the public key goes into the genesis.
     Keygen {
@@ -80,6 +84,7 @@ fn main() -> std::process::ExitCode {
         Command::Demo => demo::run(),
         Command::Verify { config } => verify::run(&config),
         Command::Load(a) => load::run(&a),
+        Command::Bench(a) => bench::run(&a),
         Command::Keygen { out } => init::keygen(&out),
         Command::User(cmd) => user::run(&cmd),
     };

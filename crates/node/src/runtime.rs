@@ -140,6 +140,7 @@ pub async fn run_node(
             core: core_tx.clone(),
             isolated: isolated.clone(),
             stats: stats.clone(),
+            seen: medchain_types::VerifiedFrames::new(transport::SEEN_FRAMES),
         }),
     ));
     tokio::spawn(watch_fault_switch(

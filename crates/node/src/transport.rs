@@ -9,7 +9,9 @@ use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use medchain_types::{decode, encode, Genesis, KeyPair, ReplicaId, SignedRequest, Verifier};
+use medchain_types::{
+    decode, encode, Genesis, KeyPair, ReplicaId, SignedRequest, VerifiedFrames, Verifier,
+};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -146,7 +148,12 @@ pub struct Inbound {
     pub core: SyncSender<CoreInput>,
     pub isolated: Arc<AtomicBool>,
     pub stats: Arc<TransportStats>,
+    /// Retransmitted frames that already passed verification.
+    pub seen: VerifiedFrames,
 }
+
+/// Frames remembered as verified (32 bytes each, about 1 MB in all).
+pub const SEEN_FRAMES: usize = 16_384;
 
 /// Accept connections on the peer port until the process stops.
 pub async fn serve(listener: TcpListener, ctx: Arc<Inbound>) {
@@ -171,6 +178,7 @@ async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Res
         core,
         isolated,
         stats,
+        seen,
     } = ctx;
     let me = *me;
     stream.set_nodelay(true)?;
@@ -184,7 +192,7 @@ async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Res
             if isolated.load(Ordering::Relaxed) {
                 continue;
             }
-            match verifier.decode_message(&frame) {
+            match verifier.decode_message_cached(&frame, seen) {
                 Ok(m) => {
                     let _ = core.try_send(CoreInput::Peer(m));
                 }

@@ -121,6 +121,36 @@ pub fn set_thread_verification_memo(enabled: bool) {
     MEMO.with(|m| *m.borrow_mut() = enabled.then(HashMap::new));
 }
 
+fn memo_enabled() -> bool {
+    MEMO.with(|m| m.borrow().is_some())
+}
+
+/// Below this many signatures a batch is checked one by one (batching pays off from a
+/// few signatures on; its setup is not free).
+const MIN_BATCH: usize = 4;
+
+/// Verify many signatures at once: true only if every one is valid. Batch verification
+/// (random linear combination) is about twice as fast per signature as one by one, and
+/// `ed25519-consensus` guarantees that it accepts exactly what single verification
+/// accepts, so replicas cannot disagree on a batch.
+pub fn verify_signatures<'a>(
+    items: impl ExactSizeIterator<Item = (&'a PublicKey, &'a [u8], &'a Signature)>,
+) -> bool {
+    if items.len() < MIN_BATCH || memo_enabled() {
+        // Small batches, and the simulator's memo (which remembers single checks).
+        let mut items = items;
+        return items.all(|(k, b, s)| verify_signature(k, b, s));
+    }
+    let mut batch = ed25519_consensus::batch::Verifier::new();
+    for (key, bytes, sig) in items {
+        let Ok(vk) = VerificationKey::try_from(key.0) else {
+            return false;
+        };
+        batch.queue((vk.into(), ed25519_consensus::Signature::from(sig.0), bytes));
+    }
+    batch.verify(rand::rngs::OsRng).is_ok()
+}
+
 /// Verify `signature` over `tagged_bytes` with `key`.
 pub fn verify_signature(key: &PublicKey, tagged_bytes: &[u8], signature: &Signature) -> bool {
     let memo_key = MEMO.with(|m| {

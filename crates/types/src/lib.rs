@@ -25,4 +25,4 @@ pub use genesis::{Genesis, GenesisConsent, GenesisUser, ReplicaInfo, UserRole};
 pub use ids::{ClientId, Hash32, ReplicaId, SeqNum, ViewNum};
 pub use message::*;
 pub use request::{Request, SignedRequest};
-pub use verify::{Limits, Verified, Verifier, VerifyError};
+pub use verify::{Limits, Verified, VerifiedFrames, Verifier, VerifyError};

@@ -9,7 +9,7 @@
 
 use crate::block::{tx_root, CommittedBlock, Proposal};
 use crate::codec::{decode, tagged_bytes};
-use crate::crypto::{verify_signature, PublicKey};
+use crate::crypto::{verify_signature, verify_signatures, PublicKey};
 use crate::genesis::Genesis;
 use crate::ids::{Hash32, ReplicaId, SeqNum, ViewNum};
 use crate::message::*;
@@ -33,6 +33,47 @@ impl<T> std::ops::Deref for Verified<T> {
     type Target = T;
     fn deref(&self) -> &T {
         &self.0
+    }
+}
+
+/// Hashes of frames that passed verification recently. PBFT retransmits (votes,
+/// pre-prepares with their batches, view changes with every prepared batch) every few
+/// hundred milliseconds while it waits; without this, a replica under load spends its
+/// CPU re-verifying the same megabytes of signatures, falls further behind, and the
+/// retransmissions that should heal the cluster keep it down. Bounded: the oldest hashes
+/// are forgotten first.
+#[derive(Debug)]
+pub struct VerifiedFrames {
+    inner: std::sync::Mutex<(
+        std::collections::HashSet<Hash32>,
+        std::collections::VecDeque<Hash32>,
+    )>,
+    capacity: usize,
+}
+
+impl VerifiedFrames {
+    pub fn new(capacity: usize) -> Self {
+        VerifiedFrames {
+            inner: std::sync::Mutex::new(Default::default()),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn contains(&self, h: &Hash32) -> bool {
+        self.inner.lock().map(|g| g.0.contains(h)).unwrap_or(false)
+    }
+
+    fn insert(&self, h: Hash32) {
+        if let Ok(mut g) = self.inner.lock() {
+            if g.0.insert(h) {
+                g.1.push_back(h);
+                while g.1.len() > self.capacity {
+                    if let Some(old) = g.1.pop_front() {
+                        g.0.remove(&old);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -157,6 +198,24 @@ impl Verifier {
         self.verify_message(msg)
     }
 
+    /// As [`Verifier::decode_message`], but bytes identical to a frame that already
+    /// passed are not verified again (a retransmission). Only frames that passed are
+    /// remembered, by their SHA-256; a frame that failed is checked in full every time.
+    pub fn decode_message_cached(
+        &self,
+        bytes: &[u8],
+        seen: &VerifiedFrames,
+    ) -> Result<Verified<PeerMessage>, VerifyError> {
+        let h = Hash32::sha256(bytes);
+        if seen.contains(&h) {
+            let msg: PeerMessage = decode(bytes, self.limits.max_message_bytes)?;
+            return Ok(Verified(msg));
+        }
+        let v = self.decode_message(bytes)?;
+        seen.insert(h);
+        Ok(v)
+    }
+
     /// Verify a client request: known client, bounded payload, valid signature.
     pub fn verify_request(&self, r: SignedRequest) -> Result<Verified<SignedRequest>, VerifyError> {
         self.check_request(&r)?;
@@ -164,6 +223,15 @@ impl Verifier {
     }
 
     fn check_request(&self, r: &SignedRequest) -> Result<(), VerifyError> {
+        let key = self.check_request_unsigned(r)?;
+        ensure(
+            verify_signature(key, &r.request.signing_bytes(), &r.signature),
+            VerifyError::BadSignature("request"),
+        )
+    }
+
+    /// Everything about a request but its signature; returns the key to check it with.
+    fn check_request_unsigned(&self, r: &SignedRequest) -> Result<&PublicKey, VerifyError> {
         let key = self
             .client_keys
             .get(usize::from(r.request.client.0))
@@ -179,10 +247,7 @@ impl Verifier {
         )?;
         // Content is unsigned; its signed hashes vouch for it.
         ensure(r.content_matches(), VerifyError::Digest("request content"))?;
-        ensure(
-            verify_signature(key, &r.request.signing_bytes(), &r.signature),
-            VerifyError::BadSignature("request"),
-        )
+        Ok(key)
     }
 
     fn check_signed<T: Signable>(
@@ -225,7 +290,26 @@ impl Verifier {
             VerifyError::Limit("batch size"),
         )?;
         ensure(p.digest() == *digest, VerifyError::Digest("proposal"))?;
-        p.requests.iter().try_for_each(|r| self.check_request(r))
+        self.check_requests(&p.requests)
+    }
+
+    /// Every request of a batch, with their signatures checked together.
+    fn check_requests(&self, requests: &[SignedRequest]) -> Result<(), VerifyError> {
+        let mut keys = Vec::with_capacity(requests.len());
+        let mut signed = Vec::with_capacity(requests.len());
+        for r in requests {
+            keys.push(self.check_request_unsigned(r)?);
+            signed.push(r.request.signing_bytes());
+        }
+        let items = requests
+            .iter()
+            .zip(&keys)
+            .zip(&signed)
+            .map(|((r, k), b)| (*k, b.as_slice(), &r.signature));
+        ensure(
+            verify_signatures(items),
+            VerifyError::BadSignature("request"),
+        )
     }
 
     fn check_pre_prepare(&self, pp: &Signed<PrePrepare>) -> Result<(), VerifyError> {
@@ -358,10 +442,7 @@ impl Verifier {
         )?;
         c.verify(&self.replica_keys, self.quorum())
             .map_err(|_| VerifyError::Quorum("commit certificate"))?;
-        block
-            .requests
-            .iter()
-            .try_for_each(|r| self.check_request(r))
+        self.check_requests(&block.requests)
     }
 
     /// Verify every signature and limit in a peer message.

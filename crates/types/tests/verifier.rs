@@ -698,3 +698,52 @@ fn request_content_must_match_its_signed_hashes() {
         VerifyError::Digest("request content")
     );
 }
+
+#[test]
+fn one_bad_signature_anywhere_in_a_large_batch_rejects_the_proposal() {
+    // Large batches are verified together (batch verification); the answer must be the
+    // one-by-one answer wherever the bad signature sits.
+    let (_, v) = verifier();
+    let good: Vec<_> = (1..=40u64)
+        .map(|i| signed_request((i % 2) as u16, i, b"record"))
+        .collect();
+    accept(&v, pre_prepare_msg(&proposal(1, 0, good.clone()), 0, 0));
+    for bad_at in [0, 17, 39] {
+        let mut batch = good.clone();
+        batch[bad_at].signature.0[5] ^= 0x01;
+        let msg = pre_prepare_msg(&proposal(1, 0, batch), 0, 0);
+        assert_eq!(
+            reject(&v, msg),
+            VerifyError::BadSignature("request"),
+            "bad at {bad_at}"
+        );
+    }
+    // A signature valid for one client but presented as another's.
+    let mut batch = good;
+    batch[3].request.client.0 ^= 1;
+    let msg = pre_prepare_msg(&proposal(1, 0, batch), 0, 0);
+    assert_eq!(reject(&v, msg), VerifyError::BadSignature("request"));
+}
+
+#[test]
+fn retransmitted_frames_skip_reverification_but_altered_ones_do_not() {
+    let (_, v) = verifier();
+    let seen = medchain_types::VerifiedFrames::new(2);
+    let good = encode(&pre_prepare_msg(&proposal_1(), 0, 0));
+    let first = v.decode_message_cached(&good, &seen).expect("valid");
+    let again = v.decode_message_cached(&good, &seen).expect("cached");
+    assert_eq!(first, again);
+    // One flipped bit anywhere is a different frame: verified in full, and refused.
+    let mut bad = encode(&PeerMessage::Request(signed_request(1, 9, b"x")));
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    for _ in 0..2 {
+        assert!(v.decode_message_cached(&bad, &seen).is_err());
+    }
+    // Bounded: after two more frames the first is forgotten (and still verifies).
+    for id in [10, 11] {
+        let f = encode(&PeerMessage::Request(signed_request(1, id, b"y")));
+        v.decode_message_cached(&f, &seen).expect("valid");
+    }
+    v.decode_message_cached(&good, &seen).expect("re-verified");
+}
