@@ -351,6 +351,13 @@ fn backup_killed_during_5000_writes_catches_up_with_identical_hashes() {
     let committed = c.metric(1, "medchain_requests_total{result=\"committed\"}");
     assert_eq!(committed, Some(5_000.0), "requests counted at replica 1");
     assert!(c.metric(1, "medchain_committed_records_total") >= Some(5_000.0));
+    // A peer silent for 2 s is shown down (the gauge is refreshed once a second).
+    let dead = Instant::now();
+    while c.metric(1, "medchain_peer_up{peer=\"3\"}") != Some(0.0)
+        && dead.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(c.metric(1, "medchain_peer_up{peer=\"3\"}"), Some(0.0));
     assert_eq!(c.metric(1, "medchain_peer_up{peer=\"2\"}"), Some(1.0));
     assert!(c.metric(1, "medchain_energy_joules_total") > Some(0.0));
