@@ -2,7 +2,7 @@
 //! stopped together on Ctrl-C.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -24,19 +24,16 @@ pub fn run() -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("locating the medchain binary")?;
     let mut children: Vec<Child> = Vec::new();
     for i in 0..4 {
-        let log = std::fs::File::create(dir.join(format!("logs/node{i}.log")))?;
-        let child = Command::new(&exe)
-            .args(["node", "--config"])
-            .arg(dir.join(format!("node{i}.toml")))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn();
+        let child = crate::replicas::spawn(
+            &exe,
+            &dir.join(format!("node{i}.toml")),
+            &dir.join(format!("logs/node{i}.log")),
+        );
         match child {
             Ok(c) => children.push(c),
             Err(e) => {
                 stop_all(&mut children);
-                return Err(e).context("starting a replica");
+                return Err(e);
             }
         }
     }
@@ -87,23 +84,7 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGTERM each child (a clean stop), then SIGKILL what is still running after 5 s.
+/// Stop the replicas: SIGTERM, then SIGKILL after 5 s.
 fn stop_all(children: &mut [Child]) {
-    for c in children.iter() {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(c.id().to_string())
-            .status();
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    for c in children.iter_mut() {
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = c.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    crate::replicas::stop_all(children, Duration::from_secs(5));
 }

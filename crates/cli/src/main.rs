@@ -6,6 +6,7 @@ mod bench;
 mod demo;
 mod init;
 mod load;
+mod replicas;
 mod user;
 mod verify;
 

@@ -78,15 +78,8 @@ impl OwnCluster {
         };
         for i in 0..replicas {
             // On error `c` is dropped, which kills the replicas already started.
-            let log = std::fs::File::create(c.log_path(i)).context("creating a replica log")?;
-            let child = Command::new(exe)
-                .args(["node", "--config"])
-                .arg(c.path.join(format!("node{i}.toml")))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("starting replica {i}"))?;
+            let child =
+                crate::replicas::spawn(exe, &c.path.join(format!("node{i}.toml")), &c.log_path(i))?;
             c.children.push(child);
         }
         Ok(c)
@@ -168,26 +161,7 @@ impl OwnCluster {
     /// SIGTERM every replica (a clean stop), then SIGKILL whatever still runs after 10 s,
     /// and reap them all.
     pub fn stop(&mut self) {
-        for c in &self.children {
-            // No signal API without `unsafe` in std; `kill` is on every Linux.
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for c in &mut self.children {
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        crate::replicas::stop_all(&mut self.children, Duration::from_secs(10));
         self.children.clear();
     }
 
