@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use medchain_records::{Envelope, Outcome};
 use medchain_store::rusqlite::{Connection, OpenFlags};
-use medchain_types::{encode, Genesis, Hash32};
+use medchain_types::{Genesis, Hash32};
 
 use crate::auth::AuthService;
 use crate::error::{ApiError, ApiResult};
@@ -23,21 +23,24 @@ const READ_POOL: usize = 8;
 /// A record waiting for `validate_block`: its transaction, content and id.
 pub type PendingRecord = (Envelope, Vec<Vec<u8>>, String);
 
-/// A committed request, as the replica answered it.
+/// A committed transaction, as the replica answered it: which request carried it, at
+/// which index of that request's batch, and the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Committed {
     pub client: u16,
     pub request_id: u64,
+    pub index: u32,
     pub height: u64,
     pub block_hash: Hash32,
 }
 
 pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Committed, String>> + Send>>;
 
-/// The node's side of the gateway: sign `payload` (with `content` beside it) as this
-/// node's client, hand it to the replica, and resolve once it is committed and durable.
+/// The node's side of the gateway: put `env` (with `content` beside it) into a request
+/// signed as this node's client, possibly batched with other users' transactions, hand
+/// it to the replica, and resolve once it is committed and durable.
 pub trait Submitter: Send + Sync + 'static {
-    fn submit(&self, payload: Vec<u8>, content: Vec<Vec<u8>>) -> SubmitFuture;
+    fn submit(&self, env: Envelope, content: Vec<Vec<u8>>) -> SubmitFuture;
 }
 
 /// Wall-clock milliseconds, injectable for tests of expiry.
@@ -238,14 +241,14 @@ impl AppState {
     /// Submit a transaction and wait for it to commit; then turn the ledger's verdict into
     /// an answer (403, 404, 409, 422 for rejections).
     pub async fn commit(&self, env: &Envelope, content: Vec<Vec<u8>>) -> ApiResult<Committed> {
-        let payload = encode(env);
-        let c = self.commit_payload(payload, content).await?;
+        let c = self.commit_only(env.clone(), content).await?;
         let outcome = self
             .read(move |conn| {
                 Ok(medchain_records::query::outcome(
                     conn,
                     c.client,
                     c.request_id,
+                    c.index,
                 )?)
             })
             .await?;
@@ -259,13 +262,10 @@ impl AppState {
         }
     }
 
-    /// Submit raw bytes and wait for the commit, bounded by `COMMIT_TIMEOUT`.
-    pub async fn commit_payload(
-        &self,
-        payload: Vec<u8>,
-        content: Vec<Vec<u8>>,
-    ) -> ApiResult<Committed> {
-        let fut = self.inner.submitter.submit(payload, content);
+    /// Submit a transaction and wait for the commit, bounded by `COMMIT_TIMEOUT`, without
+    /// reading its outcome.
+    async fn commit_only(&self, env: Envelope, content: Vec<Vec<u8>>) -> ApiResult<Committed> {
+        let fut = self.inner.submitter.submit(env, content);
         match tokio::time::timeout(COMMIT_TIMEOUT, fut).await {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => {

@@ -462,3 +462,68 @@ async fn one_audit_entry_per_read() {
     assert_eq!(s, StatusCode::OK);
     assert_eq!(api.audit_count("p001"), 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn department_reads_are_audited_once_per_patient_on_the_page() {
+    let api = TestApi::new();
+    let d001 = api.login("d001").await;
+    api.add_record(&d001, "p001").await;
+    api.add_record(&d001, "p001").await;
+    api.add_record(&d001, "p002").await; // the newest
+    let dep001 = api.login("dep001").await;
+    let (s, v) = api
+        .call("GET", "/api/department/activity", Some(&dep001), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["records"].as_array().unwrap().len(), 3);
+    // Three records, two patients: one entry each.
+    assert_eq!(api.audit_count("p001"), 1);
+    assert_eq!(api.audit_count("p002"), 1);
+    let p001 = api.login("p001").await;
+    let (s, trail) = api.call("GET", "/api/audit", Some(&p001), None).await;
+    assert_eq!(s, StatusCode::OK, "{trail}");
+    let trail = trail.as_array().unwrap();
+    assert_eq!(trail.len(), 1);
+    assert_eq!(trail[0]["patient_id"], "p001");
+    assert_eq!(trail[0]["reader_id"], "dep001");
+    assert_eq!(trail[0]["reader_role"], "department");
+    assert_eq!(trail[0]["action"], "department_activity");
+    assert_eq!(trail[0]["reason"], "department");
+    // Only the patients on the page served are audited.
+    let (s, v) = api
+        .call(
+            "GET",
+            "/api/department/activity?limit=1",
+            Some(&dep001),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["records"][0]["patient_id"], "p002");
+    assert_eq!(api.audit_count("p001"), 1);
+    assert_eq!(api.audit_count("p002"), 2);
+    // A department's list of break-glass events is audited the same way.
+    let d003 = api.login("d003").await;
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/break_glass",
+            Some(&d003),
+            Some(json!({"patient_id": "p001", "reason": "cardiac arrest, ER"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(api.audit_count("p001"), 2, "break-glass is on the trail");
+    let (s, events) = api
+        .call("GET", "/api/break_glass", Some(&dep001), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{events}");
+    assert_eq!(events.as_array().unwrap().len(), 1);
+    assert_eq!(api.audit_count("p001"), 3);
+    let (_, trail) = api.call("GET", "/api/audit", Some(&p001), None).await;
+    assert_eq!(trail[0]["action"], "break_glass_events");
+    assert_eq!(trail[0]["reader_id"], "dep001");
+    // The patient's own view of the events is not a department read.
+    api.call("GET", "/api/break_glass", Some(&p001), None).await;
+    assert_eq!(api.audit_count("p001"), 3);
+}

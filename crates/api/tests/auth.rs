@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::net::SocketAddr;
+
 use axum::http::StatusCode;
 use common::{TestApi, PASSWORD};
 use serde_json::json;
@@ -191,6 +193,49 @@ async fn repeated_failures_are_throttled_per_account() {
     api.login("d002").await;
     api.advance_ms(15 * 60 * 1000);
     api.login("d001").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failures_from_one_address_are_throttled_across_accounts() {
+    let api = TestApi::new();
+    let a: SocketAddr = "203.0.113.7:40000".parse().unwrap();
+    let b: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let login_from = |addr: SocketAddr, user: &'static str, password: &'static str| {
+        let api = &api;
+        async move {
+            api.call_from(
+                addr,
+                "POST",
+                "/api/login",
+                None,
+                Some(json!({"username": user, "password": password})),
+            )
+            .await
+        }
+    };
+    // One failure for each of five accounts (known and unknown): no account reaches the
+    // limit, but address A does.
+    for user in ["d001", "d002", "nobody", "p001", "ghost"] {
+        let (s, v) = login_from(a, user, "wrong password").await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{user}: {v}");
+    }
+    // A is now refused even with the right password of an account with no failures.
+    let (s, v) = login_from(a, "d003", PASSWORD).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"]["code"], "throttled");
+    // Another address signs in to that same account (and to one that failed from A).
+    let (s, v) = login_from(b, "d003", PASSWORD).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["user_id"], "d003");
+    let (s, v) = login_from(b, "d001", PASSWORD).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Still refused at A until the window has passed; then A works again.
+    api.advance_ms(15 * 60 * 1000 - 1);
+    let (s, _) = login_from(a, "d003", PASSWORD).await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    api.advance_ms(1);
+    let (s, v) = login_from(a, "d003", PASSWORD).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

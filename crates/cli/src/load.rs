@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::Context;
 use medchain_node::client::LedgerClient;
 use medchain_node::NodeFiles;
+use medchain_records::{Actor, Batch, Envelope, Transaction};
 
 #[derive(clap::Args, Debug)]
 pub struct LoadArgs {
@@ -24,7 +25,7 @@ pub struct LoadArgs {
     /// First request id (ids must grow from run to run of the same gateway).
     #[arg(long, default_value_t = 1)]
     pub start_id: u64,
-    /// Payload bytes per record.
+    /// Content bytes per record.
     #[arg(long, default_value_t = 256)]
     pub payload_bytes: usize,
     /// Give up after this many seconds.
@@ -51,6 +52,12 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
         )
         .await
         .context("connecting to the replica's client port")?;
+        // A real transaction (the operator's no-op marker) with the record's bytes as its
+        // content piece: every replica stores it, and execution accepts it.
+        let marker = Batch::one(&Envelope {
+            actor: Actor::Operator,
+            tx: Transaction::Marker,
+        });
         let sem = Arc::new(tokio::sync::Semaphore::new(a.concurrency.max(1)));
         let started = Instant::now();
         let acked: Arc<std::sync::Mutex<Vec<(u64, u64)>>> = Arc::default();
@@ -64,11 +71,12 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
                     };
                     let c = client.clone();
                     let id = a.start_id + i;
-                    let mut payload = format!("record {id} ").into_bytes();
-                    payload.resize(a.payload_bytes.max(payload.len()), b'x');
+                    let mut content = format!("record {id} ").into_bytes();
+                    content.resize(a.payload_bytes.max(content.len()), b'x');
+                    let payload = marker.clone();
                     let acked = acked.clone();
                     tasks.spawn(async move {
-                        if let Ok(reply) = c.submit(id, payload).await {
+                        if let Ok(reply) = c.submit_with_content(id, payload, vec![content]).await {
                             if let Ok(mut v) = acked.lock() {
                                 v.push((id, reply.height));
                             }

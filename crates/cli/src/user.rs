@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use medchain_node::client::LedgerClient;
 use medchain_node::config::NodeFiles;
-use medchain_records::{Actor, Envelope, Transaction};
-use medchain_types::{encode, UserRole};
+use medchain_records::{Actor, Batch, Envelope, Transaction};
+use medchain_types::UserRole;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum UserCmd {
@@ -116,14 +116,14 @@ pub fn run(cmd: &UserCmd) -> anyhow::Result<()> {
                         .context("connecting to the replica (is it running?)")?;
                 tokio::time::timeout(
                     std::time::Duration::from_secs(30),
-                    client.submit(request_id, encode(&env)),
+                    client.submit(request_id, Batch::one(&env)),
                 )
                 .await
                 .context("no commit within 30 s")?
                 .context("submitting")
             })?;
             let outcome =
-                medchain_records::query::outcome(reader.connection(), client_id.0, request_id)?;
+                medchain_records::query::outcome(reader.connection(), client_id.0, request_id, 0)?;
             match outcome {
                 Some((medchain_records::Outcome::Ok, _)) => {}
                 Some((o, m)) => bail!("the ledger refused the registration ({}): {m}", o.as_str()),

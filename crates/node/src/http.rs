@@ -52,7 +52,7 @@ pub fn api_state(
             |r| r.get(0),
         )
         .map_err(medchain_store::StoreError::from)?;
-    let gateway = Gateway::new(
+    let gateway = Gateway::start(
         ClientId(client),
         files.client_key.clone(),
         Verifier::new(&files.genesis, files.limits()),

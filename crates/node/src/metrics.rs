@@ -280,18 +280,23 @@ impl Metrics {
     }
 
     /// A request that arrived here at `received` was answered now.
-    pub fn request_committed(&self, received: Instant) {
+    /// Counted per transaction, so that a batch of 100 weighs as 100 requests against the
+    /// gateway's refused and abandoned ones (which are per transaction too).
+    pub fn request_committed(&self, received: Instant, transactions: usize) {
         let latency = received.elapsed();
-        self.commit_latency.observe(latency.as_secs_f64());
+        let n = transactions.max(1);
+        for _ in 0..n {
+            self.commit_latency.observe(latency.as_secs_f64());
+        }
         self.requests
             .get_or_create(&ResultLabel {
                 result: RequestResult::Committed.label(),
             })
-            .inc();
+            .inc_by(n as u64);
         let mut i = lock(&self.interval);
         let us = (latency.as_micros() as u64).clamp(1, MAX_TRACKED_LATENCY_US);
-        let _ = i.latency_us.record(us);
-        i.committed += 1;
+        let _ = i.latency_us.record_n(us, n as u64);
+        i.committed += n as u64;
     }
 
     /// A request ended without a commit.
@@ -514,7 +519,7 @@ mod tests {
     fn prometheus_text_names_what_bench_and_dashboards_read() {
         let m = metrics();
         m.block_committed(3, ReplicaId(1));
-        m.request_committed(Instant::now());
+        m.request_committed(Instant::now(), 1);
         m.sample();
         let text = m.prometheus_text();
         for name in [
@@ -536,7 +541,7 @@ mod tests {
     fn series_point_reports_the_interval_only() {
         let m = metrics();
         let t = Instant::now() - Duration::from_millis(20);
-        m.request_committed(t);
+        m.request_committed(t, 1);
         m.request_failed(RequestResult::Abandoned);
         m.block_committed(1, ReplicaId(0));
         m.sample();

@@ -214,7 +214,9 @@ async fn sample_every_second(metrics: Arc<Metrics>) {
 }
 
 /// Clients waiting for their request's commit, with when the request arrived here.
-type Waiting = HashMap<(ClientId, u64), (mpsc::Sender<ClientReply>, Instant)>;
+/// Clients waiting for replies: where to answer, when the request arrived, and how many
+/// transactions it carries.
+type Waiting = HashMap<(ClientId, u64), (mpsc::Sender<ClientReply>, Instant, usize)>;
 
 /// What the core thread acts on besides the replica: the database, the network, the
 /// figures shared with HTTP.
@@ -248,13 +250,14 @@ fn core_loop(
                 if clients.len() >= MAX_WAITING_CLIENTS {
                     // Forget waiters whose connection is gone before refusing new ones.
                     let before = clients.len();
-                    clients.retain(|_, (tx, _)| !tx.is_closed());
+                    clients.retain(|_, (tx, ..)| !tx.is_closed());
                     for _ in clients.len()..before {
                         metrics.request_failed(RequestResult::Abandoned);
                     }
                 }
                 if clients.len() < MAX_WAITING_CLIENTS {
-                    clients.insert(r.key(), (reply, Instant::now()));
+                    let n = medchain_records::Batch::count_in(&r.request.payload);
+                    clients.insert(r.key(), (reply, Instant::now(), n));
                 } else {
                     metrics.request_failed(RequestResult::Refused);
                 }
@@ -295,7 +298,12 @@ fn carry_out(
         match o {
             Output::Persist(r) => ops.push(WriteOp::Vote(r)),
             Output::Commit(b) => {
-                metrics.block_committed(b.requests.len(), b.header.proposer);
+                let records = b
+                    .requests
+                    .iter()
+                    .map(|r| medchain_records::Batch::count_in(&r.request.payload))
+                    .sum();
+                metrics.block_committed(records, b.header.proposer);
                 hashes.insert(b.height(), b.hash());
                 ops.push(WriteOp::Block(b));
             }
@@ -321,8 +329,8 @@ fn carry_out(
                 out.broadcast(Arc::new(encode(&message)));
             }
             Output::Reply(r) => {
-                if let Some((tx, received)) = clients.remove(&(r.client, r.request_id)) {
-                    metrics.request_committed(received);
+                if let Some((tx, received, n)) = clients.remove(&(r.client, r.request_id)) {
+                    metrics.request_committed(received, n);
                     let block_hash = hashes
                         .get(&r.height)
                         .copied()

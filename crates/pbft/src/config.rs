@@ -27,6 +27,8 @@ pub struct Config {
     pub max_batch_delay_ms: u64,
     /// Most client requests a replica holds unexecuted.
     pub max_pending_requests: usize,
+    /// Most bytes of waiting requests held (requests carry content, up to megabytes).
+    pub max_pending_bytes: usize,
     /// A backup suspects the primary when a request waits this long.
     pub request_timeout_ms: u64,
     /// How long to wait for NEW-VIEW once 2f+1 replicas are changing view; doubles with
@@ -53,6 +55,7 @@ impl Config {
             max_in_flight: 64,
             max_batch_delay_ms: 2,
             max_pending_requests: 100_000,
+            max_pending_bytes: 512 << 20,
             request_timeout_ms: 500,
             view_change_timeout_ms: 1_000,
             max_backoff_exponent: 6,

@@ -68,6 +68,8 @@ pub struct Replica {
 
     // Requests received and not yet executed.
     pub(crate) waiting: BTreeMap<RequestKey, SignedRequest>,
+    /// Sum of `size_hint` over `waiting`.
+    pub(crate) waiting_bytes: usize,
     /// Primary only: waiting requests not yet in a proposal, oldest first.
     pub(crate) queue: VecDeque<RequestKey>,
     pub(crate) queue_since_ms: Option<u64>,
@@ -144,6 +146,7 @@ impl Replica {
             log: BTreeMap::new(),
             next_seq: 1,
             waiting: BTreeMap::new(),
+            waiting_bytes: 0,
             queue: VecDeque::new(),
             queue_since_ms: None,
             in_flight: BTreeSet::new(),
@@ -423,7 +426,9 @@ impl Replica {
             }
             return;
         }
-        if self.waiting.len() >= self.cfg.max_pending_requests {
+        if self.waiting.len() >= self.cfg.max_pending_requests
+            || self.waiting_bytes + r.size_hint() > self.cfg.max_pending_bytes
+        {
             return; // Full: the client retries later.
         }
         if self.mode == Mode::Normal {
@@ -436,6 +441,7 @@ impl Replica {
                 self.send(self.primary_of(self.view), PeerMessage::Request(r.clone()));
             }
         }
+        self.waiting_bytes += r.size_hint();
         self.waiting.insert(key, r);
         if self.mode == Mode::Normal && self.request_deadline_ms.is_none() {
             self.request_deadline_ms = Some(self.now_ms + self.cfg.request_timeout_ms);
@@ -462,6 +468,10 @@ impl Replica {
                 return;
             }
             let mut requests = Vec::new();
+            // A proposal must stay well inside the message limit, since it travels in
+            // pre-prepares, view changes and state transfer.
+            let max_bytes = self.cfg.limits.max_message_bytes / 4;
+            let mut bytes = 0;
             while requests.len() < self.cfg.limits.max_batch_requests {
                 let Some(key) = self.queue.pop_front() else {
                     break;
@@ -472,6 +482,11 @@ impl Replica {
                     continue;
                 }
                 if let Some(r) = self.waiting.get(&key) {
+                    if !requests.is_empty() && bytes + r.size_hint() > max_bytes {
+                        self.queue.push_front(key);
+                        break;
+                    }
+                    bytes += r.size_hint();
                     requests.push(r.clone());
                 }
             }
@@ -715,7 +730,9 @@ impl Replica {
         let mut replies = Vec::new();
         for r in &block.requests {
             let key = r.key();
-            self.waiting.remove(&key);
+            if let Some(w) = self.waiting.remove(&key) {
+                self.waiting_bytes -= w.size_hint();
+            }
             self.in_flight.remove(&key);
             if self.clients.execute(key.0, key.1, height) {
                 replies.push(Output::Reply(Reply {

@@ -9,8 +9,8 @@ use medchain_store::StateMachine;
 use medchain_types::{decode, CommittedBlock, Genesis, UserRole};
 
 use crate::tx::{
-    consent_code_hash, prescription_code_hash, Actor, Envelope, Grantee, Transaction as Tx,
-    CONSENT_CODE_TTL_MS, MAX_REASON_CHARS, MAX_TX_BYTES,
+    consent_code_hash, prescription_code_hash, Actor, Batch, Envelope, Grantee, Transaction as Tx,
+    CONSENT_CODE_TTL_MS, MAX_BATCH_BYTES, MAX_BATCH_TXS, MAX_REASON_CHARS, MAX_TX_BYTES,
 };
 
 /// What became of one transaction, kept so the gateway can answer its user.
@@ -131,10 +131,11 @@ CREATE INDEX IF NOT EXISTS break_glass_pair ON break_glass(doctor, patient);
 CREATE TABLE IF NOT EXISTS outcomes (
     client     INTEGER NOT NULL,
     request_id INTEGER NOT NULL,
+    idx        INTEGER NOT NULL,
     height     INTEGER NOT NULL,
     outcome    TEXT NOT NULL,
     message    TEXT NOT NULL,
-    PRIMARY KEY (client, request_id)
+    PRIMARY KEY (client, request_id, idx)
 );
 ";
 
@@ -153,6 +154,20 @@ impl Ledger {
 impl StateMachine for Ledger {
     fn migrate(&mut self, conn: &Connection) -> rusqlite::Result<()> {
         conn.execute_batch(SCHEMA)?;
+        // Before batches, outcomes had no index and payloads held one bare envelope; such a
+        // chain would not replay the same way, so say so instead of running on it.
+        let batched: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('outcomes') WHERE name = 'idx'",
+            [],
+            |r| r.get(0),
+        )?;
+        if batched == 0 {
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                "this database was written by an older MedChain (transactions before \
+                 batching); initialise a new data directory"
+                    .into(),
+            ));
+        }
         let seeded: Option<i64> = conn
             .query_row(
                 "SELECT value FROM records_meta WHERE key = 'genesis_seeded'",
@@ -173,38 +188,67 @@ impl StateMachine for Ledger {
         let now = block.header.timestamp_ms;
         let height = block.height();
         for r in &block.requests {
-            let client = r.request.client.0;
-            tx.execute("SAVEPOINT one", [])?;
-            let result = match decode::<Envelope>(&r.request.payload, MAX_TX_BYTES) {
-                Ok(env) => execute(tx, &env, r, now, height, self.genesis.n()),
-                Err(_) => Ok(Err((Outcome::Invalid, "payload does not decode".into()))),
-            };
-            let (outcome, message) = match result? {
-                Ok(()) => {
-                    tx.execute("RELEASE one", [])?;
-                    (Outcome::Ok, String::new())
+            let batch = match decode::<Batch>(&r.request.payload, MAX_BATCH_BYTES) {
+                Ok(Batch(envs)) if (1..=MAX_BATCH_TXS).contains(&envs.len()) => envs,
+                Ok(_) => {
+                    record_outcome(tx, r, 0, height, &bad_batch("batch: 1 to 256 transactions"))?;
+                    continue;
                 }
-                Err(rej) => {
+                Err(_) => {
+                    record_outcome(tx, r, 0, height, &bad_batch("payload does not decode"))?;
+                    continue;
+                }
+            };
+            for (index, env) in batch.iter().enumerate() {
+                tx.execute("SAVEPOINT one", [])?;
+                let result = if medchain_types::encode(env).len() > MAX_TX_BYTES {
+                    Err((Outcome::Invalid, "transaction too large".to_string()))
+                } else {
+                    execute(tx, env, r, now, height, self.genesis.n())?
+                };
+                if result.is_ok() {
+                    tx.execute("RELEASE one", [])?;
+                } else {
                     // Nothing of a rejected transaction stays but its outcome.
                     tx.execute("ROLLBACK TO one", [])?;
                     tx.execute("RELEASE one", [])?;
-                    rej
                 }
-            };
-            tx.prepare_cached(
-                "INSERT OR REPLACE INTO outcomes (client, request_id, height, outcome, message)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                client,
-                r.request.request_id as i64,
-                height as i64,
-                outcome.as_str(),
-                message
-            ])?;
+                record_outcome(tx, r, index as u32, height, &result)?;
+            }
         }
         Ok(())
     }
+}
+
+fn bad_batch(message: &str) -> Exec {
+    Err((Outcome::Invalid, message.to_string()))
+}
+
+/// Keep what became of transaction `index` of request `r` for the gateway's answer.
+fn record_outcome(
+    tx: &Transaction<'_>,
+    r: &medchain_types::SignedRequest,
+    index: u32,
+    height: u64,
+    result: &Exec,
+) -> rusqlite::Result<()> {
+    let (outcome, message) = match result {
+        Ok(()) => (Outcome::Ok, ""),
+        Err((o, m)) => (*o, m.as_str()),
+    };
+    tx.prepare_cached(
+        "INSERT OR REPLACE INTO outcomes (client, request_id, idx, height, outcome, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        r.request.client.0,
+        r.request.request_id as i64,
+        index,
+        height as i64,
+        outcome.as_str(),
+        message
+    ])?;
+    Ok(())
 }
 
 fn seed_genesis(conn: &Connection, g: &Genesis) -> rusqlite::Result<()> {
@@ -563,7 +607,7 @@ fn execute(
                 consent_code: consent_code.as_deref(),
                 amends: amends.as_deref(),
                 rx: rx.as_ref(),
-                first_content: r.request.content_hashes.first(),
+                request_content: &r.request.content_hashes,
             },
             now,
             height,
@@ -684,7 +728,8 @@ struct AddRecord<'a> {
     consent_code: Option<&'a str>,
     amends: Option<&'a str>,
     rx: Option<&'a medchain_types::Hash32>,
-    first_content: Option<&'a medchain_types::Hash32>,
+    /// The content pieces the request carries (a batch carries one per record).
+    request_content: &'a [medchain_types::Hash32],
 }
 
 fn add_record(
@@ -702,7 +747,7 @@ fn add_record(
     if a.record_id.is_empty() || a.record_id.len() > 64 {
         return Ok(reject(Outcome::Invalid, "record_id: 1 to 64 characters"));
     }
-    if a.first_content != Some(a.content_hash) {
+    if !a.request_content.contains(a.content_hash) {
         return Ok(reject(
             Outcome::Invalid,
             "content hash is not the request's content",

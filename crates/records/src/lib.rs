@@ -13,4 +13,4 @@ pub use execute::{
     break_glass_active, break_glass_until, consent_active, consent_code_usable, doctor_has_consent,
     user, Ledger, Outcome, UserRow,
 };
-pub use tx::{Actor, Envelope, Grantee, Medication, RecordContent, Transaction};
+pub use tx::{Actor, Batch, Envelope, Grantee, Medication, RecordContent, Transaction};

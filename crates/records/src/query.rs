@@ -460,16 +460,17 @@ pub fn users(
     rows.collect()
 }
 
-/// The outcome the ledger recorded for a request.
+/// The outcome the ledger recorded for transaction `index` of a request.
 pub fn outcome(
     conn: &Connection,
     client: u16,
     request_id: u64,
+    index: u32,
 ) -> rusqlite::Result<Option<(Outcome, String)>> {
     conn.prepare_cached(
-        "SELECT outcome, message FROM outcomes WHERE client = ?1 AND request_id = ?2",
+        "SELECT outcome, message FROM outcomes WHERE client = ?1 AND request_id = ?2 AND idx = ?3",
     )?
-    .query_row(params![client, request_id as i64], |r| {
+    .query_row(params![client, request_id as i64, index], |r| {
         Ok((Outcome::parse(&r.get::<_, String>(0)?), r.get(1)?))
     })
     .optional()

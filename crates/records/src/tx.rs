@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 /// Largest encoded transaction (the request payload limit is larger; this is tighter).
 pub const MAX_TX_BYTES: usize = 16 << 10;
+/// Most transactions one request carries (a gateway batches its users' transactions so
+/// that signatures and consensus messages are paid per batch, not per record).
+pub const MAX_BATCH_TXS: usize = 256;
+/// Largest encoded batch: the request payload limit of the ledger.
+pub const MAX_BATCH_BYTES: usize = 1 << 20;
 /// Longest free-text reason (audit, break-glass).
 pub const MAX_REASON_CHARS: usize = 500;
 /// How long a one-time consent code is valid.
@@ -27,6 +32,37 @@ pub enum Actor {
 pub struct Envelope {
     pub actor: Actor,
     pub tx: Transaction,
+}
+
+/// What a request's payload holds: transactions executed in order, each on its own (one
+/// refused transaction does not undo the others) and each with its own outcome, keyed by
+/// its index. A single transaction is a batch of one.
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct Batch(pub Vec<Envelope>);
+
+impl Batch {
+    /// The canonical payload bytes.
+    pub fn encode(&self) -> Vec<u8> {
+        medchain_types::encode(self)
+    }
+
+    /// The payload of a batch of one.
+    pub fn one(env: &Envelope) -> Vec<u8> {
+        // Borsh: a u32 count, then the element; no clone of the envelope needed.
+        let mut out = 1u32.to_le_bytes().to_vec();
+        out.extend_from_slice(&medchain_types::encode(env));
+        out
+    }
+
+    /// How many transactions a payload claims to hold, read from its count prefix
+    /// without decoding it (for metrics; 0 when the payload is too short to say).
+    pub fn count_in(payload: &[u8]) -> usize {
+        payload
+            .get(..4)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map_or(0, |b| u32::from_le_bytes(b) as usize)
+            .min(MAX_BATCH_TXS)
+    }
 }
 
 /// To whom a patient grants consent.

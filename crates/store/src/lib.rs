@@ -17,7 +17,7 @@ pub use writer::{NoState, StateMachine, Store, WriteOp};
 use std::path::Path;
 
 use medchain_pbft::{ChainState, ClientTable, DurableRecord, DurableState};
-use medchain_types::{decode, ChainError, CommittedBlock, Genesis, Hash32, SeqNum};
+use medchain_types::{decode, ChainError, CommittedBlock, Genesis, Hash32, SeqNum, SignedRequest};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 /// Block hashes handed to a restarting replica (more than the PBFT window).
@@ -109,20 +109,29 @@ impl Reader {
     ) -> Result<Vec<CommittedBlock>, StoreError> {
         let mut blocks = self.blocks(from, max)?;
         for b in &mut blocks {
-            for r in &mut b.requests {
-                let mut content = Vec::with_capacity(r.request.content_hashes.len());
-                for h in &r.request.content_hashes {
-                    match self.content(h)? {
-                        Some(c) => content.push(c),
-                        None => break,
-                    }
-                }
-                if content.len() == r.request.content_hashes.len() {
-                    r.content = content;
-                }
-            }
+            self.attach_content(&mut b.requests)?;
         }
         Ok(blocks)
+    }
+
+    /// Attach each request's content from the content table, where all of it is there.
+    fn attach_content(&self, requests: &mut [SignedRequest]) -> Result<(), StoreError> {
+        for r in requests {
+            if !r.content.is_empty() {
+                continue;
+            }
+            let mut content = Vec::with_capacity(r.request.content_hashes.len());
+            for h in &r.request.content_hashes {
+                match self.content(h)? {
+                    Some(c) => content.push(c),
+                    None => break,
+                }
+            }
+            if content.len() == r.request.content_hashes.len() {
+                r.content = content;
+            }
+        }
+        Ok(())
     }
 
     /// The underlying read-only connection, for application queries.
@@ -159,7 +168,16 @@ impl Reader {
         let mut stmt = self.conn.prepare("SELECT record FROM votes ORDER BY id")?;
         let rows = stmt.query_map([], |r| r.get::<_, Vec<u8>>(0))?;
         for row in rows {
-            state.apply(&decode_record(&row?)?);
+            // Vote records are stored without content (the writer puts it in the content
+            // table): attach it again, so that a batch re-proposed after a restart still
+            // carries its records' content to the other replicas.
+            let mut record = decode_record(&row?)?;
+            if let DurableRecord::PrePrepared { proposal, .. }
+            | DurableRecord::Prepared { proposal, .. } = &mut record
+            {
+                self.attach_content(&mut proposal.requests)?;
+            }
+            state.apply(&record);
         }
         Ok(state)
     }

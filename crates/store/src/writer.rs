@@ -7,7 +7,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use medchain_pbft::DurableRecord;
-use medchain_types::{encode, CommittedBlock, Hash32};
+use medchain_types::{encode, CommittedBlock, Hash32, Proposal, SignedRequest};
 use rusqlite::{params, Connection, Transaction};
 
 use crate::{schema, StoreError};
@@ -183,10 +183,45 @@ fn commit_group(
 }
 
 fn insert_content(tx: &Transaction<'_>, bytes: &[u8]) -> rusqlite::Result<()> {
-    let hash = Hash32::sha256(bytes);
+    insert_hashed_content(tx, &Hash32::sha256(bytes), bytes)
+}
+
+fn insert_hashed_content(
+    tx: &Transaction<'_>,
+    hash: &Hash32,
+    bytes: &[u8],
+) -> rusqlite::Result<()> {
     tx.prepare_cached("INSERT OR IGNORE INTO content (hash, bytes) VALUES (?1, ?2)")?
         .execute(params![&hash.0[..], bytes])?;
     Ok(())
+}
+
+/// Store the content of `requests` under the hashes they sign. Every request reaching the
+/// store came through the verifier, which checked that its content matches those hashes,
+/// so hashing again here would only repeat that work.
+fn insert_request_content(
+    tx: &Transaction<'_>,
+    requests: &[SignedRequest],
+) -> rusqlite::Result<()> {
+    for r in requests {
+        for (hash, bytes) in r.request.content_hashes.iter().zip(&r.content) {
+            insert_hashed_content(tx, hash, bytes)?;
+        }
+    }
+    Ok(())
+}
+
+/// A proposal without its requests' content: vote records keep it that way, so a
+/// record's content is written once (to the content table, when first pre-prepared)
+/// rather than with every vote and again with the block.
+fn stripped_proposal(p: &Proposal) -> Proposal {
+    Proposal {
+        height: p.height,
+        view: p.view,
+        proposer: p.proposer,
+        timestamp_ms: p.timestamp_ms,
+        requests: p.requests.iter().map(SignedRequest::stripped).collect(),
+    }
 }
 
 fn apply(tx: &Transaction<'_>, op: &WriteOp, app: &mut dyn StateMachine) -> rusqlite::Result<()> {
@@ -196,9 +231,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, app: &mut dyn StateMachine) -> rusq
             // table, where erasing it later leaves the block verifiable.
             let has_content = b.requests.iter().any(|r| !r.content.is_empty());
             let data = if has_content {
-                for piece in b.requests.iter().flat_map(|r| &r.content) {
-                    insert_content(tx, piece)?;
-                }
+                insert_request_content(tx, &b.requests)?;
                 encode(&crate::strip_content(b))
             } else {
                 encode(b)
@@ -221,13 +254,29 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, app: &mut dyn StateMachine) -> rusq
                 tx.prepare_cached("DELETE FROM votes WHERE seq <= ?1")?
                     .execute(params![*seq as i64])?;
             }
-            DurableRecord::PrePrepared { pre_prepare, .. } => {
+            DurableRecord::PrePrepared {
+                pre_prepare,
+                proposal,
+            } => {
+                insert_request_content(tx, &proposal.requests)?;
+                let stripped = DurableRecord::PrePrepared {
+                    pre_prepare: pre_prepare.clone(),
+                    proposal: stripped_proposal(proposal),
+                };
                 tx.prepare_cached("INSERT INTO votes (seq, record) VALUES (?1, ?2)")?
-                    .execute(params![pre_prepare.body.seq as i64, encode(rec)])?;
+                    .execute(params![pre_prepare.body.seq as i64, encode(&stripped)])?;
             }
-            DurableRecord::Prepared { proof, .. } => {
+            DurableRecord::Prepared { proof, proposal } => {
+                insert_request_content(tx, &proposal.requests)?;
+                let stripped = DurableRecord::Prepared {
+                    proof: proof.clone(),
+                    proposal: stripped_proposal(proposal),
+                };
                 tx.prepare_cached("INSERT INTO votes (seq, record) VALUES (?1, ?2)")?
-                    .execute(params![proof.pre_prepare.body.seq as i64, encode(rec)])?;
+                    .execute(params![
+                        proof.pre_prepare.body.seq as i64,
+                        encode(&stripped)
+                    ])?;
             }
         },
     }

@@ -85,6 +85,14 @@ impl SignedRequest {
                     .all(|(c, h)| Hash32::sha256(c) == *h))
     }
 
+    /// About how many bytes this request occupies in memory and on the wire (for byte
+    /// budgets; not exact).
+    pub fn size_hint(&self) -> usize {
+        128 + self.request.payload.len()
+            + 32 * self.request.content_hashes.len()
+            + self.content.iter().map(|c| c.len() + 8).sum::<usize>()
+    }
+
     /// The same request without its content (what the block row stores).
     pub fn stripped(&self) -> SignedRequest {
         SignedRequest {

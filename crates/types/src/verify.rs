@@ -101,9 +101,11 @@ impl Default for Limits {
         Limits {
             max_message_bytes: 64 << 20,
             max_batch_requests: 1024,
-            max_payload_bytes: 64 << 10,
-            max_content_pieces: 8,
-            max_content_bytes: 256 << 10,
+            // A request is a gateway's batch of up to 256 transactions (1 MiB encoded),
+            // each with at most one content piece.
+            max_payload_bytes: 1 << 20,
+            max_content_pieces: 256,
+            max_content_bytes: 4 << 20,
             window: 256,
             max_fetch_blocks: 256,
         }

@@ -192,7 +192,8 @@ pub async fn audit(
     }
 }
 
-/// Break-glass events: a patient's own, or a department's.
+/// Break-glass events: a patient's own, or a department's (a department's read is audited
+/// for each distinct patient on the page).
 #[utoipa::path(get, path = "/api/break_glass", params(PageParams),
     responses((status = 200, body = Vec<Object>), (status = 403, body = ErrorBody)),
     security(("bearer" = [])), tag = "audit")]
@@ -214,14 +215,18 @@ pub async fn break_glass_events(
             .await
         }
         UserRole::Department => {
-            s.read(move |c| {
-                Ok(ApiJson(query::break_glass_of_department(
-                    c,
-                    &who.user.department,
-                    page,
-                )?))
-            })
-            .await
+            let dept = who.user.department.clone();
+            let events = s
+                .read(move |c| Ok(query::break_glass_of_department(c, &dept, page)?))
+                .await?;
+            crate::routes::department::audit_department_read(
+                &s,
+                &who.user.user_id,
+                events.iter().map(|e| e.patient_id.as_str()),
+                "break_glass_events",
+            )
+            .await?;
+            Ok(ApiJson(events))
         }
         _ => Err(ApiError::forbidden(
             "break-glass events are shown to the patient and the department",

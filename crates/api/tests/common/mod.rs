@@ -14,7 +14,7 @@ use medchain_api::auth::{open_local_db, AuthService};
 use medchain_api::state::{
     AppConfig, AppState, Clock, Committed, ReplicaStatus, SubmitFuture, Submitter,
 };
-use medchain_records::Ledger;
+use medchain_records::{Batch, Envelope, Ledger};
 use medchain_store::{Store, WriteOp};
 use medchain_types::genesis::{ClientInfo, GenesisConsent, GenesisUser};
 use medchain_types::{
@@ -159,6 +159,7 @@ impl LocalLedger {
         Ok(Committed {
             client: 0,
             request_id: id,
+            index: 0,
             height,
             block_hash: hash,
         })
@@ -168,8 +169,8 @@ impl LocalLedger {
 struct Shared(Arc<LocalLedger>);
 
 impl Submitter for Shared {
-    fn submit(&self, payload: Vec<u8>, content: Vec<Vec<u8>>) -> SubmitFuture {
-        let r = self.0.commit(payload, content);
+    fn submit(&self, env: Envelope, content: Vec<Vec<u8>>) -> SubmitFuture {
+        let r = self.0.commit(Batch::one(&env), content);
         Box::pin(async move { r })
     }
 }
@@ -339,5 +340,43 @@ impl TestApi {
             |r| r.get(0),
         )
         .unwrap()
+    }
+
+    /// Like `call`, but as if from the peer `addr`: the request carries the
+    /// `ConnectInfo<SocketAddr>` a server started with connect info would give it.
+    pub async fn call_from(
+        &self,
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut b = HttpRequest::builder()
+            .method(method)
+            .uri(path)
+            .extension(axum::extract::ConnectInfo(addr));
+        if let Some(t) = token {
+            b = b.header("authorization", format!("Bearer {t}"));
+        }
+        let body = match body {
+            Some(v) => {
+                b = b.header("content-type", "application/json");
+                Body::from(serde_json::to_vec(&v).unwrap())
+            }
+            None => Body::empty(),
+        };
+        let resp = self
+            .router
+            .clone()
+            .oneshot(b.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 }

@@ -2,7 +2,8 @@
 //! of consensus and execution from the gateway's. Each replica's organisation operator
 //! submits real ledger transactions (`Marker` by `Actor::Operator`, which execution
 //! accepts from an operator key) with a content piece of the record's size, so every
-//! replica still signs, orders, stores and executes them.
+//! replica still signs, orders, stores and executes them. With `--batch N` each request
+//! carries N such records, as a node's gateway batches its users' transactions.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use medchain_node::client::LedgerClient;
 use medchain_node::NodeFiles;
-use medchain_records::{Actor, Envelope, Transaction};
+use medchain_records::{Actor, Batch, Envelope, Transaction};
 use medchain_store::rusqlite::params;
 
 use super::driver::Failure;
@@ -32,6 +33,7 @@ pub struct ConsensusDriver {
     lanes: Vec<Lane>,
     payload: Vec<u8>,
     record_bytes: usize,
+    batch: usize,
 }
 
 /// `DIR/node0.toml`, `DIR/node1.toml`, ... as far as they go.
@@ -70,6 +72,7 @@ impl ConsensusDriver {
         dir: &Path,
         existing: bool,
         record_bytes: usize,
+        batch: usize,
     ) -> anyhow::Result<ConsensusDriver> {
         let paths = configs(dir);
         if paths.is_empty() {
@@ -114,14 +117,17 @@ impl ConsensusDriver {
                 next_id: AtomicU64::new(first_id),
             });
         }
-        let payload = medchain_types::encode(&Envelope {
+        let marker = Envelope {
             actor: Actor::Operator,
             tx: Transaction::Marker,
-        });
+        };
+        let batch = batch.max(1);
+        let payload = Batch(vec![marker; batch]).encode();
         Ok(ConsensusDriver {
             lanes,
             payload,
             record_bytes,
+            batch,
         })
     }
 
@@ -140,12 +146,17 @@ impl ConsensusDriver {
     pub async fn submit(&self, lane: usize, seq: u64) -> Result<(), Failure> {
         let l = &self.lanes[lane % self.lanes.len()];
         let id = l.next_id.fetch_add(1, Ordering::Relaxed);
-        let mut content = format!("benchmark record {seq} request {id}; ").into_bytes();
-        content.resize(self.record_bytes.max(content.len()), b'x');
+        let content = (0..self.batch)
+            .map(|j| {
+                let mut c = format!("benchmark record {seq}.{j} request {id}; ").into_bytes();
+                c.resize(self.record_bytes.max(c.len()), b'x');
+                c
+            })
+            .collect();
         let r = tokio::time::timeout(
             Duration::from_secs(super::REQUEST_TIMEOUT_S),
             l.client
-                .submit_with_content(id, self.payload.clone(), vec![content]),
+                .submit_with_content(id, self.payload.clone(), content),
         )
         .await;
         match r {

@@ -103,6 +103,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 4096,
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub max_in_flight: u64,
+    /// Consensus mode, closed loop: records per signed request, as a node's gateway batches
+    /// its users' transactions (1 = one signature and one request per record).
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub batch: u64,
     /// Seconds of load before measuring starts (not counted).
     #[arg(long, value_name = "SECS", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(0..=600))]
@@ -158,7 +163,14 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
              cluster's node0.toml.. (the operator keys and client ports are there)"
         );
     }
+    if a.batch > 1 && (a.mode != Mode::Consensus || a.rate.is_some()) {
+        bail!(
+            "--batch goes with --mode consensus in closed loop (over HTTP the node's gateway \
+             batches by itself)"
+        );
+    }
     let settings = Settings {
+        batch: a.batch as usize,
         mode: a.mode,
         duration_s,
         warmup_s: a.warmup,
@@ -242,6 +254,8 @@ struct Settings {
     rate: Option<f64>,
     max_in_flight: usize,
     record_bytes: usize,
+    /// Records per request (consensus mode).
+    batch: usize,
 }
 
 async fn interrupted() -> &'static str {
@@ -282,7 +296,9 @@ async fn measure(
         ),
         Mode::Consensus => {
             let dir = config_dir.context("consensus mode needs the cluster's configs")?;
-            let d = consensus::ConsensusDriver::connect(dir, own.is_none(), s.record_bytes).await?;
+            let d =
+                consensus::ConsensusDriver::connect(dir, own.is_none(), s.record_bytes, s.batch)
+                    .await?;
             let ids = d.first_ids();
             (Submitter::Consensus(Arc::new(d)), ids)
         }
@@ -302,6 +318,7 @@ async fn measure(
     let recorder = Arc::new(Mutex::new(Recorder::new(
         plan.measure_start,
         s.duration_s as usize,
+        s.batch as u64,
     )?));
     let pids = own.map(|c| c.pids()).unwrap_or_default();
 

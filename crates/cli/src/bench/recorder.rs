@@ -36,6 +36,8 @@ pub struct Recorder {
     started: u64,
     answered: u64,
     seconds: Vec<Second>,
+    /// Records each request carries: counts are in records, latencies weighted by them.
+    per_request: u64,
 }
 
 /// What the recorder saw, ready for the report.
@@ -53,7 +55,11 @@ fn ms(us: u64) -> f64 {
 }
 
 impl Recorder {
-    pub fn new(measure_start: Instant, duration_s: usize) -> anyhow::Result<Recorder> {
+    pub fn new(
+        measure_start: Instant,
+        duration_s: usize,
+        per_request: u64,
+    ) -> anyhow::Result<Recorder> {
         let seconds = (0..duration_s)
             .map(|_| {
                 Ok(Second {
@@ -74,6 +80,7 @@ impl Recorder {
             started: 0,
             answered: 0,
             seconds,
+            per_request: per_request.max(1),
         })
     }
 
@@ -99,12 +106,15 @@ impl Recorder {
         match result {
             Ok(()) => {
                 let us = answered.saturating_duration_since(started).as_micros() as u64;
-                self.committed += 1;
-                self.latency.saturating_record(us.max(1));
-                self.seconds[i].committed += 1;
-                self.seconds[i].latency.saturating_record(us.max(1));
+                let k = self.per_request;
+                self.committed += k;
+                let _ = self.latency.record_n(us.clamp(1, MAX_TRACKED_US), k);
+                self.seconds[i].committed += k;
+                let _ = self.seconds[i]
+                    .latency
+                    .record_n(us.clamp(1, MAX_TRACKED_US), k as u32);
             }
-            Err(f) => self.fail(i, f.key(), 1),
+            Err(f) => self.fail(i, f.key(), self.per_request),
         }
     }
 
@@ -128,7 +138,7 @@ impl Recorder {
         let unfinished = self.started.saturating_sub(self.answered);
         if unfinished > 0 {
             let last = self.seconds.len().saturating_sub(1);
-            self.fail(last, "unfinished".into(), unfinished);
+            self.fail(last, "unfinished".into(), unfinished * self.per_request);
             self.answered = self.started;
         }
     }
@@ -192,7 +202,7 @@ mod tests {
     fn warm_up_is_not_counted_and_percentiles_are_ordered() {
         let t0 = Instant::now();
         let start = t0 + Duration::from_secs(2);
-        let mut r = Recorder::new(start, 3).unwrap();
+        let mut r = Recorder::new(start, 3, 1).unwrap();
         // Warm-up.
         r.begin(t0);
         r.end(t0, t0 + Duration::from_millis(5), Ok(()));

@@ -66,6 +66,9 @@ pub struct Report {
     pub offered_rate: Option<f64>,
     pub max_in_flight: Option<usize>,
     pub record_bytes: usize,
+    /// Records per signed request (consensus mode's `--batch`; 1 over HTTP, where the
+    /// node's gateway batches on its own).
+    pub records_per_request: usize,
     pub committed: u64,
     pub failed: u64,
     pub failures_by_status: BTreeMap<String, u64>,
@@ -122,6 +125,7 @@ impl Report {
             offered_rate: s.rate,
             max_in_flight: s.rate.map(|_| s.max_in_flight),
             record_bytes: s.record_bytes,
+            records_per_request: s.batch,
             committed: sum.committed,
             failed: sum.failed,
             failures_by_status: sum.failures_by_status,
@@ -289,7 +293,7 @@ mod tests {
 
     fn sample_report() -> Report {
         let t0 = Instant::now();
-        let mut rec = Recorder::new(t0, 2).unwrap();
+        let mut rec = Recorder::new(t0, 2, 1).unwrap();
         rec.begin(t0);
         rec.end(t0, t0 + std::time::Duration::from_millis(12), Ok(()));
         let s = Settings {
@@ -300,6 +304,7 @@ mod tests {
             rate: None,
             max_in_flight: 4096,
             record_bytes: 1024,
+            batch: 1,
         };
         let usage = Usage {
             energy_joules: Some(4.0),
