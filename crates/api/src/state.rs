@@ -17,8 +17,9 @@ use crate::error::{ApiError, ApiResult};
 
 /// How long a handler waits for its transaction to commit.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Read connections kept open.
-const READ_POOL: usize = 8;
+/// Read connections, all kept open: reads beyond this many wait for one (opening a
+/// SQLite connection per read would cost more than the read).
+const READ_POOL: usize = 16;
 
 /// A record waiting for `validate_block`: its transaction, content and id.
 pub type PendingRecord = (Envelope, Vec<Vec<u8>>, String);
@@ -153,6 +154,8 @@ pub struct Inner {
     pub manual_validation: bool,
     pub pending: tokio::sync::Mutex<Vec<PendingRecord>>,
     readers: Mutex<Vec<Connection>>,
+    /// One permit per read connection.
+    read_slots: tokio::sync::Semaphore,
 }
 
 /// How to build an `AppState`.
@@ -184,6 +187,7 @@ impl AppState {
                 manual_validation: c.manual_validation,
                 pending: tokio::sync::Mutex::new(Vec::new()),
                 readers: Mutex::new(Vec::new()),
+                read_slots: tokio::sync::Semaphore::new(READ_POOL),
             }),
         }
     }
@@ -198,6 +202,12 @@ impl AppState {
         T: Send + 'static,
         F: FnOnce(&Connection) -> ApiResult<T> + Send + 'static,
     {
+        let _slot = self
+            .inner
+            .read_slots
+            .acquire()
+            .await
+            .map_err(ApiError::internal)?;
         let s = self.clone();
         tokio::task::spawn_blocking(move || {
             let conn = s.take_reader()?;

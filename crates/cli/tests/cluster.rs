@@ -709,3 +709,91 @@ fn operator_adds_a_department_administrator_who_can_sign_in() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
 }
+
+/// The gateway batches transactions that arrive together into one signed request, and
+/// each caller still gets its own transaction's verdict from the ledger: here records
+/// (all allowed) and registrations of one user id (the ledger accepts the first and
+/// refuses the rest, which the API's pre-check cannot see), sent at once to one replica.
+#[test]
+fn concurrent_transactions_share_batches_and_keep_their_own_outcomes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = Cluster::start_with(&["--demo"]);
+    let d001 = c.login(0, "d001", "doctor123");
+    let dep = c.login(0, "dep001", "department123");
+    let c = std::sync::Arc::new(c);
+    const RECORDS: usize = 24;
+    const REGISTRATIONS: usize = 8;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(RECORDS + REGISTRATIONS));
+    let handles: Vec<_> = (0..RECORDS + REGISTRATIONS)
+        .map(|k| {
+            let (c, barrier) = (c.clone(), barrier.clone());
+            let (what, path, token, body) = if k < RECORDS {
+                (
+                    "record",
+                    "/api/add_record",
+                    d001.clone(),
+                    format!(
+                        r#"{{"patient_id":"p001","diagnosis":"check-up {k}","prescription":"","notes":""}}"#
+                    ),
+                )
+            } else {
+                (
+                    "registration",
+                    "/api/users",
+                    dep.clone(),
+                    r#"{"user_id":"d900","role":"doctor","display_name":"Dr New","password":"a long password"}"#
+                        .to_string(),
+                )
+            };
+            std::thread::spawn(move || {
+                barrier.wait();
+                (what, c.post(0, path, Some(&token), &body))
+            })
+        })
+        .collect();
+    let (mut records_ok, mut registered, mut conflicts) = (0, 0, 0);
+    for h in handles {
+        let (what, (status, body)) = h.join().expect("thread");
+        match (what, status) {
+            ("record", 200) => records_ok += 1,
+            ("registration", 200) => registered += 1,
+            // Refused by the API's pre-check (already committed) or by the ledger.
+            ("registration", 409) => conflicts += 1,
+            _ => panic!("{what}: {status} {body}"),
+        }
+    }
+    assert_eq!(records_ok, RECORDS);
+    assert_eq!(registered, 1, "exactly one registration of d900 wins");
+    assert_eq!(conflicts, REGISTRATIONS - 1);
+    let db = rusqlite::Connection::open(c.db(0)).expect("db");
+    // Replica 0's gateway is client 0: some of its requests carried several transactions.
+    let batched: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM (SELECT request_id FROM outcomes WHERE client = 0
+             GROUP BY request_id HAVING COUNT(*) > 1)",
+            [],
+            |r| r.get(0),
+        )
+        .expect("outcomes");
+    assert!(batched > 0, "no request carried more than one transaction");
+    // Every conflict the ledger recorded reached its own caller as a 409.
+    let ledger_conflicts: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM outcomes WHERE client = 0 AND outcome = 'conflict'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("outcomes");
+    assert!(ledger_conflicts as usize <= conflicts);
+    let records: i64 = db
+        .query_row(
+            "SELECT COUNT(*) FROM records WHERE patient = 'p001' AND doctor = 'd001'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("records");
+    assert_eq!(
+        records, RECORDS as i64,
+        "each acknowledged record exists once"
+    );
+}

@@ -29,10 +29,10 @@ use crate::runtime::CoreInput;
 /// unbounded queue would only turn every request into a timeout.
 pub const MAX_QUEUED: usize = 8_192;
 /// Batches of this gateway between submission and commit at once.
-pub const IN_FLIGHT: usize = 8;
-/// A batch whose commit has not arrived by then gives its slot back (its callers have
-/// long timed out; the API waits 10 s).
-const BATCH_TIMEOUT: Duration = Duration::from_secs(15);
+pub const IN_FLIGHT: usize = 4;
+/// A batch whose commit has not arrived by then gives its slot back (the API's callers
+/// stop waiting after 10 s too).
+const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A commit, or why not (refused before reaching the ledger, or abandoned after) and what
 /// to tell the caller.
@@ -217,16 +217,15 @@ fn submit_batch(
         payload.extend_from_slice(&item.env);
         content.append(&mut item.content);
     }
-    let signed = Request {
+    let request = Request {
         client: signer.client,
         request_id,
         payload,
         content_hashes: content.iter().map(|c| Hash32::sha256(c)).collect(),
-    }
-    .sign_with_content(&signer.key, content);
+    };
     let verified = signer
         .verifier
-        .verify_request(signed)
+        .sign_request(request, content, &signer.key)
         .map_err(|e| format!("request refused: {e}"))?;
     let (tx, rx) = mpsc::channel(1);
     match signer.core.try_send(CoreInput::Client(verified, tx)) {

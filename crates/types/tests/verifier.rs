@@ -747,3 +747,31 @@ fn retransmitted_frames_skip_reverification_but_altered_ones_do_not() {
     }
     v.decode_message_cached(&good, &seen).expect("re-verified");
 }
+
+#[test]
+fn a_gateway_signs_its_own_requests_only_with_the_registered_key() {
+    let (_, v) = verifier();
+    let request = |client: u16| Request {
+        client: ClientId(client),
+        request_id: 9,
+        payload: b"batch".to_vec(),
+        content_hashes: vec![Hash32::sha256(b"note")],
+    };
+    let ok = v
+        .sign_request(request(1), vec![b"note".to_vec()], &client_key(1))
+        .expect("the client's own key");
+    // What it made passes the full check too.
+    assert!(v.verify_request(ok.into_inner()).is_ok());
+    assert_eq!(
+        v.sign_request(request(1), vec![b"note".to_vec()], &client_key(0))
+            .unwrap_err(),
+        VerifyError::BadSignature("request"),
+        "another client's key"
+    );
+    assert_eq!(
+        v.sign_request(request(1), vec![b"other".to_vec()], &client_key(1))
+            .unwrap_err(),
+        VerifyError::Digest("request content"),
+        "limits and content are still checked"
+    );
+}
