@@ -16,7 +16,7 @@ pub struct LoadArgs {
     /// Config of the replica whose gateway key and port to use.
     #[arg(long)]
     pub config: PathBuf,
-    /// Records to submit.
+    /// Requests to submit (each carries `--batch` records).
     #[arg(long, default_value_t = 1000)]
     pub records: u64,
     /// Requests in flight at once.
@@ -28,6 +28,10 @@ pub struct LoadArgs {
     /// Content bytes per record.
     #[arg(long, default_value_t = 256)]
     pub payload_bytes: usize,
+    /// Records per request (as a node's gateway batches them), 1 to 256.
+    #[arg(long, default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub batch: u16,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 120)]
     pub timeout_s: u64,
@@ -54,10 +58,14 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
         .context("connecting to the replica's client port")?;
         // A real transaction (the operator's no-op marker) with the record's bytes as its
         // content piece: every replica stores it, and execution accepts it.
-        let marker = Batch::one(&Envelope {
-            actor: Actor::Operator,
-            tx: Transaction::Marker,
-        });
+        let marker = Batch(vec![
+            Envelope {
+                actor: Actor::Operator,
+                tx: Transaction::Marker,
+            };
+            usize::from(a.batch)
+        ])
+        .encode();
         let sem = Arc::new(tokio::sync::Semaphore::new(a.concurrency.max(1)));
         let started = Instant::now();
         let acked: Arc<std::sync::Mutex<Vec<(u64, u64)>>> = Arc::default();
@@ -71,12 +79,17 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
                     };
                     let c = client.clone();
                     let id = a.start_id + i;
-                    let mut content = format!("record {id} ").into_bytes();
-                    content.resize(a.payload_bytes.max(content.len()), b'x');
+                    let content = (0..a.batch)
+                        .map(|j| {
+                            let mut c = format!("record {id}.{j} ").into_bytes();
+                            c.resize(a.payload_bytes.max(c.len()), b'x');
+                            c
+                        })
+                        .collect();
                     let payload = marker.clone();
                     let acked = acked.clone();
                     tasks.spawn(async move {
-                        if let Ok(reply) = c.submit_with_content(id, payload, vec![content]).await {
+                        if let Ok(reply) = c.submit_with_content(id, payload, content).await {
                             if let Ok(mut v) = acked.lock() {
                                 v.push((id, reply.height));
                             }
@@ -100,7 +113,8 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
                 "submitted": a.records,
                 "acked": acked.len(),
                 "elapsed_s": secs,
-                "records_per_s": acked.len() as f64 / secs.max(1e-9),
+                "records_per_request": a.batch,
+                "records_per_s": (acked.len() * usize::from(a.batch)) as f64 / secs.max(1e-9),
                 "max_height": acked.iter().map(|(_, h)| *h).max().unwrap_or(0),
                 "acked_ids": ids,
             })

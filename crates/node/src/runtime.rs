@@ -348,7 +348,9 @@ fn carry_out(
                 from_height,
                 max_blocks,
             } => {
-                let blocks = reader.blocks_with_content(from_height, max_blocks)?;
+                // A quarter of the frame limit: well inside what the peer accepts.
+                let max_bytes = replica.limits().max_message_bytes / 4;
+                let blocks = reader.blocks_with_content(from_height, max_blocks, max_bytes)?;
                 if !blocks.is_empty() {
                     out.send(to, Arc::new(encode(&PeerMessage::Blocks(blocks))));
                 }

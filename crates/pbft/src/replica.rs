@@ -255,6 +255,11 @@ impl Replica {
     pub fn stable_seq(&self) -> SeqNum {
         self.stable_seq
     }
+    /// The limits this replica checks and keeps to.
+    pub fn limits(&self) -> &medchain_types::Limits {
+        &self.cfg.limits
+    }
+
     pub fn pending_requests(&self) -> usize {
         self.waiting.len()
     }

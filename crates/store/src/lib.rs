@@ -100,16 +100,30 @@ impl Reader {
     }
 
     /// Like `blocks`, with each request's content attached again from the content
-    /// table (what a lagging replica is sent, so that it stores the content too). A
-    /// request whose content was erased goes without it.
+    /// table (what a lagging replica is sent, so that it stores the content too), and
+    /// no more blocks than fit in about `max_bytes` (always at least one, so that a
+    /// lagging replica always makes progress). A request whose content was erased goes
+    /// without it.
     pub fn blocks_with_content(
         &self,
         from: SeqNum,
         max: usize,
+        max_bytes: usize,
     ) -> Result<Vec<CommittedBlock>, StoreError> {
         let mut blocks = self.blocks(from, max)?;
-        for b in &mut blocks {
+        let mut bytes = 0;
+        for (i, b) in blocks.iter_mut().enumerate() {
             self.attach_content(&mut b.requests)?;
+            bytes += b
+                .requests
+                .iter()
+                .map(SignedRequest::size_hint)
+                .sum::<usize>()
+                + 1024;
+            if bytes > max_bytes && i > 0 {
+                blocks.truncate(i);
+                break;
+            }
         }
         Ok(blocks)
     }
@@ -143,11 +157,8 @@ impl Reader {
     pub fn content(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
-            .query_row(
-                "SELECT bytes FROM content WHERE hash = ?1",
-                params![&hash.0[..]],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT bytes FROM content WHERE hash = ?1")?
+            .query_row(params![&hash.0[..]], |r| r.get(0))
             .optional()?)
     }
 
