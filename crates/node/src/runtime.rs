@@ -30,7 +30,8 @@ const CORE_QUEUE: usize = 65_536;
 /// Something that reaches the core thread.
 #[derive(Debug)]
 pub enum CoreInput {
-    Peer(Verified<PeerMessage>),
+    /// A verified peer message and the size of its frame (see `Inbound::queued_bytes`).
+    Peer(Verified<PeerMessage>, usize),
     Client(Verified<SignedRequest>, mpsc::Sender<ClientReply>),
     Shutdown,
 }
@@ -130,6 +131,7 @@ pub async fn run_node(
         stats.clone(),
     );
     let (core_tx, core_rx) = sync_channel::<CoreInput>(CORE_QUEUE);
+    let inbound_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (listener, p2p_addr) = transport::bind(&files.config.p2p_listen).await?;
     tokio::spawn(transport::serve(
         listener,
@@ -141,6 +143,7 @@ pub async fn run_node(
             isolated: isolated.clone(),
             stats: stats.clone(),
             seen: medchain_types::VerifiedFrames::new(transport::SEEN_FRAMES),
+            queued_bytes: inbound_bytes.clone(),
         }),
     ));
     tokio::spawn(watch_fault_switch(
@@ -167,6 +170,9 @@ pub async fn run_node(
     tracing::info!(replica = %id, p2p = %p2p_addr, http = %http_addr, "listening");
 
     let core_shared = shared.clone();
+    // Fail-stop: if the core ends on its own (a failed durable write), the node stops
+    // too, instead of serving HTTP for a replica that no longer votes or commits.
+    let (core_ended_tx, core_ended) = tokio::sync::oneshot::channel::<()>();
     let core = std::thread::Builder::new()
         .name("pbft-core".into())
         .spawn(move || {
@@ -176,11 +182,19 @@ pub async fn run_node(
                 out: outbound,
                 shared: core_shared,
                 metrics,
+                inbound_bytes,
             };
-            core_loop(replica, core_rx, &io)
+            let r = core_loop(replica, core_rx, &io);
+            if let Err(e) = &r {
+                tracing::error!(error = %e, "the replica core stopped");
+            }
+            let _ = core_ended_tx.send(());
+            r
         })?;
-    shutdown.await;
-    tracing::info!(replica = %id, "stopping");
+    tokio::select! {
+        _ = shutdown => tracing::info!(replica = %id, "stopping"),
+        _ = core_ended => tracing::error!(replica = %id, "stopping: the core ended"),
+    }
     let _ = core_tx.send(CoreInput::Shutdown);
     let result = tokio::task::spawn_blocking(move || core.join())
         .await
@@ -226,6 +240,8 @@ struct CoreIo {
     out: Outbound,
     shared: Arc<Shared>,
     metrics: Arc<Metrics>,
+    /// Bytes of peer frames queued for the core (shared with the transport).
+    inbound_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 fn core_loop(
@@ -242,7 +258,8 @@ fn core_loop(
         let wait = replica.next_deadline_ms().saturating_sub(now).min(1_000);
         let outputs = match rx.recv_timeout(Duration::from_millis(wait)) {
             Ok(CoreInput::Shutdown) | Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            Ok(CoreInput::Peer(m)) => {
+            Ok(CoreInput::Peer(m, len)) => {
+                io.inbound_bytes.fetch_sub(len, Ordering::Relaxed);
                 metrics.observe_peer(&m);
                 replica.step(wall_ms().max(now), Input::Message(m))
             }
@@ -288,6 +305,7 @@ fn carry_out(
         out,
         shared,
         metrics,
+        ..
     } = io;
     // Votes and blocks move into one durable write (no copies of batches on this path);
     // the rest waits until that write is on disk.

@@ -4,7 +4,7 @@
 //! decoded and signature-checked on tokio's worker threads, off the core's thread.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +22,11 @@ use crate::runtime::CoreInput;
 
 /// Frames queued per peer before new ones are dropped (PBFT retransmits what matters).
 pub const PEER_QUEUE: usize = 8192;
+/// Bytes queued per peer before new frames are dropped. Counting frames alone is not a
+/// bound: view changes and batches of clinical content make frames of megabytes, and a
+/// peer that reads slowly during a view-change storm once let a replica grow to 9 GB.
+/// A frame larger than this still goes out when nothing else is queued.
+pub const PEER_QUEUE_BYTES: usize = 64 << 20;
 /// Client requests queued per connection.
 pub const CLIENT_QUEUE: usize = 4096;
 /// Largest client request frame.
@@ -37,11 +42,14 @@ pub struct TransportStats {
 /// A frame shared by every peer queue it is broadcast to.
 pub type Frame = Arc<Vec<u8>>;
 
+/// One peer's send queue and the bytes waiting in it.
+type PeerQueue = (mpsc::Sender<Frame>, Arc<AtomicUsize>);
+
 /// Sending side of the transport, used by the core thread.
 #[derive(Debug, Clone)]
 pub struct Outbound {
     me: ReplicaId,
-    peers: Arc<Vec<Option<mpsc::Sender<Frame>>>>,
+    peers: Arc<Vec<Option<PeerQueue>>>,
     pub isolated: Arc<AtomicBool>,
     pub stats: Arc<TransportStats>,
 }
@@ -51,8 +59,11 @@ impl Outbound {
         if to == self.me || self.isolated.load(Ordering::Relaxed) {
             return;
         }
-        if let Some(Some(tx)) = self.peers.get(to.index()) {
-            if tx.try_send(bytes).is_err() {
+        if let Some(Some((tx, queued))) = self.peers.get(to.index()) {
+            let len = bytes.len();
+            let before = queued.fetch_add(len, Ordering::Relaxed);
+            if (before > 0 && before + len > PEER_QUEUE_BYTES) || tx.try_send(bytes).is_err() {
+                queued.fetch_sub(len, Ordering::Relaxed);
                 self.stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -81,11 +92,12 @@ pub fn start_outbound(
             continue;
         }
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
-        peers.push(Some(tx));
+        let queued = Arc::new(AtomicUsize::new(0));
+        peers.push(Some((tx, queued.clone())));
         let addr = info.peer_addr.clone();
         let key = key.clone();
         let peer = info.id;
-        tokio::spawn(peer_writer(me, peer, addr, key, genesis_hash, rx));
+        tokio::spawn(peer_writer(me, peer, addr, key, genesis_hash, rx, queued));
     }
     Outbound {
         me,
@@ -102,6 +114,7 @@ async fn peer_writer(
     key: KeyPair,
     genesis: medchain_types::Hash32,
     mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
+    queued: Arc<AtomicUsize>,
 ) {
     let mut backoff_ms = 50u64;
     loop {
@@ -122,7 +135,9 @@ async fn peer_writer(
                 backoff_ms = 50;
                 tracing::debug!(%peer, "connected");
                 while let Some(frame) = rx.recv().await {
-                    if write_frame(&mut s, &frame).await.is_err() {
+                    let written = write_frame(&mut s, &frame).await;
+                    queued.fetch_sub(frame.len(), Ordering::Relaxed);
+                    if written.is_err() {
                         break;
                     }
                 }
@@ -150,7 +165,14 @@ pub struct Inbound {
     pub stats: Arc<TransportStats>,
     /// Retransmitted frames that already passed verification.
     pub seen: VerifiedFrames,
+    /// Bytes of peer frames waiting for the core: a core busy with a slow disk must not
+    /// let peers' retransmissions pile up in memory (the queue's count bound alone
+    /// allows gigabytes of megabyte frames).
+    pub queued_bytes: Arc<AtomicUsize>,
 }
+
+/// Bytes of peer frames queued for the core before new ones are dropped.
+pub const CORE_QUEUE_BYTES: usize = 256 << 20;
 
 /// Frames remembered as verified (32 bytes each, about 1 MB in all).
 pub const SEEN_FRAMES: usize = 16_384;
@@ -179,6 +201,7 @@ async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Res
         isolated,
         stats,
         seen,
+        queued_bytes,
     } = ctx;
     let me = *me;
     stream.set_nodelay(true)?;
@@ -194,7 +217,14 @@ async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Res
             }
             match verifier.decode_message_cached(&frame, seen) {
                 Ok(m) => {
-                    let _ = core.try_send(CoreInput::Peer(m));
+                    let len = frame.len();
+                    let before = queued_bytes.fetch_add(len, Ordering::Relaxed);
+                    if (before > 0 && before + len > CORE_QUEUE_BYTES)
+                        || core.try_send(CoreInput::Peer(m, len)).is_err()
+                    {
+                        queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                        stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Err(e) => {
                     stats.rejected_frames.fetch_add(1, Ordering::Relaxed);

@@ -83,6 +83,9 @@ pub struct Replica {
     pub(crate) new_view_msg: Option<PeerMessage>,
     pub(crate) view_change_deadline_ms: Option<u64>,
     pub(crate) backoff: u32,
+    /// Consecutive views in which our requests timed out without any block executing:
+    /// the request timeout doubles with each.
+    pub(crate) request_backoff: u32,
 
     // Periodic work.
     pub(crate) next_status_ms: u64,
@@ -156,6 +159,7 @@ impl Replica {
             new_view_msg: None,
             view_change_deadline_ms: None,
             backoff: 0,
+            request_backoff: 0,
             next_status_ms: 0,
             next_resend_ms: 0,
             peer_progress: vec![0; n],
@@ -255,6 +259,12 @@ impl Replica {
     pub fn stable_seq(&self) -> SeqNum {
         self.stable_seq
     }
+    /// How long a request may wait before this replica suspects the primary: the
+    /// configured timeout, doubled for each consecutive view that made no progress.
+    pub(crate) fn request_timeout_ms(&self) -> u64 {
+        self.cfg.request_timeout_ms << self.request_backoff
+    }
+
     /// The limits this replica checks and keeps to.
     pub fn limits(&self) -> &medchain_types::Limits {
         &self.cfg.limits
@@ -364,7 +374,7 @@ impl Replica {
                 // executed already, and state transfer is the cure, not suspecting the
                 // primary. (Claims can be stale, e.g. a dead primary's last STATUS, so
                 // this holds only while we are actually making progress.)
-                self.request_deadline_ms = Some(now + self.cfg.request_timeout_ms);
+                self.request_deadline_ms = Some(now + self.request_timeout_ms());
             } else {
                 // Section 4.4: a backup whose request waited too long suspects the primary.
                 // Its requests may have reached only it and a faulty primary (a gateway
@@ -381,6 +391,12 @@ impl Replica {
                 for r in relay {
                     self.broadcast(PeerMessage::Request(r));
                 }
+                // This view made no progress on our requests in time: the next one gets
+                // longer (reset by the next executed block). With a fixed timeout, a
+                // cluster whose commits take longer than it (big batches on a slow disk)
+                // would change views forever without committing anything.
+                self.request_backoff =
+                    (self.request_backoff + 1).min(self.cfg.max_backoff_exponent);
                 self.start_view_change(self.view + 1);
             }
         }
@@ -449,7 +465,7 @@ impl Replica {
         self.waiting_bytes += r.size_hint();
         self.waiting.insert(key, r);
         if self.mode == Mode::Normal && self.request_deadline_ms.is_none() {
-            self.request_deadline_ms = Some(self.now_ms + self.cfg.request_timeout_ms);
+            self.request_deadline_ms = Some(self.now_ms + self.request_timeout_ms());
         }
     }
 
@@ -754,10 +770,11 @@ impl Replica {
         self.last_executed = height;
         self.last_hash = hash;
         self.last_progress_ms = self.now_ms;
+        self.request_backoff = 0;
         if self.mode == Mode::Normal {
             self.backoff = 0;
             self.request_deadline_ms =
-                (!self.waiting.is_empty()).then_some(self.now_ms + self.cfg.request_timeout_ms);
+                (!self.waiting.is_empty()).then_some(self.now_ms + self.request_timeout_ms());
         }
         if height.is_multiple_of(self.cfg.checkpoint_interval.max(1)) {
             self.own_checkpoint(height, hash);
@@ -782,6 +799,19 @@ impl Replica {
             Mode::ViewChange => {
                 if let Some(m) = self.own_view_change.clone() {
                     self.broadcast(m);
+                }
+                // The requests relayed when the timer fired may have been lost, and then
+                // no other replica has a reason to suspect the primary: a lone replica in
+                // view change would wait forever while the others idle in the old view.
+                // Relay them again, as a PBFT client retransmits to every replica.
+                let relay: Vec<SignedRequest> = self
+                    .waiting
+                    .values()
+                    .take(self.cfg.limits.max_batch_requests)
+                    .cloned()
+                    .collect();
+                for r in relay {
+                    self.broadcast(PeerMessage::Request(r));
                 }
             }
             Mode::Normal => {

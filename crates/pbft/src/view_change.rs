@@ -335,7 +335,7 @@ impl Replica {
             }
         }
         self.request_deadline_ms =
-            (!self.waiting.is_empty()).then_some(self.now_ms + self.cfg.request_timeout_ms);
+            (!self.waiting.is_empty()).then_some(self.now_ms + self.request_timeout_ms());
         // Committed slots may be executable again.
         self.try_execute();
     }
