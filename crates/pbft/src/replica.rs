@@ -364,6 +364,19 @@ impl Replica {
         }
     }
 
+    /// Send (a bounded number of) the requests we wait for to every replica.
+    fn relay_waiting(&mut self) {
+        let relay: Vec<SignedRequest> = self
+            .waiting
+            .values()
+            .take(self.cfg.limits.max_batch_requests)
+            .cloned()
+            .collect();
+        for r in relay {
+            self.broadcast(PeerMessage::Request(r));
+        }
+    }
+
     fn on_timers(&mut self) {
         let now = self.now_ms;
         if self.mode == Mode::Normal && self.request_deadline_ms.is_some_and(|d| now >= d) {
@@ -382,15 +395,7 @@ impl Replica {
                 // a PBFT client would on its own timeout (section 4.1): their timers start
                 // too, and 2f+1 of them can complete the view change.
                 self.request_deadline_ms = None;
-                let relay: Vec<SignedRequest> = self
-                    .waiting
-                    .values()
-                    .take(self.cfg.limits.max_batch_requests)
-                    .cloned()
-                    .collect();
-                for r in relay {
-                    self.broadcast(PeerMessage::Request(r));
-                }
+                self.relay_waiting();
                 // This view made no progress on our requests in time: the next one gets
                 // longer (reset by the next executed block). With a fixed timeout, a
                 // cluster whose commits take longer than it (big batches on a slow disk)
@@ -804,15 +809,7 @@ impl Replica {
                 // no other replica has a reason to suspect the primary: a lone replica in
                 // view change would wait forever while the others idle in the old view.
                 // Relay them again, as a PBFT client retransmits to every replica.
-                let relay: Vec<SignedRequest> = self
-                    .waiting
-                    .values()
-                    .take(self.cfg.limits.max_batch_requests)
-                    .cloned()
-                    .collect();
-                for r in relay {
-                    self.broadcast(PeerMessage::Request(r));
-                }
+                self.relay_waiting();
             }
             Mode::Normal => {
                 let id = self.cfg.id;

@@ -254,7 +254,25 @@ impl TestApi {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> (StatusCode, Value) {
+        self.send(None, method, path, token, content_type, body)
+            .await
+    }
+
+    /// One request through the router, from `addr` when given (as the server's
+    /// `ConnectInfo` would report it).
+    async fn send(
+        &self,
+        addr: Option<std::net::SocketAddr>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
         let mut b = HttpRequest::builder().method(method).uri(path);
+        if let Some(a) = addr {
+            b = b.extension(axum::extract::ConnectInfo(a));
+        }
         if let Some(t) = token {
             b = b.header("authorization", format!("Bearer {t}"));
         }
@@ -352,31 +370,11 @@ impl TestApi {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut b = HttpRequest::builder()
-            .method(method)
-            .uri(path)
-            .extension(axum::extract::ConnectInfo(addr));
-        if let Some(t) = token {
-            b = b.header("authorization", format!("Bearer {t}"));
-        }
-        let body = match body {
-            Some(v) => {
-                b = b.header("content-type", "application/json");
-                Body::from(serde_json::to_vec(&v).unwrap())
-            }
-            None => Body::empty(),
+        let (content_type, bytes) = match body {
+            Some(v) => (Some("application/json"), serde_json::to_vec(&v).unwrap()),
+            None => (None, Vec::new()),
         };
-        let resp = self
-            .router
-            .clone()
-            .oneshot(b.body(body).unwrap())
+        self.send(Some(addr), method, path, token, content_type, bytes)
             .await
-            .unwrap();
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
     }
 }
