@@ -23,7 +23,8 @@ pub struct Config {
     pub limits: Limits,
     /// Most sequence numbers the primary keeps proposed but not yet executed.
     pub max_in_flight: u64,
-    /// How long the primary waits to fill a batch.
+    /// How long the primary waits to fill a batch while earlier proposals are in flight
+    /// (an idle primary proposes at once).
     pub max_batch_delay_ms: u64,
     /// Most client requests a replica holds unexecuted.
     pub max_pending_requests: usize,

@@ -490,7 +490,12 @@ impl Replica {
             }
             let window_open = self.window_open();
             let full = self.queue.len() >= self.cfg.limits.max_batch_requests;
-            if !window_open || (!full && self.now_ms < since + self.cfg.max_batch_delay_ms) {
+            // Waiting to fill a batch only pays while earlier proposals are in flight
+            // (their round trip is what the waiting requests would share); with none in
+            // flight, waiting would only add the delay to every lone request's latency.
+            let idle = self.next_seq == self.last_executed + 1;
+            if !window_open || (!full && !idle && self.now_ms < since + self.cfg.max_batch_delay_ms)
+            {
                 return;
             }
             let mut requests = Vec::new();

@@ -99,52 +99,61 @@ fn backup_forwards_a_client_request_to_the_primary() {
     }
 }
 
-/// Section 4.2 (batching, TOCS 5.1.4): a batch never exceeds the batch limit; a full
-/// batch is proposed at once and the remainder waits for the batch delay.
+/// Section 4.2 (batching, TOCS 5.1.4): a batch never exceeds the batch limit; with a
+/// proposal in flight, a full batch is proposed at once and the remainder waits for the
+/// batch delay.
 #[test]
 fn batches_respect_the_maximum_size() {
     let mut c = Cluster::with_config(|cfg| cfg.max_batch_delay_ms = 50);
-    let reqs: Vec<_> = (1..=5).map(|id| request(0, id)).collect();
+    let reqs: Vec<_> = (1..=6).map(|id| request(0, id)).collect();
     let mut proposals = Vec::new();
     for r in &reqs {
         proposals.extend(pre_prepares_in(&c.client_request(0, r.clone())));
     }
+    let sizes: Vec<usize> = proposals.iter().map(|(_, p)| p.requests.len()).collect();
     assert_eq!(
-        proposals.len(),
-        1,
-        "only the full batch goes out before the delay"
+        sizes,
+        vec![1, 4],
+        "an idle primary proposes the first request at once; then only a full batch \
+         goes out before the delay"
     );
-    assert_eq!(proposals[0].1.requests, reqs[..4].to_vec());
+    assert_eq!(proposals[1].1.requests, reqs[1..5].to_vec());
 
     c.run();
-    assert_eq!(c.heights(), vec![1; N]);
-
-    c.advance_to(50);
-    assert_eq!(c.heights(), vec![2; N]);
+    // Executing both emptied the pipeline, so the sixth request went out as well.
+    assert_eq!(c.heights(), vec![3; N]);
     for chain in &c.chains {
         let sizes: Vec<usize> = chain.iter().map(|b| b.requests.len()).collect();
-        assert_eq!(sizes, vec![4, 1]);
+        assert_eq!(sizes, vec![1, 4, 1]);
         assert!(chain
             .iter()
             .all(|b| b.requests.len() <= limits().max_batch_requests));
-        assert_eq!(chain[1].requests, vec![reqs[4].clone()]);
+        assert_eq!(chain[2].requests, vec![reqs[5].clone()]);
     }
     for i in 0..N {
-        for id in 1..=5 {
+        for id in 1..=6 {
             assert_eq!(c.replies_for(i, 0, id).len(), 1);
         }
     }
 }
 
-/// Section 4.2 (batching): a lone request waits up to the batch delay for company, and
-/// no longer.
+/// Section 4.2 (batching): with a proposal in flight, a lone request waits up to the
+/// batch delay for company, and no longer; an idle primary does not wait at all.
 #[test]
 fn batches_respect_the_maximum_delay() {
     let mut c = Cluster::with_config(|cfg| cfg.max_batch_delay_ms = 50);
-    let outs = c.client_request(0, request(0, 1));
+    // Hold the commits, so the first proposal stays in flight.
+    c.set_rule(|_, _, m| match m {
+        PeerMessage::Commit(_) => Fate::Hold,
+        _ => Fate::Deliver,
+    });
+    let first = pre_prepares_in(&c.client_request(0, request(0, 1)));
+    assert_eq!(first.len(), 1, "an idle primary waited to fill a batch");
+    c.run();
+    let outs = c.client_request(0, request(0, 2));
     assert!(
         pre_prepares_in(&outs).is_empty(),
-        "proposed before the delay"
+        "proposed before the delay while a proposal was in flight"
     );
     assert_eq!(c.replicas[0].next_deadline_ms(), 50);
 
@@ -155,8 +164,10 @@ fn batches_respect_the_maximum_delay() {
     let pps = pre_prepares_in(&c.tick(0));
     assert_eq!(pps.len(), 1, "not proposed when the delay ran out");
     assert_eq!(pps[0].1.requests.len(), 1);
+    c.clear_rule();
+    c.release_held();
     c.run();
-    assert_eq!(c.heights(), vec![1; N]);
+    assert_eq!(c.heights(), vec![2; N]);
 }
 
 /// Section 4.2: the primary may have several sequence numbers in flight, and replicas
