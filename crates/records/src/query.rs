@@ -147,10 +147,11 @@ impl Page {
     }
 }
 
-fn content(conn: &Connection, hash: &[u8]) -> rusqlite::Result<Option<RecordContent>> {
+/// A record's content, stored under its hash by the block that added the record.
+fn content(conn: &Connection, height: i64, hash: &[u8]) -> rusqlite::Result<Option<RecordContent>> {
     let bytes: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT bytes FROM content WHERE hash = ?1")?
-        .query_row(params![hash], |r| r.get(0))
+        .prepare_cached("SELECT bytes FROM content WHERE height = ?1 AND hash = ?2")?
+        .query_row(params![height, hash], |r| r.get(0))
         .optional()?;
     Ok(bytes.and_then(|b| RecordContent::from_bytes(&b)))
 }
@@ -173,7 +174,7 @@ const RECORD_COLUMNS: &str = "r.record_id, r.patient, r.doctor, r.department, r.
 fn record_from_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordView> {
     let record_id: String = r.get(0)?;
     let hash: Vec<u8> = r.get(4)?;
-    let c = content(conn, &hash)?;
+    let c = content(conn, r.get(7)?, &hash)?;
     let available = c.is_some();
     let c = c.unwrap_or_default();
     let block_hash: Option<Vec<u8>> = r.get(8)?;

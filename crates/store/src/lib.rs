@@ -113,7 +113,8 @@ impl Reader {
         let mut blocks = self.blocks(from, max)?;
         let mut bytes = 0;
         for (i, b) in blocks.iter_mut().enumerate() {
-            self.attach_content(&mut b.requests)?;
+            let height = b.height();
+            self.attach_content(height, &mut b.requests)?;
             bytes += b
                 .requests
                 .iter()
@@ -128,15 +129,20 @@ impl Reader {
         Ok(blocks)
     }
 
-    /// Attach each request's content from the content table, where all of it is there.
-    fn attach_content(&self, requests: &mut [SignedRequest]) -> Result<(), StoreError> {
+    /// Attach each request's content (proposed or committed at `height`) from the content
+    /// table, where all of it is there.
+    fn attach_content(
+        &self,
+        height: SeqNum,
+        requests: &mut [SignedRequest],
+    ) -> Result<(), StoreError> {
         for r in requests {
             if !r.content.is_empty() {
                 continue;
             }
             let mut content = Vec::with_capacity(r.request.content_hashes.len());
             for h in &r.request.content_hashes {
-                match self.content(h)? {
+                match self.content(height, h)? {
                     Some(c) => content.push(c),
                     None => break,
                 }
@@ -153,12 +159,12 @@ impl Reader {
         &self.conn
     }
 
-    /// Content by its SHA-256.
-    pub fn content(&self, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
+    /// Content by its SHA-256, as carried by the block (or proposal) at `height`.
+    pub fn content(&self, height: SeqNum, hash: &Hash32) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
             .conn
-            .prepare_cached("SELECT bytes FROM content WHERE hash = ?1")?
-            .query_row(params![&hash.0[..]], |r| r.get(0))
+            .prepare_cached("SELECT bytes FROM content WHERE height = ?1 AND hash = ?2")?
+            .query_row(params![height as i64, &hash.0[..]], |r| r.get(0))
             .optional()?)
     }
 
@@ -186,7 +192,7 @@ impl Reader {
             if let DurableRecord::PrePrepared { proposal, .. }
             | DurableRecord::Prepared { proposal, .. } = &mut record
             {
-                self.attach_content(&mut proposal.requests)?;
+                self.attach_content(proposal.height, &mut proposal.requests)?;
             }
             state.apply(&record);
         }

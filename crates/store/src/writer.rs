@@ -7,7 +7,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
 use medchain_pbft::DurableRecord;
-use medchain_types::{encode, CommittedBlock, Hash32, Proposal, SignedRequest};
+use medchain_types::{encode, CommittedBlock, Proposal, SeqNum, SignedRequest};
 use rusqlite::{params, Connection, Transaction};
 
 use crate::{schema, StoreError};
@@ -24,8 +24,6 @@ pub enum WriteOp {
     Vote(DurableRecord),
     /// The next block.
     Block(CommittedBlock),
-    /// Clinical content, addressed by its SHA-256.
-    Content(Vec<u8>),
 }
 
 type Ack = SyncSender<Result<(), String>>;
@@ -193,30 +191,21 @@ fn commit_group(
     tx.commit()
 }
 
-fn insert_content(tx: &Transaction<'_>, bytes: &[u8]) -> rusqlite::Result<()> {
-    insert_hashed_content(tx, &Hash32::sha256(bytes), bytes)
-}
-
-fn insert_hashed_content(
-    tx: &Transaction<'_>,
-    hash: &Hash32,
-    bytes: &[u8],
-) -> rusqlite::Result<()> {
-    tx.prepare_cached("INSERT OR IGNORE INTO content (hash, bytes) VALUES (?1, ?2)")?
-        .execute(params![&hash.0[..], bytes])?;
-    Ok(())
-}
-
-/// Store the content of `requests` under the hashes they sign. Every request reaching the
-/// store came through the verifier, which checked that its content matches those hashes,
-/// so hashing again here would only repeat that work.
+/// Store the content of `requests`, proposed or committed at `height`, under the hashes
+/// they sign. Every request reaching the store came through the verifier, which checked
+/// that its content matches those hashes, so hashing again here would only repeat that
+/// work.
 fn insert_request_content(
     tx: &Transaction<'_>,
+    height: SeqNum,
     requests: &[SignedRequest],
 ) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO content (height, hash, bytes) VALUES (?1, ?2, ?3)",
+    )?;
     for r in requests {
         for (hash, bytes) in r.request.content_hashes.iter().zip(&r.content) {
-            insert_hashed_content(tx, hash, bytes)?;
+            insert.execute(params![height as i64, &hash.0[..], bytes])?;
         }
     }
     Ok(())
@@ -242,7 +231,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, app: &mut dyn StateMachine) -> rusq
             // table, where erasing it later leaves the block verifiable.
             let has_content = b.requests.iter().any(|r| !r.content.is_empty());
             let data = if has_content {
-                insert_request_content(tx, &b.requests)?;
+                insert_request_content(tx, b.height(), &b.requests)?;
                 encode(&crate::strip_content(b))
             } else {
                 encode(b)
@@ -251,7 +240,6 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, app: &mut dyn StateMachine) -> rusq
                 .execute(params![b.height() as i64, &b.hash().0[..], data])?;
             app.apply(tx, b)?;
         }
-        WriteOp::Content(bytes) => insert_content(tx, bytes)?,
         WriteOp::Vote(rec) => match rec {
             DurableRecord::View { .. } => {
                 tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('view', ?1)")?
@@ -269,7 +257,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, app: &mut dyn StateMachine) -> rusq
                 pre_prepare,
                 proposal,
             } => {
-                insert_request_content(tx, &proposal.requests)?;
+                insert_request_content(tx, proposal.height, &proposal.requests)?;
                 let stripped = DurableRecord::PrePrepared {
                     pre_prepare: pre_prepare.clone(),
                     proposal: stripped_proposal(proposal),
@@ -278,7 +266,7 @@ fn apply(tx: &Transaction<'_>, op: &WriteOp, app: &mut dyn StateMachine) -> rusq
                     .execute(params![pre_prepare.body.seq as i64, encode(&stripped)])?;
             }
             DurableRecord::Prepared { proof, proposal } => {
-                insert_request_content(tx, &proposal.requests)?;
+                insert_request_content(tx, proposal.height, &proposal.requests)?;
                 let stripped = DurableRecord::Prepared {
                     proof: proof.clone(),
                     proposal: stripped_proposal(proposal),

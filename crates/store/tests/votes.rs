@@ -57,7 +57,7 @@ fn pre_prepared_batches_lose_content_in_the_vote_row_and_get_it_back_on_load() {
         .iter()
         .zip(&proposal.requests[0].request.content_hashes)
     {
-        assert_eq!(reader.content(h).unwrap().as_deref(), Some(&c[..]));
+        assert_eq!(reader.content(1, h).unwrap().as_deref(), Some(&c[..]));
     }
     let state = reader.durable_state(Hash32::default()).unwrap();
     let loaded = state

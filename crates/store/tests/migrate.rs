@@ -1,0 +1,132 @@
+//! A version-1 database (content keyed by hash alone) opens as version 2, with every
+//! piece of content that a block or a vote record refers to moved under that height.
+
+use medchain_pbft::DurableRecord;
+use medchain_store::{rusqlite::params, strip_content, Reader, Store};
+use medchain_types::{
+    encode, BlockHeader, ClientId, CommitCertificate, CommittedBlock, Hash32, KeyPair, PrePrepare,
+    Proposal, ReplicaId, Request, Signed, SignedRequest,
+};
+
+const VERSION_1: &str = "CREATE TABLE blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL,
+        data BLOB NOT NULL);
+     CREATE TABLE votes (id INTEGER PRIMARY KEY AUTOINCREMENT, seq INTEGER NOT NULL,
+        record BLOB NOT NULL);
+     CREATE INDEX votes_seq ON votes(seq);
+     CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+     CREATE TABLE content (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL);
+     PRAGMA user_version = 1;";
+
+fn request(key: &KeyPair, id: u64, content: &[u8]) -> SignedRequest {
+    Request {
+        client: ClientId(0),
+        request_id: id,
+        payload: b"payload".to_vec(),
+        content_hashes: vec![Hash32::sha256(content)],
+    }
+    .sign_with_content(key, vec![content.to_vec()])
+}
+
+fn proposal(height: u64, requests: Vec<SignedRequest>) -> Proposal {
+    Proposal {
+        height,
+        view: 0,
+        proposer: ReplicaId(0),
+        timestamp_ms: height,
+        requests,
+    }
+}
+
+#[test]
+fn version_1_content_moves_under_the_heights_that_refer_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let key = KeyPair::from_secret([9; 32]);
+    let in_block = b"a note committed in block 1".to_vec();
+    let in_vote = b"a note only pre-prepared at height 2".to_vec();
+    let orphan = b"content nothing refers to".to_vec();
+
+    let committed = proposal(1, vec![request(&key, 1, &in_block)]);
+    let block = CommittedBlock {
+        header: BlockHeader::new(&committed.header(), Hash32::default()),
+        requests: committed.requests.clone(),
+        certificate: CommitCertificate {
+            view: 0,
+            height: 1,
+            proposal_digest: committed.digest(),
+            signatures: Vec::new(),
+        },
+    };
+    let pending = proposal(2, vec![request(&key, 2, &in_vote)]);
+    let vote = DurableRecord::PrePrepared {
+        pre_prepare: Signed::sign(
+            PrePrepare {
+                view: 0,
+                seq: 2,
+                digest: pending.digest(),
+                replica: ReplicaId(0),
+            },
+            &key,
+        ),
+        proposal: Proposal {
+            requests: pending.requests.iter().map(|r| r.stripped()).collect(),
+            ..pending.clone()
+        },
+    };
+    {
+        let conn = medchain_store::rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(VERSION_1).unwrap();
+        conn.execute(
+            "INSERT INTO blocks (height, hash, data) VALUES (1, ?1, ?2)",
+            params![&block.hash().0[..], encode(&strip_content(&block))],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO votes (seq, record) VALUES (2, ?1)",
+            params![encode(&vote)],
+        )
+        .unwrap();
+        for c in [&in_block, &in_vote, &orphan] {
+            conn.execute(
+                "INSERT INTO content (hash, bytes) VALUES (?1, ?2)",
+                params![&Hash32::sha256(c).0[..], c],
+            )
+            .unwrap();
+        }
+    }
+
+    drop(Store::open(&path).expect("a version-1 database migrates"));
+    let reader = Reader::open(&path).unwrap();
+    let version: i64 = reader
+        .connection()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(version, 2);
+    let h = |c: &[u8]| Hash32::sha256(c);
+    assert_eq!(
+        reader.content(1, &h(&in_block)).unwrap(),
+        Some(in_block.clone())
+    );
+    assert_eq!(reader.content(2, &h(&in_vote)).unwrap(), Some(in_vote));
+    assert_eq!(
+        reader.content(2, &h(&in_block)).unwrap(),
+        None,
+        "wrong height"
+    );
+    let rows: i64 = reader
+        .connection()
+        .query_row("SELECT COUNT(*) FROM content", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(rows, 2, "the orphan is dropped, nothing else");
+    // The block is served with its content again, and the vote state loads whole.
+    let served = reader.blocks_with_content(1, 1, 1 << 20).unwrap();
+    assert_eq!(served[0].requests, block.requests);
+    let state = reader.durable_state(Hash32::default()).unwrap();
+    let loaded = state
+        .slots
+        .values()
+        .find_map(|s| s.pre_prepare.as_ref())
+        .map(|(_, p)| p.clone())
+        .expect("the pre-prepared slot is loaded");
+    assert_eq!(loaded, pending);
+}
