@@ -356,6 +356,13 @@ fn carry_out(
                 hashes.insert(b.height(), b.hash());
                 ops.push(WriteOp::Block(b));
             }
+            // A request for blocks promises nothing and depends on nothing unwritten:
+            // it leaves now, so a catching-up replica fetches the next range while it
+            // writes this one.
+            Output::Send {
+                to,
+                message: message @ PeerMessage::FetchBlocks(_),
+            } => out.send(to, Arc::new(encode(&message))),
             other => rest.push(other),
         }
     }
