@@ -1,6 +1,9 @@
 //! A version-1 database (content keyed by hash alone) opens as version 2, with every
 //! piece of content that a block or a vote record refers to moved under that height.
 
+mod common;
+
+use common::loaded_pre_prepare;
 use medchain_pbft::DurableRecord;
 use medchain_store::{rusqlite::params, strip_content, Reader, Store};
 use medchain_types::{
@@ -121,12 +124,5 @@ fn version_1_content_moves_under_the_heights_that_refer_to_it() {
     // The block is served with its content again, and the vote state loads whole.
     let served = reader.blocks_with_content(1, 1, 1 << 20).unwrap();
     assert_eq!(served[0].requests, block.requests);
-    let state = reader.durable_state(Hash32::default()).unwrap();
-    let loaded = state
-        .slots
-        .values()
-        .find_map(|s| s.pre_prepare.as_ref())
-        .map(|(_, p)| p.clone())
-        .expect("the pre-prepared slot is loaded");
-    assert_eq!(loaded, pending);
+    assert_eq!(loaded_pre_prepare(&reader), pending);
 }

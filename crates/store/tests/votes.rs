@@ -1,6 +1,9 @@
 //! Vote records are stored without their requests' content (it goes to the content table
 //! once) and get it back when a restarting replica loads its vote state.
 
+mod common;
+
+use common::loaded_pre_prepare;
 use medchain_pbft::DurableRecord;
 use medchain_store::{Reader, Store, WriteOp};
 use medchain_types::{ClientId, Hash32, KeyPair, PrePrepare, Proposal, ReplicaId, Request, Signed};
@@ -59,12 +62,9 @@ fn pre_prepared_batches_lose_content_in_the_vote_row_and_get_it_back_on_load() {
     {
         assert_eq!(reader.content(1, h).unwrap().as_deref(), Some(&c[..]));
     }
-    let state = reader.durable_state(Hash32::default()).unwrap();
-    let loaded = state
-        .slots
-        .values()
-        .find_map(|s| s.pre_prepare.as_ref())
-        .map(|(_, p)| p.clone())
-        .expect("the pre-prepared slot is loaded");
-    assert_eq!(loaded, proposal, "content attached again, proposal intact");
+    assert_eq!(
+        loaded_pre_prepare(&reader),
+        proposal,
+        "content attached again, proposal intact"
+    );
 }
