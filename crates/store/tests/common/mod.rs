@@ -5,7 +5,9 @@ use medchain_types::{Hash32, Proposal};
 
 /// The proposal of the pre-prepared slot in the vote state `reader` loads.
 pub fn loaded_pre_prepare(reader: &Reader) -> Proposal {
-    let state = reader.durable_state(Hash32::default()).unwrap();
+    let state = reader
+        .durable_state(Hash32::default())
+        .expect("the vote state loads");
     state
         .slots
         .values()
