@@ -144,6 +144,7 @@ pub async fn run_node(
             core: core_tx.clone(),
             isolated: isolated.clone(),
             stats: stats.clone(),
+            redial: outbound.redial(),
             seen: medchain_types::VerifiedFrames::new(transport::SEEN_FRAMES),
             queued_bytes: inbound_bytes.clone(),
         }),

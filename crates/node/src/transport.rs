@@ -7,13 +7,14 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use medchain_types::{
-    decode, encode, Genesis, KeyPair, ReplicaId, SignedRequest, VerifiedFrames, Verifier,
+    decode, encode, Genesis, KeyPair, ReplicaId, ReplicaInfo, SignedRequest, VerifiedFrames,
+    Verifier,
 };
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use crate::client::ClientReply;
 use crate::frame::{read_frame, write_frame};
@@ -27,6 +28,12 @@ pub const PEER_QUEUE: usize = 8192;
 /// peer that reads slowly during a view-change storm once let a replica grow to 9 GB.
 /// A frame larger than this still goes out when nothing else is queued.
 pub const PEER_QUEUE_BYTES: usize = 64 << 20;
+/// Frames older than this are dropped instead of sent. A peer that was down for a while
+/// would otherwise get the whole queue of stale votes and proposals on reconnecting
+/// (up to `PEER_QUEUE_BYTES` of them, all to be verified and mostly ignored); by now
+/// PBFT's retransmission or state transfer has taken over from any of them that
+/// still matter.
+pub const STALE_FRAME: Duration = Duration::from_secs(2);
 /// Client requests queued per connection.
 pub const CLIENT_QUEUE: usize = 4096;
 /// Largest client request frame.
@@ -42,14 +49,34 @@ pub struct TransportStats {
 /// A frame shared by every peer queue it is broadcast to.
 pub type Frame = Arc<Vec<u8>>;
 
+/// A frame and when it was queued.
+type Queued = (Instant, Frame);
+
 /// One peer's send queue and the bytes waiting in it.
-type PeerQueue = (mpsc::Sender<Frame>, Arc<AtomicUsize>);
+type PeerQueue = (mpsc::Sender<Queued>, Arc<AtomicUsize>);
+
+/// Wakes a peer's writer out of its reconnect backoff.
+#[derive(Debug, Clone, Default)]
+pub struct Redial(Arc<Vec<Arc<Notify>>>);
+
+impl Redial {
+    /// Replica `peer` just proved itself on an inbound connection, so it is up: dial it
+    /// now. Its writer may be in a backoff of up to two seconds from while it was down,
+    /// and everything we send it (the answer to its STATUS, the blocks it fetches)
+    /// would wait that long.
+    pub fn wake(&self, peer: ReplicaId) {
+        if let Some(n) = self.0.get(peer.index()) {
+            n.notify_one();
+        }
+    }
+}
 
 /// Sending side of the transport, used by the core thread.
 #[derive(Debug, Clone)]
 pub struct Outbound {
     me: ReplicaId,
     peers: Arc<Vec<Option<PeerQueue>>>,
+    redial: Redial,
     pub isolated: Arc<AtomicBool>,
     pub stats: Arc<TransportStats>,
 }
@@ -62,11 +89,18 @@ impl Outbound {
         if let Some(Some((tx, queued))) = self.peers.get(to.index()) {
             let len = bytes.len();
             let before = queued.fetch_add(len, Ordering::Relaxed);
-            if (before > 0 && before + len > PEER_QUEUE_BYTES) || tx.try_send(bytes).is_err() {
+            if (before > 0 && before + len > PEER_QUEUE_BYTES)
+                || tx.try_send((Instant::now(), bytes)).is_err()
+            {
                 queued.fetch_sub(len, Ordering::Relaxed);
                 self.stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// The handle the listener uses to cut a peer's reconnect backoff short.
+    pub fn redial(&self) -> Redial {
+        self.redial.clone()
     }
 
     pub fn broadcast(&self, bytes: Arc<Vec<u8>>) {
@@ -86,36 +120,66 @@ pub fn start_outbound(
 ) -> Outbound {
     let genesis_hash = genesis.hash();
     let mut peers = Vec::new();
+    let wakers: Vec<Arc<Notify>> = genesis
+        .replicas
+        .iter()
+        .map(|_| Arc::new(Notify::new()))
+        .collect();
     for info in &genesis.replicas {
         if info.id == me {
             peers.push(None);
             continue;
         }
+        let redial = wakers[info.id.index()].clone();
         let (tx, rx) = mpsc::channel(PEER_QUEUE);
         let queued = Arc::new(AtomicUsize::new(0));
         peers.push(Some((tx, queued.clone())));
-        let addr = info.peer_addr.clone();
-        let key = key.clone();
-        let peer = info.id;
-        tokio::spawn(peer_writer(me, peer, addr, key, genesis_hash, rx, queued));
+        tokio::spawn(peer_writer(
+            PeerLink {
+                me,
+                peer: info.clone(),
+                key: key.clone(),
+                genesis: genesis_hash,
+                stats: stats.clone(),
+                redial,
+            },
+            rx,
+            queued,
+        ));
     }
     Outbound {
         me,
         peers: Arc::new(peers),
+        redial: Redial(Arc::new(wakers)),
         isolated,
         stats,
     }
 }
 
-async fn peer_writer(
+/// Who a peer writer dials and how it proves itself.
+struct PeerLink {
     me: ReplicaId,
-    peer: ReplicaId,
-    addr: String,
+    peer: ReplicaInfo,
     key: KeyPair,
     genesis: medchain_types::Hash32,
-    mut rx: mpsc::Receiver<Arc<Vec<u8>>>,
-    queued: Arc<AtomicUsize>,
-) {
+    stats: Arc<TransportStats>,
+    redial: Arc<Notify>,
+}
+
+async fn peer_writer(link: PeerLink, mut rx: mpsc::Receiver<Queued>, queued: Arc<AtomicUsize>) {
+    let PeerLink {
+        me,
+        peer:
+            ReplicaInfo {
+                id: peer,
+                peer_addr: addr,
+                ..
+            },
+        key,
+        genesis,
+        stats,
+        redial,
+    } = link;
     let mut backoff_ms = 50u64;
     loop {
         let connected = async {
@@ -134,10 +198,13 @@ async fn peer_writer(
             Ok(mut s) => {
                 backoff_ms = 50;
                 tracing::debug!(%peer, "connected");
-                while let Some(frame) = rx.recv().await {
-                    let written = write_frame(&mut s, &frame).await;
+                while let Some((at, frame)) = rx.recv().await {
                     queued.fetch_sub(frame.len(), Ordering::Relaxed);
-                    if written.is_err() {
+                    if at.elapsed() > STALE_FRAME {
+                        stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    }
+                    if write_frame(&mut s, &frame).await.is_err() {
                         break;
                     }
                 }
@@ -147,8 +214,12 @@ async fn peer_writer(
             }
             Err(e) => {
                 tracing::trace!(%peer, error = %e, "connect failed");
-                tokio::time::sleep(Duration::from_millis(backoff_ms)).await;
-                backoff_ms = (backoff_ms * 2).min(2_000);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(backoff_ms)) => {
+                        backoff_ms = (backoff_ms * 2).min(2_000);
+                    }
+                    _ = redial.notified() => backoff_ms = 50,
+                }
             }
         }
     }
@@ -163,6 +234,8 @@ pub struct Inbound {
     pub core: SyncSender<CoreInput>,
     pub isolated: Arc<AtomicBool>,
     pub stats: Arc<TransportStats>,
+    /// Wakes our writer to a peer that has just connected to us.
+    pub redial: Redial,
     /// Retransmitted frames that already passed verification.
     pub seen: VerifiedFrames,
     /// Bytes of peer frames waiting for the core: a core busy with a slow disk must not
@@ -200,6 +273,7 @@ async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Res
         core,
         isolated,
         stats,
+        redial,
         seen,
         queued_bytes,
     } = ctx;
@@ -210,28 +284,31 @@ async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Res
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake"))??;
     let max = verifier.limits().max_message_bytes;
     match role {
-        Role::Replica(_) => loop {
-            let frame = read_frame(&mut stream, max).await?;
-            if isolated.load(Ordering::Relaxed) {
-                continue;
-            }
-            match verifier.decode_message_cached(&frame, seen) {
-                Ok(m) => {
-                    let len = frame.len();
-                    let before = queued_bytes.fetch_add(len, Ordering::Relaxed);
-                    if (before > 0 && before + len > CORE_QUEUE_BYTES)
-                        || core.try_send(CoreInput::Peer(m, len)).is_err()
-                    {
-                        queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                        stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
+        Role::Replica(peer) => {
+            redial.wake(peer);
+            loop {
+                let frame = read_frame(&mut stream, max).await?;
+                if isolated.load(Ordering::Relaxed) {
+                    continue;
+                }
+                match verifier.decode_message_cached(&frame, seen) {
+                    Ok(m) => {
+                        let len = frame.len();
+                        let before = queued_bytes.fetch_add(len, Ordering::Relaxed);
+                        if (before > 0 && before + len > CORE_QUEUE_BYTES)
+                            || core.try_send(CoreInput::Peer(m, len)).is_err()
+                        {
+                            queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                            stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(e) => {
+                        stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(error = %e, "rejected a peer frame");
                     }
                 }
-                Err(e) => {
-                    stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                    tracing::debug!(error = %e, "rejected a peer frame");
-                }
             }
-        },
+        }
         Role::Client(client) => {
             let (mut rd, mut wr) = stream.into_split();
             let (tx, mut rx) = mpsc::channel::<ClientReply>(CLIENT_QUEUE);

@@ -93,9 +93,13 @@ pub struct Replica {
 
     // State transfer (state_transfer.rs).
     pub(crate) peer_progress: Vec<SeqNum>,
+    /// When we last answered each peer's STATUS with ours (see `on_status`).
+    pub(crate) status_answered_ms: Vec<Option<u64>>,
     pub(crate) certified_target: SeqNum,
     pub(crate) fetch: Option<(ReplicaId, u64)>,
     pub(crate) fetch_rotation: usize,
+    /// When fetched blocks last extended our chain.
+    pub(crate) last_transfer_ms: Option<u64>,
 
     pub(crate) out: Vec<Output>,
 }
@@ -163,9 +167,11 @@ impl Replica {
             next_status_ms: 0,
             next_resend_ms: 0,
             peer_progress: vec![0; n],
+            status_answered_ms: vec![None; n],
             certified_target: 0,
             fetch: None,
             fetch_rotation: 0,
+            last_transfer_ms: None,
             out: Vec::new(),
             cfg,
             key,

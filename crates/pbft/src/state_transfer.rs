@@ -15,7 +15,12 @@ use crate::replica::{Mode, Replica};
 
 impl Replica {
     pub(crate) fn send_status(&mut self) {
-        let s = Signed::sign(
+        let status = self.status();
+        self.broadcast(status);
+    }
+
+    fn status(&self) -> PeerMessage {
+        PeerMessage::Status(Signed::sign(
             Status {
                 view: self.view,
                 in_view_change: self.mode == Mode::ViewChange,
@@ -24,8 +29,7 @@ impl Replica {
                 replica: self.cfg.id,
             },
             &self.key,
-        );
-        self.broadcast(PeerMessage::Status(s));
+        ))
     }
 
     pub(crate) fn on_status(&mut self, s: Signed<Status>) {
@@ -34,6 +38,18 @@ impl Replica {
             return;
         }
         self.peer_progress[from.index()] = s.body.last_executed;
+        // A peer behind us (typically one that just started) learns our height now
+        // rather than at our next heartbeat, so its state transfer starts a round trip
+        // after it connects. At most twice per heartbeat interval per peer, so a peer
+        // cannot make us sign on demand.
+        let answered = &mut self.status_answered_ms[from.index()];
+        if s.body.last_executed < self.last_executed
+            && answered.is_none_or(|t| self.now_ms >= t + self.cfg.status_interval_ms / 2)
+        {
+            *answered = Some(self.now_ms);
+            let status = self.status();
+            self.send(from, status);
+        }
         // A peer in an older view, or still waiting for the NEW-VIEW of ours: relay it.
         if self.mode == Mode::Normal
             && (s.body.view < self.view || (s.body.view == self.view && s.body.in_view_change))
@@ -69,7 +85,12 @@ impl Replica {
             return;
         }
         let stalled = self.now_ms >= self.last_progress_ms + self.cfg.resend_interval_ms;
-        let target = if stalled {
+        // A transfer under way goes on while peers claim more: waiting for the stall
+        // timer between ranges would idle for most of it.
+        let transferring = self
+            .last_transfer_ms
+            .is_some_and(|t| self.now_ms < t + self.cfg.resend_interval_ms);
+        let target = if stalled || transferring {
             self.certified_target.max(self.claimed_target())
         } else {
             self.certified_target
@@ -134,6 +155,7 @@ impl Replica {
         }
         if self.last_executed > before {
             self.fetch = None;
+            self.last_transfer_ms = Some(self.now_ms);
             // Checkpoints we held votes for may now be ours too.
             let seqs: Vec<SeqNum> = self
                 .checkpoint_votes

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use medchain_pbft::Output;
-use medchain_types::{FetchBlocks, Hash32, PeerMessage, ReplicaId, Signed};
+use medchain_types::{FetchBlocks, Hash32, PeerMessage, ReplicaId, Signed, Status};
 
 /// Heartbeats every 100 ms so that a reconnected replica hears from its peers quickly.
 fn cluster() -> Cluster {
@@ -216,4 +216,86 @@ fn replica_more_than_a_window_behind_catches_up_and_takes_part() {
     assert_eq!(c.chains[3].len(), 21);
     assert_eq!(c.chains[3][20].hash(), c.chains[0][20].hash());
     assert!(c.chains[0][20].certificate.signers().contains(&rid(3)));
+}
+
+/// A STATUS from a peer behind us is answered at once (so a restarted replica starts its
+/// state transfer a round trip after it connects, not at our next heartbeat), at most
+/// twice per heartbeat interval, and not at all when the peer is level with us.
+#[test]
+fn a_behind_peer_hears_our_height_at_once() {
+    let mut c = cluster();
+    commit_without(&mut c, 3, 6);
+    let status_of = |replica: usize, last_executed: u64| {
+        PeerMessage::Status(Signed::sign(
+            Status {
+                view: 0,
+                in_view_change: false,
+                last_executed,
+                stable_seq: 0,
+                replica: rid(replica),
+            },
+            &replica_key(replica),
+        ))
+    };
+    let answers_to = |outs: &[Output], to: ReplicaId| -> Vec<u64> {
+        outs.iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    to: t,
+                    message: PeerMessage::Status(s),
+                } if *t == to => Some(s.body.last_executed),
+                _ => None,
+            })
+            .collect()
+    };
+
+    let outs = c.inject(0, status_of(3, 0));
+    assert_eq!(
+        answers_to(&outs, rid(3)),
+        vec![6],
+        "the behind peer gets our height"
+    );
+    let outs = c.inject(0, status_of(3, 0));
+    assert!(
+        answers_to(&outs, rid(3)).is_empty(),
+        "a second ask at once is not answered"
+    );
+
+    c.advance_to(c.now + 50);
+    let outs = c.inject(0, status_of(3, 0));
+    assert_eq!(
+        answers_to(&outs, rid(3)),
+        vec![6],
+        "half an interval later it is"
+    );
+
+    c.advance_to(c.now + 50);
+    let outs = c.inject(0, status_of(1, 6));
+    assert!(
+        answers_to(&outs, rid(1)).is_empty(),
+        "a level peer is not answered"
+    );
+}
+
+/// A replica that is many ranges behind asks for the next range as soon as the last
+/// one extends its chain, not a stall period later (which once left a catching-up
+/// replica idle for most of its transfer).
+#[test]
+fn the_next_range_is_fetched_as_soon_as_one_lands() {
+    let mut c = Cluster::with_config(|cfg| {
+        cfg.status_interval_ms = 100;
+        cfg.resend_interval_ms = 200;
+    });
+    commit_without(&mut c, 3, 20);
+    c.reconnect(3);
+    c.advance_to(3_000);
+
+    let fetches = fetches_by(&c, 3);
+    assert!(fetches.len() >= 3, "20 blocks need 3 answers of 8");
+    let first = fetches[0].0;
+    assert!(
+        fetches[..3].iter().all(|(t, _)| *t == first),
+        "ranges waited between them: {fetches:?}"
+    );
+    assert_eq!(c.chains[3], c.chains[0]);
 }

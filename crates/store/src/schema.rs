@@ -45,8 +45,9 @@ const MIGRATIONS: &[Migration] = &[
 /// key on a random index page, and rewriting that 4 KiB page on every commit and again at
 /// every checkpoint cost more than the record itself (a third of the consensus layer's
 /// throughput in `medchain bench`). Identical content in two blocks is stored twice.
-/// A rowid table with a separate index rather than `WITHOUT ROWID`: a 1 KB row would
-/// overflow an index page, while a table page holds it inline.
+/// A rowid table with a separate index rather than `WITHOUT ROWID`: an index page keeps
+/// at most about a quarter of a page of a row inline, so content of a few kilobytes
+/// would spill to overflow pages, while a table page holds it inline.
 const CONTENT_V2: &str = "CREATE TABLE content (
         id     INTEGER PRIMARY KEY,
         height INTEGER NOT NULL,
