@@ -169,6 +169,34 @@ fn consensus_mode_commits_accepted_ledger_transactions() {
 }
 
 #[test]
+fn catch_up_mode_times_a_late_replica_to_the_head() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ok, text, v) = bench(
+        dir.path(),
+        &[
+            "--mode",
+            "catch-up",
+            "--behind",
+            "3000",
+            "--batch",
+            "32",
+            "--duration",
+            "120",
+        ],
+    );
+    assert!(ok, "{text}");
+    assert_eq!(v["mode"], "catch-up");
+    // 94 requests of 32 records.
+    assert_eq!(v["records_behind"], 3008, "{v}");
+    assert!(v["blocks_behind"].as_u64().is_some_and(|b| b > 0), "{v}");
+    let (total, transfer) = (f(&v, "seconds"), f(&v, "seconds_after_first_block"));
+    assert!(total > 0.0 && (0.0..=total).contains(&transfer), "{v}");
+    assert!(f(&v, "records_per_s") > 0.0, "{v}");
+    assert!(text.contains("from process start"), "{text}");
+}
+
+#[test]
 fn open_loop_delivers_the_offered_rate() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().expect("tempdir");
@@ -222,6 +250,19 @@ fn bad_arguments_are_refused_before_anything_starts() {
             "--config",
         ),
         (vec!["--chart-from", "x.json"], "--svg"),
+        (
+            vec![
+                "--duration",
+                "5",
+                "--json",
+                "x.json",
+                "--mode",
+                "catch-up",
+                "--rate",
+                "10",
+            ],
+            "--rate",
+        ),
     ] {
         let out = Command::new(BIN)
             .arg("bench")

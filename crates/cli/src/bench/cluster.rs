@@ -16,6 +16,9 @@ pub struct OwnCluster {
     tmp: Option<tempfile::TempDir>,
     path: PathBuf,
     http_base: u16,
+    /// Replicas in the cluster's configuration.
+    replicas: usize,
+    /// The started ones, replica 0 first.
     children: Vec<Child>,
 }
 
@@ -42,6 +45,12 @@ fn free_ports(replicas: u16) -> anyhow::Result<(u16, u16)> {
 
 impl OwnCluster {
     pub fn start(exe: &Path, replicas: usize) -> anyhow::Result<OwnCluster> {
+        Self::start_some(exe, replicas, replicas)
+    }
+
+    /// Configure `replicas` and start the first `running` of them (the rest with
+    /// `start_replica`).
+    pub fn start_some(exe: &Path, replicas: usize, running: usize) -> anyhow::Result<OwnCluster> {
         let tmp = tempfile::Builder::new()
             .prefix("medchain-bench-")
             .tempdir()
@@ -74,15 +83,30 @@ impl OwnCluster {
             tmp: Some(tmp),
             path,
             http_base: http,
+            replicas,
             children: Vec::new(),
         };
-        for i in 0..replicas {
+        for i in 0..running.min(replicas) {
             // On error `c` is dropped, which kills the replicas already started.
-            let child =
-                crate::replicas::spawn(exe, &c.path.join(format!("node{i}.toml")), &c.log_path(i))?;
-            c.children.push(child);
+            c.start_replica(exe, i)?;
         }
         Ok(c)
+    }
+
+    /// Start replica `i`, the next one not yet started.
+    pub fn start_replica(&mut self, exe: &Path, i: usize) -> anyhow::Result<()> {
+        if i != self.children.len() || i >= self.replicas {
+            bail!("replica {i} is not the next one to start");
+        }
+        let config = self.path.join(format!("node{i}.toml"));
+        let child = crate::replicas::spawn(exe, &config, &self.log_path(i))?;
+        self.children.push(child);
+        Ok(())
+    }
+
+    /// Whether started replica `i` still runs.
+    pub fn running(&self, i: usize) -> bool {
+        self.children.get(i).is_some_and(|c| alive(c.id()))
     }
 
     pub fn dir(&self) -> &Path {
@@ -93,8 +117,9 @@ impl OwnCluster {
         self.path.join(format!("logs/node{i}.log"))
     }
 
+    /// Every configured replica's base URL, started or not.
     pub fn urls(&self) -> Vec<String> {
-        (0..self.children.len())
+        (0..self.replicas)
             .map(|i| format!("http://127.0.0.1:{}", usize::from(self.http_base) + i))
             .collect()
     }
@@ -109,15 +134,15 @@ impl OwnCluster {
         lines[lines.len().saturating_sub(10)..].join("\n")
     }
 
-    /// Wait until every replica answers `/healthz` with 200, or fail naming the one that
-    /// did not (with the end of its log).
+    /// Wait until every started replica answers `/healthz` with 200, or fail naming the
+    /// one that did not (with the end of its log).
     pub async fn wait_healthy(
         &self,
         http: &reqwest::Client,
         timeout: Duration,
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
-        for (i, url) in self.urls().iter().enumerate() {
+        for (i, url) in self.urls().iter().enumerate().take(self.children.len()) {
             loop {
                 let ok = http
                     .get(format!("{url}/healthz"))

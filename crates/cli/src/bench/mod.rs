@@ -3,10 +3,11 @@
 //! already running, so that performance claims come from one repeatable command.
 //!
 //! The pieces: `cluster` (own four-process cluster), `http` and `consensus` (the two
-//! ways of submitting a record), `driver` (closed and open loop), `recorder`
+//! ways of submitting a record), `catchup` (a late replica's state transfer), `driver` (closed and open loop), `recorder`
 //! (histograms and the per-second series), `metrics` (Prometheus scrape of CPU and
 //! energy), `report` (table and JSON) and `chart` (SVG).
 
+mod catchup;
 mod chart;
 mod cluster;
 mod consensus;
@@ -47,6 +48,12 @@ pub enum Mode {
     /// Straight to the replicas' client ports as each organisation's operator,
     /// bypassing HTTP: the cost of consensus and execution alone.
     Consensus,
+    /// Three replicas take `--behind` records (through the consensus layer, `--batch`
+    /// per request) while the fourth is down; then it starts and is timed until it
+    /// has caught up by state transfer. `--duration` bounds the whole run.
+    #[value(name = "catch-up")]
+    #[serde(rename = "catch-up")]
+    CatchUp,
 }
 
 impl Mode {
@@ -54,6 +61,7 @@ impl Mode {
         match self {
             Mode::Http => "http",
             Mode::Consensus => "consensus",
+            Mode::CatchUp => "catch-up",
         }
     }
 }
@@ -82,7 +90,8 @@ pub struct BenchArgs {
     /// starting one.
     #[arg(long, value_name = "URL", value_delimiter = ',')]
     pub target: Vec<String>,
-    /// `http` (default) or `consensus` (client ports, bypassing HTTP).
+    /// `http` (default), `consensus` (client ports, bypassing HTTP) or `catch-up` (a
+    /// late replica's state transfer).
     #[arg(long, value_enum, default_value_t = Mode::Http)]
     pub mode: Mode,
     /// With --target in consensus mode: the directory holding the cluster's
@@ -112,6 +121,10 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS", default_value_t = 2,
           value_parser = clap::value_parser!(u64).range(0..=600))]
     pub warmup: u64,
+    /// Catch-up mode: records the late replica is behind.
+    #[arg(long, default_value_t = 102_400,
+          value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub behind: u64,
     /// Keep the temporary cluster directory (logs, databases) and print its path.
     #[arg(long)]
     pub keep: bool,
@@ -154,6 +167,24 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         bail!("--duration and --json are required");
     };
     let targets = parse_targets(&a.target)?;
+    if a.mode == Mode::CatchUp {
+        if !targets.is_empty() || a.rate.is_some() {
+            bail!("--mode catch-up starts its own cluster, in closed loop (no --target, --rate)");
+        }
+        let exe = std::env::current_exe().context("locating the medchain binary")?;
+        let settings = catchup::CatchUpSettings {
+            records: a.behind,
+            batch: a.batch,
+            record_bytes: a.record_bytes,
+            limit: Duration::from_secs(duration_s),
+        };
+        let report = catchup::run(&exe, &settings)?;
+        let text = serde_json::to_string_pretty(&report).context("encoding the results")?;
+        std::fs::write(&json, text + "\n")
+            .with_context(|| format!("writing {}", json.display()))?;
+        print!("{}", catchup::table(&report, &json));
+        return Ok(());
+    }
     if a.config.is_some() && targets.is_empty() {
         bail!("--config only goes with --target (an own cluster has its own configs)");
     }
@@ -163,7 +194,7 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
              cluster's node0.toml.. (the operator keys and client ports are there)"
         );
     }
-    if a.batch > 1 && (a.mode != Mode::Consensus || a.rate.is_some()) {
+    if a.batch > 1 && (a.mode == Mode::Http || a.rate.is_some()) {
         bail!(
             "--batch goes with --mode consensus in closed loop (over HTTP the node's gateway \
              batches by itself)"
@@ -302,6 +333,7 @@ async fn measure(
             let ids = d.first_ids();
             (Submitter::Consensus(Arc::new(d)), ids)
         }
+        Mode::CatchUp => bail!("catch-up runs are measured by `catchup::run`"),
     };
 
     let started_at = std::time::SystemTime::now();
