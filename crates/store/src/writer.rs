@@ -86,6 +86,8 @@ const WAL_BACKSTOP_BYTES: i64 = 64 << 20;
 /// commits write a few more bytes per touched page (single-client latency about 1 ms
 /// more in the same comparison, within run-to-run noise); BENCHMARKS.md has the runs.
 const PAGE_SIZE: i64 = 16 << 10;
+/// Prepared statements the writer keeps.
+const WRITER_STATEMENTS: usize = 128;
 /// The writer's page cache in KiB (SQLite's default is 2 MiB).
 const WRITER_CACHE_KIB: i64 = 8 * 1024;
 
@@ -108,6 +110,14 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         WAL_BACKSTOP_BYTES / page_size.max(512),
     )?;
     conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    // Each ledger transaction runs inside a savepoint (a rejected one leaves only its
+    // outcome), and a savepoint copies every page it first touches into a statement
+    // journal: a temporary file by default, a write system call per page per
+    // transaction. In memory it is a copy.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Every statement the writer and the ledger run stays prepared (rusqlite keeps 16
+    // by default, fewer than the execution path cycles through).
+    conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     schema::migrate(&mut conn)?;
     Ok(conn)
