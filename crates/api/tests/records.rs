@@ -487,3 +487,58 @@ async fn fhir_export_passes_the_independent_r4_validator() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A rejected record leaves nothing but its outcome. A plain `add_record` runs without a
+/// savepoint (its only write comes after every check), so a record id taken twice must
+/// be refused before anything is written: the table keeps one row, the block commits.
+#[tokio::test]
+async fn a_record_id_taken_twice_is_refused_and_leaves_only_its_outcome() {
+    use medchain_records::{Actor, Envelope, Transaction};
+    use medchain_types::Hash32;
+
+    let api = TestApi::new();
+    let d = api.login("d001").await;
+    let (rid, _) = api.add_record(&d, "p001").await;
+    let content = b"a second note under the same id".to_vec();
+    let again = Envelope {
+        actor: Actor::User("d001".into()),
+        tx: Transaction::AddRecord {
+            record_id: rid.clone(),
+            patient: "p001".into(),
+            content_hash: Hash32::sha256(&content),
+            consent_code: None,
+            amends: None,
+            prescription_code_hash: None,
+        },
+    };
+    let committed = api
+        .state
+        .inner
+        .submitter
+        .submit(again, vec![content])
+        .await
+        .expect("the block with the refused transaction commits");
+
+    let conn = medchain_store::rusqlite::Connection::open(api.dir.path().join("medchain.sqlite"))
+        .expect("the database opens");
+    let outcome: String = conn
+        .query_row(
+            "SELECT outcome FROM outcomes WHERE client = ?1 AND request_id = ?2 AND idx = ?3",
+            medchain_store::rusqlite::params![
+                committed.client,
+                committed.request_id as i64,
+                committed.index
+            ],
+            |r| r.get(0),
+        )
+        .expect("the outcome is recorded");
+    assert_eq!(outcome, "conflict");
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM records WHERE record_id = ?1",
+            [&rid],
+            |r| r.get(0),
+        )
+        .expect("the records table reads");
+    assert_eq!(rows, 1, "the refused record left a row");
+}
