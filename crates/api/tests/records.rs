@@ -542,3 +542,53 @@ async fn a_record_id_taken_twice_is_refused_and_leaves_only_its_outcome() {
         .expect("the records table reads");
     assert_eq!(rows, 1, "the refused record left a row");
 }
+
+/// A request whose transactions all succeed keeps one outcome row for all of them: every
+/// index in it answers "ok" and an index past its end answers nothing. A request with a
+/// refused transaction keeps a row per transaction.
+#[tokio::test]
+async fn a_fully_accepted_request_keeps_one_outcome_row() {
+    use medchain_records::query::outcome;
+    use medchain_records::{Actor, Envelope, Outcome, Transaction};
+
+    let api = TestApi::new();
+    let read = |by: &str, i: u32| Envelope {
+        actor: Actor::User(by.into()),
+        tx: Transaction::AuditRead {
+            patient: "p001".into(),
+            action: "view".into(),
+            reason: format!("check {i}"),
+        },
+    };
+    let conn = medchain_store::rusqlite::Connection::open(api.dir.path().join("medchain.sqlite"))
+        .expect("the database opens");
+    let rows = |id: u64| -> i64 {
+        conn.query_row(
+            "SELECT COUNT(*) FROM outcomes WHERE request_id = ?1",
+            [id as i64],
+            |r| r.get(0),
+        )
+        .expect("the outcomes read")
+    };
+    let judged = |id: u64, index: u32| {
+        outcome(&conn, 0, id, index)
+            .expect("the outcome reads")
+            .map(|(o, _)| o)
+    };
+
+    let all_ok = api.commit_batch((0..3).map(|i| read("d001", i)).collect());
+    assert_eq!(rows(all_ok.request_id), 1);
+    for index in 0..3 {
+        assert_eq!(judged(all_ok.request_id, index), Some(Outcome::Ok));
+    }
+    assert_eq!(judged(all_ok.request_id, 3), None, "past the batch's end");
+
+    let mixed = api.commit_batch(vec![read("d001", 0), read("nobody", 1)]);
+    assert_eq!(rows(mixed.request_id), 2);
+    assert_eq!(judged(mixed.request_id, 0), Some(Outcome::Ok));
+    assert!(
+        judged(mixed.request_id, 1).is_some_and(|o| o != Outcome::Ok),
+        "an unknown user's read is refused"
+    );
+    assert_eq!(judged(mixed.request_id, 2), None);
+}

@@ -131,6 +131,7 @@ CREATE INDEX IF NOT EXISTS break_glass_pair ON break_glass(doctor, patient);
 CREATE TABLE IF NOT EXISTS outcomes (
     client     INTEGER NOT NULL,
     request_id INTEGER NOT NULL,
+    -- the transaction's index in its request, or -n: all n transactions succeeded
     idx        INTEGER NOT NULL,
     height     INTEGER NOT NULL,
     outcome    TEXT NOT NULL,
@@ -199,7 +200,8 @@ impl StateMachine for Ledger {
                     continue;
                 }
             };
-            for (index, env) in batch.iter().enumerate() {
+            let mut results = Vec::with_capacity(batch.len());
+            for env in batch.iter() {
                 // Counted, not encoded again: this runs for every transaction on every replica.
                 let size = borsh::object_length(env).unwrap_or(usize::MAX);
                 let result = if size > MAX_TX_BYTES {
@@ -228,7 +230,14 @@ impl StateMachine for Ledger {
                     }
                     result
                 };
-                record_outcome(tx, r, index as u32, height, &result)?;
+                results.push(result);
+            }
+            if results.iter().all(Result::is_ok) {
+                record_all_ok(tx, r, results.len(), height)?;
+            } else {
+                for (index, result) in results.iter().enumerate() {
+                    record_outcome(tx, r, index as u32, height, result)?;
+                }
             }
         }
         Ok(())
@@ -261,6 +270,31 @@ fn exec(conn: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite
 
 fn bad_batch(message: &str) -> Exec {
     Err((Outcome::Invalid, message.to_string()))
+}
+
+/// Keep that every one of the `n` transactions of request `r` succeeded, in one row with
+/// `idx = -n` (see `query::outcome`). Most requests succeed entirely, and one row per
+/// transaction cost about an eighth of the consensus bench's throughput (a gateway's
+/// batch carries up to 256).
+fn record_all_ok(
+    tx: &Transaction<'_>,
+    r: &medchain_types::SignedRequest,
+    n: usize,
+    height: u64,
+) -> rusqlite::Result<()> {
+    exec(
+        tx,
+        "INSERT OR REPLACE INTO outcomes (client, request_id, idx, height, outcome, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, '')",
+        params![
+            r.request.client.0,
+            r.request.request_id as i64,
+            -(n as i64),
+            height as i64,
+            Outcome::Ok.as_str()
+        ],
+    )?;
+    Ok(())
 }
 
 /// Keep what became of transaction `index` of request `r` for the gateway's answer.

@@ -461,7 +461,9 @@ pub fn users(
     rows.collect()
 }
 
-/// The outcome the ledger recorded for transaction `index` of a request.
+/// The outcome the ledger recorded for transaction `index` of a request: its own row, or
+/// the request's single row `idx = -n` when all its n transactions succeeded (and
+/// `index < n`).
 pub fn outcome(
     conn: &Connection,
     client: u16,
@@ -469,7 +471,9 @@ pub fn outcome(
     index: u32,
 ) -> rusqlite::Result<Option<(Outcome, String)>> {
     conn.prepare_cached(
-        "SELECT outcome, message FROM outcomes WHERE client = ?1 AND request_id = ?2 AND idx = ?3",
+        "SELECT outcome, message FROM outcomes
+         WHERE client = ?1 AND request_id = ?2 AND (idx = ?3 OR idx < -?3)
+         ORDER BY idx DESC LIMIT 1",
     )?
     .query_row(params![client, request_id as i64, index], |r| {
         Ok((Outcome::parse(&r.get::<_, String>(0)?), r.get(1)?))

@@ -190,6 +190,7 @@ pub struct TestApi {
     pub clock: Arc<ManualClock>,
     pub dir: tempfile::TempDir,
     pub router: axum::Router,
+    ledger: Arc<LocalLedger>,
 }
 
 pub const PASSWORD: &str = "correct horse battery";
@@ -224,7 +225,7 @@ impl TestApi {
             submitter: Box::new(Shared(ledger.clone())),
             auth,
             clock: Box::new(ClockHandle(clock.clone())),
-            status: Box::new(Shared(ledger)),
+            status: Box::new(Shared(ledger.clone())),
             telemetry: None,
             manual_validation: manual,
         });
@@ -234,7 +235,15 @@ impl TestApi {
             clock,
             dir,
             router,
+            ledger,
         }
+    }
+
+    /// Commit `txs` as one request (one batch, as a gateway sends them) in its own block.
+    pub fn commit_batch(&self, txs: Vec<Envelope>) -> Committed {
+        self.ledger
+            .commit(Batch(txs).encode(), Vec::new())
+            .expect("the batch commits")
     }
 
     pub fn advance_ms(&self, ms: u64) {

@@ -175,8 +175,9 @@ pub fn ledger_outcomes(lanes: &[(u16, u64, PathBuf)]) -> anyhow::Result<BTreeMap
         let r = medchain_store::Reader::open(db)
             .with_context(|| format!("opening {} read-only", db.display()))?;
         let mut stmt = r.connection().prepare(
-            "SELECT outcome, COUNT(*) FROM outcomes WHERE client = ?1 AND request_id >= ?2
-             GROUP BY outcome",
+            // A request whose n transactions all succeeded has one row with idx = -n.
+            "SELECT outcome, SUM(CASE WHEN idx < 0 THEN -idx ELSE 1 END) FROM outcomes
+             WHERE client = ?1 AND request_id >= ?2 GROUP BY outcome",
         )?;
         let rows = stmt.query_map(params![client, *first as i64], |row| {
             Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
