@@ -14,6 +14,14 @@ fn cluster() -> Cluster {
     Cluster::with_config(|cfg| cfg.status_interval_ms = 100)
 }
 
+/// Heartbeats every 100 ms and a 200 ms stall period: for transfers of several ranges.
+fn cluster_with_fast_resends() -> Cluster {
+    Cluster::with_config(|cfg| {
+        cfg.status_interval_ms = 100;
+        cfg.resend_interval_ms = 200;
+    })
+}
+
 /// Commit `count` blocks while replica `away` hears nothing.
 fn commit_without(c: &mut Cluster, away: usize, count: u64) {
     c.isolate(away);
@@ -194,10 +202,7 @@ fn fetch_is_answered_from_the_executed_chain() {
 /// adopts the stable checkpoint, and then orders new requests with the others.
 #[test]
 fn replica_more_than_a_window_behind_catches_up_and_takes_part() {
-    let mut c = Cluster::with_config(|cfg| {
-        cfg.status_interval_ms = 100;
-        cfg.resend_interval_ms = 200;
-    });
+    let mut c = cluster_with_fast_resends();
     commit_without(&mut c, 3, 20);
     assert_eq!(c.replicas[0].stable_seq(), 20);
 
@@ -282,10 +287,7 @@ fn a_behind_peer_hears_our_height_at_once() {
 /// replica idle for most of its transfer).
 #[test]
 fn the_next_range_is_fetched_as_soon_as_one_lands() {
-    let mut c = Cluster::with_config(|cfg| {
-        cfg.status_interval_ms = 100;
-        cfg.resend_interval_ms = 200;
-    });
+    let mut c = cluster_with_fast_resends();
     commit_without(&mut c, 3, 20);
     c.reconnect(3);
     c.advance_to(3_000);
