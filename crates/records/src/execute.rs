@@ -236,7 +236,7 @@ impl StateMachine for Ledger {
                 record_all_ok(tx, r, results.len(), height)?;
             } else {
                 for (index, result) in results.iter().enumerate() {
-                    record_outcome(tx, r, index as u32, height, result)?;
+                    record_outcome(tx, r, index as i64, height, result)?;
                 }
             }
         }
@@ -282,26 +282,15 @@ fn record_all_ok(
     n: usize,
     height: u64,
 ) -> rusqlite::Result<()> {
-    exec(
-        tx,
-        "INSERT OR REPLACE INTO outcomes (client, request_id, idx, height, outcome, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, '')",
-        params![
-            r.request.client.0,
-            r.request.request_id as i64,
-            -(n as i64),
-            height as i64,
-            Outcome::Ok.as_str()
-        ],
-    )?;
-    Ok(())
+    record_outcome(tx, r, -(n as i64), height, &Ok(()))
 }
 
-/// Keep what became of transaction `index` of request `r` for the gateway's answer.
+/// Keep what became of transaction `index` of request `r` for the gateway's answer
+/// (`index = -n`: all n transactions, see `record_all_ok`).
 fn record_outcome(
     tx: &Transaction<'_>,
     r: &medchain_types::SignedRequest,
-    index: u32,
+    index: i64,
     height: u64,
     result: &Exec,
 ) -> rusqlite::Result<()> {

@@ -330,8 +330,7 @@ fn commit_group(
         }
     }
     tx.commit()?;
-    let written = ctx.written;
-    known.absorb(written, last_block);
+    known.absorb(ctx.written, last_block);
     Ok(bytes)
 }
 
