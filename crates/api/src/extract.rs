@@ -38,10 +38,8 @@ impl FromRequestParts<AppState> for Session {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?.to_string();
         let claims = state.inner.auth.verify(&token, state.now_ms())?;
-        let sub = claims.sub.clone();
         let user = state
-            .read(move |c| Ok(medchain_records::user(c, &sub)?))
-            .await?
+            .lookup(|c| Ok(medchain_records::user(c, &claims.sub)?))?
             .filter(|u| u.active)
             .ok_or_else(|| ApiError::unauthorized("account is not active"))?;
         if user.role.as_str() != claims.role {

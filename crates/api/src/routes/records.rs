@@ -104,27 +104,22 @@ pub async fn add_record(
     }
     // Fast, friendly refusal before consensus; the ledger checks the same rules again.
     let now = s.now_ms();
-    let (pid, user, code) = (
-        req.patient_id.clone(),
-        doc.user.clone(),
-        req.consent_code.clone(),
-    );
-    s.read(move |c| {
-        patient(c, &pid)?;
-        let consent = medchain_records::doctor_has_consent(c, &user, &pid, now)?;
+    let (pid, user, code) = (&req.patient_id, &doc.user, &req.consent_code);
+    s.lookup(|c| {
+        patient(c, pid)?;
+        let consent = medchain_records::doctor_has_consent(c, user, pid, now)?;
         if !consent {
             let Some(code) = code else {
                 return Err(ApiError::forbidden(format!(
                     "no consent from {pid}; ask the patient for consent or a one-time code"
                 )));
             };
-            if !medchain_records::consent_code_usable(c, &pid, &code, now)? {
+            if !medchain_records::consent_code_usable(c, pid, code, now)? {
                 return Err(ApiError::forbidden("consent_code: wrong, used or expired"));
             }
         }
         Ok(())
-    })
-    .await?;
+    })?;
 
     let content = RecordContent {
         department: doc.user.department.clone(),
