@@ -146,6 +146,8 @@ pub struct AuthService {
     db: Mutex<Connection>,
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The checks every access token must pass, built once (see `verify`).
+    validation: Validation,
     audience: String,
     throttle: Mutex<Throttle>,
     /// A real hash to verify against when the account does not exist, so that timing does
@@ -192,10 +194,17 @@ impl AuthService {
             }
         };
         let dummy_phc = hash_password("not a real password")?;
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[&audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // Expiry is checked in `verify` against the service clock, with no leeway.
+        validation.validate_exp = false;
         Ok(AuthService {
             db: Mutex::new(conn),
             encoding: EncodingKey::from_secret(&secret),
             decoding: DecodingKey::from_secret(&secret),
+            validation,
             audience,
             throttle: Mutex::new(Throttle::default()),
             dummy_phc,
@@ -278,24 +287,16 @@ impl AuthService {
     /// Verify an access token: signature with the pinned algorithm, issuer, audience,
     /// expiry against `now` (the injected clock), and not revoked.
     pub fn verify(&self, token: &str, now: u64) -> ApiResult<Claims> {
-        let mut v = Validation::new(Algorithm::HS256);
-        v.set_issuer(&[ISSUER]);
-        v.set_audience(&[&self.audience]);
-        v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        // Expiry is checked below against the service clock, with no leeway.
-        v.validate_exp = false;
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &v)
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|_| ApiError::unauthorized("invalid token"))?;
         let c = data.claims;
         if c.exp * 1000 <= now {
             return Err(ApiError::unauthorized("token expired"));
         }
+        // Every request asks this: the statement stays prepared.
         let revoked: Option<i64> = lock(&self.db)
-            .query_row(
-                "SELECT 1 FROM revoked_tokens WHERE jti = ?1",
-                params![c.jti],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT 1 FROM revoked_tokens WHERE jti = ?1")?
+            .query_row(params![c.jti], |r| r.get(0))
             .optional()?;
         if revoked.is_some() {
             return Err(ApiError::unauthorized("token revoked"));
