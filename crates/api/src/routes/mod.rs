@@ -55,7 +55,7 @@ impl PageParams {
 /// the log: at 2,000 records/s through HTTP, about a third of the bytes the replicas
 /// wrote (BENCHMARKS.md). The random half keeps ids from two gateways in the same
 /// millisecond apart; the ledger refuses a duplicate id anyway.
-pub fn random_id(prefix: &str) -> String {
+pub fn new_id(prefix: &str) -> String {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis())
@@ -201,7 +201,7 @@ mod tests {
     fn ids_sort_by_creation_and_never_repeat() {
         let mut ids = Vec::new();
         for _ in 0..3 {
-            ids.extend((0..100).map(|_| random_id("rec")));
+            ids.extend((0..100).map(|_| new_id("rec")));
             std::thread::sleep(std::time::Duration::from_millis(2));
         }
         let distinct: std::collections::HashSet<_> = ids.iter().collect();

@@ -16,7 +16,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::access::{patient, read_access, ReadAccess};
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Doctor, DoctorOrDepartment, RecordReader, Session};
-use crate::routes::{random_code, random_id, PageParams};
+use crate::routes::{new_id, random_code, PageParams};
 use crate::state::{AppState, Committed};
 
 /// Most medication lines in one record.
@@ -130,7 +130,7 @@ pub async fn add_record(
     };
     let prescription_code = content.prescribes().then(|| random_code(10));
     let bytes = content.to_bytes();
-    let record_id = random_id("rec");
+    let record_id = new_id("rec");
     let env = Envelope {
         actor: Actor::User(doc.user.user_id.clone()),
         tx: Transaction::AddRecord {
