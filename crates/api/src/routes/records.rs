@@ -104,12 +104,12 @@ pub async fn add_record(
     }
     // Fast, friendly refusal before consensus; the ledger checks the same rules again.
     let now = s.now_ms();
-    let (pid, user, code) = (&req.patient_id, &doc.user, &req.consent_code);
+    let pid = &req.patient_id;
     s.lookup(|c| {
         patient(c, pid)?;
-        let consent = medchain_records::doctor_has_consent(c, user, pid, now)?;
+        let consent = medchain_records::doctor_has_consent(c, &doc.user, pid, now)?;
         if !consent {
-            let Some(code) = code else {
+            let Some(code) = &req.consent_code else {
                 return Err(ApiError::forbidden(format!(
                     "no consent from {pid}; ask the patient for consent or a one-time code"
                 )));
