@@ -9,12 +9,15 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// An error answer: `{"error": {"code": "...", "message": "..."}}`.
+/// An error answer: `{"error": {"code": "...", "message": "...", "field": "..."}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// The request field at fault, for validation errors: the UI marks that input
+    /// instead of parsing the message.
+    pub field: Option<String>,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -26,6 +29,9 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
+    /// The request field at fault (validation errors only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 impl ApiError {
@@ -34,7 +40,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            field: None,
         }
+    }
+    /// The same error, naming the request field at fault.
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
     }
     pub fn bad_request(m: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", m)
@@ -77,12 +89,28 @@ impl From<medchain_store::rusqlite::Error> for ApiError {
     }
 }
 
+/// The ledger's verdict on a transaction, as an answer: the same rule gives the same
+/// status whether the API's pre-check or the ledger itself said no.
+impl From<medchain_records::Rejection> for ApiError {
+    fn from(r: medchain_records::Rejection) -> Self {
+        use medchain_records::Outcome;
+        match r.outcome {
+            Outcome::Forbidden => ApiError::forbidden(r.message),
+            Outcome::Conflict => ApiError::conflict(r.message),
+            Outcome::NotFound => ApiError::not_found(r.message),
+            Outcome::Invalid => ApiError::invalid(r.message),
+            Outcome::Ok => ApiError::internal("an accepted transaction was reported as rejected"),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
             error: ErrorDetail {
                 code: self.code.into(),
                 message: self.message,
+                field: self.field,
             },
         };
         (self.status, Json(body)).into_response()
@@ -120,7 +148,13 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         );
     }
     match r {
-        JsonRejection::JsonDataError(e) => ApiError::invalid(clean_serde(&e.body_text())),
+        JsonRejection::JsonDataError(e) => {
+            let text = clean_serde(&e.body_text());
+            match serde_field(&text) {
+                Some(field) => ApiError::invalid(text.clone()).with_field(field),
+                None => ApiError::invalid(text),
+            }
+        }
         JsonRejection::JsonSyntaxError(e) => {
             ApiError::bad_request(format!("malformed JSON: {}", clean_serde(&e.body_text())))
         }
@@ -139,6 +173,15 @@ fn clean_serde(s: &str) -> String {
     s.chars().take(300).collect()
 }
 
+/// The field serde names in a data error ("missing field `diagnosis` at line 1 ...",
+/// "unknown field `x`, expected ..."; "medications[0].name: ..." paths are not produced by
+/// serde_json, so the first backquoted name is the field).
+fn serde_field(message: &str) -> Option<String> {
+    let (_, rest) = message.split_once("field `")?;
+    let (name, _) = rest.split_once('`')?;
+    (!name.is_empty() && name.len() <= 64).then(|| name.to_string())
+}
+
 impl<T: Serialize> IntoResponse for ApiJson<T> {
     fn into_response(self) -> Response {
         Json(self.0).into_response()
@@ -147,21 +190,18 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 
 /// Reject text that is too long or empty when required, naming the field.
 pub fn check_text(field: &str, value: &str, max_chars: usize, required: bool) -> ApiResult<()> {
+    let bad = |m: String| Err(ApiError::invalid(m).with_field(field));
     if required && value.trim().is_empty() {
-        return Err(ApiError::invalid(format!("{field}: required")));
+        return bad(format!("{field}: required"));
     }
     if value.chars().count() > max_chars {
-        return Err(ApiError::invalid(format!(
-            "{field}: at most {max_chars} characters"
-        )));
+        return bad(format!("{field}: at most {max_chars} characters"));
     }
     if value
         .chars()
         .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
     {
-        return Err(ApiError::invalid(format!(
-            "{field}: control characters are not allowed"
-        )));
+        return bad(format!("{field}: control characters are not allowed"));
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use medchain_records::{Envelope, Outcome};
+use medchain_records::{Envelope, Outcome, Rejection};
 use medchain_store::rusqlite::{Connection, OpenFlags};
 use medchain_types::{Genesis, Hash32};
 
@@ -28,18 +28,7 @@ const LOOKUP_BUSY_WAIT: Duration = Duration::from_millis(20);
 /// A record waiting for `validate_block`: its transaction, content and id.
 pub type PendingRecord = (Envelope, Vec<Vec<u8>>, String);
 
-/// A committed transaction, as the replica answered it: which request carried it, at
-/// which index of that request's batch, and the block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Committed {
-    pub client: u16,
-    pub request_id: u64,
-    pub index: u32,
-    pub height: u64,
-    pub block_hash: Hash32,
-}
-
-pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Committed, String>> + Send>>;
+pub type SubmitFuture = Pin<Box<dyn Future<Output = Result<Committed, SubmitError>> + Send>>;
 
 /// The node's side of the gateway: put `env` (with `content` beside it) into a request
 /// signed as this node's client, possibly batched with other users' transactions, hand
@@ -70,65 +59,23 @@ pub trait ReplicaStatus: Send + Sync + 'static {
     fn in_view_change(&self) -> bool;
 }
 
-/// One point of a replica's one-second time series.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct MetricsPoint {
-    /// Milliseconds since the replica started.
-    pub t_ms: u64,
-    pub committed_records_per_s: f64,
-    /// Commit latency of requests answered in this second (null: none answered).
-    pub p50_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    /// Committed / (committed + refused + abandoned) in this second (null: no requests).
-    pub success_rate: Option<f64>,
-    /// Joules used by this replica in this second.
-    pub energy_joules: f64,
-    pub records_per_joule: Option<f64>,
-    /// CPU time used in this second, in percent of one core.
-    pub cpu_percent: f64,
-    /// View changes since the replica started.
-    pub view_changes: u64,
-}
-
-/// A replica as this one sees it (from the messages it hears).
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct PeerStatus {
-    pub replica: u16,
-    pub up: bool,
-    pub height: Option<u64>,
-    pub view: Option<u64>,
-    pub last_seen_ms_ago: Option<u64>,
-}
-
-/// A replica's measured figures since it started, and its recent time series.
-#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
-pub struct MetricsSnapshot {
-    pub replica: u16,
-    /// `rapl` (CPU energy counters) or `cpu_time_x_watts` (CPU time × power per core).
-    pub energy_source: String,
-    pub committed_records: u64,
-    pub committed_blocks: u64,
-    pub requests_committed: u64,
-    pub requests_failed: u64,
-    pub success_rate: Option<f64>,
-    pub blocks_proposed: u64,
-    /// Of the blocks this replica proposed, the share that was committed.
-    pub block_success_rate: Option<f64>,
-    pub view_changes: u64,
-    pub pending_requests: u64,
-    pub cpu_seconds: f64,
-    pub energy_joules: f64,
-    pub records_per_joule: Option<f64>,
-    pub resident_memory_bytes: u64,
-    pub series: Vec<MetricsPoint>,
-    pub peers: Vec<PeerStatus>,
-}
+pub use medchain_node::batcher::{Committed, SubmitError};
+pub use medchain_node::metrics::{MetricsPoint, MetricsSnapshot, PeerStatus};
 
 /// The replica's metrics, provided by the node.
 pub trait Telemetry: Send + Sync + 'static {
     /// Prometheus (OpenMetrics) text.
     fn prometheus_text(&self) -> String;
     fn snapshot(&self) -> MetricsSnapshot;
+}
+
+impl Telemetry for medchain_node::metrics::Metrics {
+    fn prometheus_text(&self) -> String {
+        medchain_node::metrics::Metrics::prometheus_text(self)
+    }
+    fn snapshot(&self) -> MetricsSnapshot {
+        medchain_node::metrics::Metrics::snapshot(self)
+    }
 }
 
 /// Everything handlers need. Cheap to clone.
@@ -282,10 +229,7 @@ impl AppState {
         })?;
         match outcome {
             Some((Outcome::Ok, _)) => Ok(c),
-            Some((Outcome::Forbidden, m)) => Err(ApiError::forbidden(m)),
-            Some((Outcome::Conflict, m)) => Err(ApiError::conflict(m)),
-            Some((Outcome::NotFound, m)) => Err(ApiError::not_found(m)),
-            Some((Outcome::Invalid, m)) => Err(ApiError::invalid(m)),
+            Some((outcome, message)) => Err(Rejection::new(outcome, message).into()),
             None => Err(ApiError::internal("committed request has no outcome")),
         }
     }

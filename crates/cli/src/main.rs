@@ -112,7 +112,7 @@ fn run_node(config: PathBuf) -> anyhow::Result<()> {
                 _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
             }
         };
-        medchain_node::run_node(files, shutdown).await
+        medchain_server::run(files, shutdown).await
     })?;
     Ok(())
 }

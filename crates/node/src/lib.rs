@@ -1,25 +1,34 @@
 //! The node runtime: everything around the sans-IO PBFT core that touches the outside
-//! world. A dedicated thread runs the core (so its steps never wait on the network);
-//! tokio tasks run the peer transport, the client port and HTTP; a writer thread
-//! (medchain-store) makes votes and blocks durable before they are acted on.
+//! world, for any application. A dedicated thread runs the core (so its steps never wait
+//! on the network); tokio tasks run the peer transport, the client port and HTTP; a
+//! writer thread (medchain-store) makes votes and blocks durable before they are acted
+//! on. The application (its state machine, payload format and HTTP surface) comes in
+//! through the [`Application`] trait; the records service's wiring is `medchain-server`.
 //!
-//! Map: [`config`] (TOML and environment), [`frame`] (length-prefixed frames with a
-//! size limit), [`handshake`] (each side proves its key), [`transport`] (connections,
-//! reconnect with backoff, bounded per-peer queues), [`runtime`] (the core thread),
-//! [`client`] (the PBFT client protocol, used by gateways, tests and benchmarks),
-//! [`http`] (the records API wired to this replica), [`metrics`] and [`energy`] (what
-//! the replica measures about itself).
+//! Map: [`app`] (what the node needs of its application), [`run`] (start-up and
+//! shutdown), [`core`] (the core thread's loop), [`core_input`] (what reaches the core
+//! and what it publishes), [`config`] (TOML and environment), [`frame`] (length-prefixed
+//! frames with a size limit), [`handshake`] (each side proves its key), [`transport`]
+//! (connections, reconnect with backoff, bounded per-peer queues), [`batcher`] (the
+//! node's in-process client that batches its users' transactions into one signed
+//! request), [`client`] (the PBFT client protocol, used by tools, tests and benchmarks),
+//! [`metrics`] and [`energy`] (what the replica measures about itself), [`error`].
 
+pub mod app;
+pub mod batcher;
 pub mod client;
 pub mod config;
+mod core;
+pub mod core_input;
 pub mod energy;
+pub mod error;
 pub mod frame;
-pub mod gateway;
 pub mod handshake;
-pub mod http;
 pub mod metrics;
-pub mod runtime;
+pub mod run;
 pub mod transport;
 
+pub use app::{Application, BatchLimits, NodeHandles};
 pub use config::{NodeConfig, NodeFiles};
-pub use runtime::{run_node, NodeError};
+pub use error::NodeError;
+pub use run::{check_database, run_node};

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use medchain_api::state::{MetricsPoint, MetricsSnapshot, PeerStatus, Telemetry};
 use medchain_types::{PeerMessage, ReplicaId};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -461,8 +460,9 @@ fn resident_bytes() -> Option<u64> {
     Some(kb * 1024)
 }
 
-impl Telemetry for Metrics {
-    fn prometheus_text(&self) -> String {
+impl Metrics {
+    /// Prometheus (OpenMetrics) text.
+    pub fn prometheus_text(&self) -> String {
         self.scrapes.fetch_add(1, Ordering::Relaxed);
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
@@ -471,7 +471,8 @@ impl Telemetry for Metrics {
         out
     }
 
-    fn snapshot(&self) -> MetricsSnapshot {
+    /// The figures since start and the recent series, for the API and the UI.
+    pub fn snapshot(&self) -> MetricsSnapshot {
         let series: Vec<MetricsPoint> = lock(&self.sampler).series.iter().cloned().collect();
         let requests = |r: RequestResult| {
             self.requests
@@ -504,6 +505,60 @@ impl Telemetry for Metrics {
             peers: self.peer_statuses(),
         }
     }
+}
+
+/// One point of a replica's one-second time series.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MetricsPoint {
+    /// Milliseconds since the replica started.
+    pub t_ms: u64,
+    pub committed_records_per_s: f64,
+    /// Commit latency of requests answered in this second (null: none answered).
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Committed / (committed + refused + abandoned) in this second (null: no requests).
+    pub success_rate: Option<f64>,
+    /// Joules used by this replica in this second.
+    pub energy_joules: f64,
+    pub records_per_joule: Option<f64>,
+    /// CPU time used in this second, in percent of one core.
+    pub cpu_percent: f64,
+    /// View changes since the replica started.
+    pub view_changes: u64,
+}
+
+/// A replica as this one sees it (from the messages it hears).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PeerStatus {
+    pub replica: u16,
+    pub up: bool,
+    pub height: Option<u64>,
+    pub view: Option<u64>,
+    pub last_seen_ms_ago: Option<u64>,
+}
+
+/// A replica's measured figures since it started, and its recent time series.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct MetricsSnapshot {
+    pub replica: u16,
+    /// `rapl` (CPU energy counters) or `cpu_time_x_watts` (CPU time × power per core).
+    pub energy_source: String,
+    pub committed_records: u64,
+    pub committed_blocks: u64,
+    pub requests_committed: u64,
+    pub requests_failed: u64,
+    pub success_rate: Option<f64>,
+    pub blocks_proposed: u64,
+    /// Of the blocks this replica proposed, the share that was committed.
+    pub block_success_rate: Option<f64>,
+    pub view_changes: u64,
+    pub pending_requests: u64,
+    pub cpu_seconds: f64,
+    pub energy_joules: f64,
+    pub records_per_joule: Option<f64>,
+    pub resident_memory_bytes: u64,
+    pub series: Vec<MetricsPoint>,
+    pub peers: Vec<PeerStatus>,
 }
 
 #[cfg(test)]

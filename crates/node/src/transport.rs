@@ -17,9 +17,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 
 use crate::client::ClientReply;
+use crate::core_input::CoreInput;
 use crate::frame::{read_frame, write_frame};
 use crate::handshake::{accept, dial, Role};
-use crate::runtime::CoreInput;
 
 /// Frames queued per peer before new ones are dropped (PBFT retransmits what matters).
 pub const PEER_QUEUE: usize = 8192;

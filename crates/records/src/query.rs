@@ -5,7 +5,8 @@ use medchain_store::rusqlite::{self, params, Connection, OptionalExtension};
 use medchain_types::Hash32;
 use serde::Serialize;
 
-use crate::execute::{parse_role, Outcome, UserRow};
+use crate::outcome::Outcome;
+use crate::policy::{role_column, UserRow};
 use crate::tx::{prescription_code_hash, Medication, RecordContent};
 
 /// Largest page any list returns.
@@ -449,9 +450,7 @@ pub fn users(
     let rows = stmt.query_map(params![department, role, pattern, limit, offset], |r| {
         Ok(UserView {
             user_id: r.get(0)?,
-            role: parse_role(&r.get::<_, String>(1)?)
-                .map(|x| x.as_str().to_string())
-                .unwrap_or_default(),
+            role: role_column(r, 1)?.as_str().to_string(),
             organisation: r.get(2)?,
             department: r.get(3)?,
             display_name: r.get(4)?,
@@ -476,9 +475,26 @@ pub fn outcome(
          ORDER BY idx DESC LIMIT 1",
     )?
     .query_row(params![client, request_id as i64, index], |r| {
-        Ok((Outcome::parse(&r.get::<_, String>(0)?), r.get(1)?))
+        let stored: String = r.get(0)?;
+        let outcome = Outcome::parse(&stored).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("unknown outcome {stored:?}").into(),
+            )
+        })?;
+        Ok((outcome, r.get(1)?))
     })
     .optional()
+}
+
+/// The highest request id of `client` that the ledger has executed (a gateway continues
+/// above it after a restart).
+pub fn last_request_id(conn: &Connection, client: u16) -> rusqlite::Result<Option<u64>> {
+    let id: Option<i64> = conn
+        .prepare_cached("SELECT MAX(request_id) FROM outcomes WHERE client = ?1")?
+        .query_row(params![client], |r| r.get(0))?;
+    Ok(id.map(|i| i as u64))
 }
 
 /// Number of records in a block (for the explorer and validate_block).

@@ -5,19 +5,7 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use medchain_types::{Hash32, UserRole};
 use serde::{Deserialize, Serialize};
 
-/// Largest encoded transaction (the request payload limit is larger; this is tighter).
-pub const MAX_TX_BYTES: usize = 16 << 10;
-/// Most transactions one request carries (a gateway batches its users' transactions so
-/// that signatures and consensus messages are paid per batch, not per record).
-pub const MAX_BATCH_TXS: usize = 256;
-/// Largest encoded batch: the request payload limit of the ledger.
-pub const MAX_BATCH_BYTES: usize = 1 << 20;
-/// Longest free-text reason (audit, break-glass).
-pub const MAX_REASON_CHARS: usize = 500;
-/// How long a one-time consent code is valid.
-pub const CONSENT_CODE_TTL_MS: u64 = 5 * 60 * 1000;
-/// How long break-glass access lasts unless asked for less.
-pub const BREAK_GLASS_DEFAULT_MS: u64 = 60 * 60 * 1000;
+use crate::limits::BATCH_MAX_TXS;
 
 /// Who asks: a user the gateway has authenticated, or the organisation's operator (the
 /// CLI's user administration, acting for the node that signs the request).
@@ -54,6 +42,18 @@ impl Batch {
         out
     }
 
+    /// The payload of a batch whose envelopes were encoded one by one (a gateway encodes
+    /// each as it arrives, then joins them): the same bytes as `Batch(envs).encode()`.
+    pub fn join_encoded(encoded: &[&[u8]]) -> Vec<u8> {
+        // Borsh: a u32 count, then the elements.
+        let mut out = Vec::with_capacity(4 + encoded.iter().map(|e| e.len()).sum::<usize>());
+        out.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
+        for e in encoded {
+            out.extend_from_slice(e);
+        }
+        out
+    }
+
     /// How many transactions a payload claims to hold, read from its count prefix
     /// without decoding it (for metrics; 0 when the payload is too short to say).
     pub fn count_in(payload: &[u8]) -> usize {
@@ -61,7 +61,7 @@ impl Batch {
             .get(..4)
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
             .map_or(0, |b| u32::from_le_bytes(b) as usize)
-            .min(MAX_BATCH_TXS)
+            .min(BATCH_MAX_TXS)
     }
 }
 
@@ -214,4 +214,25 @@ pub fn normalise_code(code: &str) -> String {
         .filter(|c| c.is_ascii_alphanumeric())
         .map(|c| c.to_ascii_uppercase())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn joined_and_single_payloads_are_the_batch_encoding() {
+        let envs: Vec<Envelope> = (0..3)
+            .map(|i| Envelope {
+                actor: Actor::User(format!("d00{i}")),
+                tx: Transaction::Marker,
+            })
+            .collect();
+        let encoded: Vec<Vec<u8>> = envs.iter().map(medchain_types::encode).collect();
+        let parts: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        let payload = Batch::join_encoded(&parts);
+        assert_eq!(payload, Batch(envs.clone()).encode());
+        assert_eq!(Batch::one(&envs[0]), Batch(vec![envs[0].clone()]).encode());
+        assert_eq!(Batch::count_in(&payload), 3);
+    }
 }

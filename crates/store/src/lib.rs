@@ -12,7 +12,7 @@ mod schema;
 mod writer;
 
 pub use rusqlite;
-pub use writer::{NoState, StateMachine, Store, WriteOp};
+pub use writer::{ApplyError, NoState, StateMachine, Store, WriteOp};
 
 use std::path::Path;
 
@@ -38,6 +38,11 @@ pub enum StoreError {
     Corrupt(#[from] ChainError),
     #[error("the writer thread has stopped")]
     WriterGone,
+    /// The writer could not commit (the application or SQLite failed; the replica stops).
+    #[error("durable write failed: {0}")]
+    WriteFailed(String),
+    #[error("application state: {0}")]
+    Apply(#[from] ApplyError),
 }
 
 /// A read-only connection, for API reads and verification.

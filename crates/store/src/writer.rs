@@ -29,15 +29,30 @@ pub enum WriteOp {
 
 type Ack = SyncSender<Result<(), String>>;
 
+/// Why an application could not execute a block. Every one of these stops the replica:
+/// a rule saying no is a recorded outcome, never an error, so an error here means that
+/// this replica cannot compute the verdict every other replica computes.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A state the application's own logic rules out (a bug, identical on every replica).
+    #[error("invariant broken: {0}")]
+    Invariant(&'static str),
+    /// The database holds state this binary cannot continue from.
+    #[error("{0}")]
+    Unsupported(&'static str),
+}
+
 /// The application whose state changes commit in the same transaction as the block that
 /// causes them (so a crash never leaves state and chain disagreeing).
 pub trait StateMachine: Send + 'static {
     /// Create or upgrade the application's tables.
-    fn migrate(&mut self, conn: &Connection) -> rusqlite::Result<()>;
+    fn migrate(&mut self, conn: &Connection) -> Result<(), ApplyError>;
     /// Execute `block` inside `tx`. Must be deterministic, and must turn a bad
     /// transaction into a recorded rejection rather than an error: an error here aborts
     /// the write and stops the replica.
-    fn apply(&mut self, tx: &Transaction<'_>, block: &CommittedBlock) -> rusqlite::Result<()>;
+    fn apply(&mut self, tx: &Transaction<'_>, block: &CommittedBlock) -> Result<(), ApplyError>;
 }
 
 /// No application: the chain alone (tools and tests of the store itself).
@@ -45,10 +60,10 @@ pub trait StateMachine: Send + 'static {
 pub struct NoState;
 
 impl StateMachine for NoState {
-    fn migrate(&mut self, _: &Connection) -> rusqlite::Result<()> {
+    fn migrate(&mut self, _: &Connection) -> Result<(), ApplyError> {
         Ok(())
     }
-    fn apply(&mut self, _: &Transaction<'_>, _: &CommittedBlock) -> rusqlite::Result<()> {
+    fn apply(&mut self, _: &Transaction<'_>, _: &CommittedBlock) -> Result<(), ApplyError> {
         Ok(())
     }
 }
@@ -163,7 +178,7 @@ impl Store {
             .map_err(|_| StoreError::WriterGone)?;
         match ack_rx.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Sqlite(rusqlite::Error::InvalidParameterName(e))),
+            Ok(Err(e)) => Err(StoreError::WriteFailed(e)),
             Err(_) => Err(StoreError::WriterGone),
         }
     }
@@ -312,7 +327,7 @@ fn commit_group(
     group: &[(Vec<WriteOp>, Ack)],
     app: &mut dyn StateMachine,
     known: &mut KnownContent,
-) -> rusqlite::Result<usize> {
+) -> Result<usize, ApplyError> {
     let tx = conn.transaction()?;
     let mut bytes = 0;
     let mut last_block = None;
@@ -376,7 +391,7 @@ fn stripped_proposal(p: &Proposal) -> Proposal {
 
 /// Apply one operation; returns about how many bytes it wrote (content and encoded rows,
 /// not the application's own rows: enough to pace checkpoints).
-fn apply(tx: &Transaction<'_>, op: &WriteOp, ctx: &mut Apply<'_>) -> rusqlite::Result<usize> {
+fn apply(tx: &Transaction<'_>, op: &WriteOp, ctx: &mut Apply<'_>) -> Result<usize, ApplyError> {
     Ok(match op {
         WriteOp::Block(b) => {
             // The row holds the block without content; the content goes to its own

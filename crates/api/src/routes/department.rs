@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, Query, State};
+use medchain_records::limits::{DISPLAY_NAME_MAX_CHARS, SEARCH_MAX_CHARS, USER_ID_MAX_CHARS};
 use medchain_records::query::{self, ActivityView, UserView};
 use medchain_records::{Actor, Envelope, Transaction};
 use medchain_types::UserRole;
@@ -41,7 +42,7 @@ pub async fn list_users(
         }
     }
     if let Some(t) = &q.search {
-        check_text("search", t, 64, false)?;
+        check_text("search", t, SEARCH_MAX_CHARS, false)?;
     }
     let page = PageParams {
         offset: q.offset,
@@ -93,7 +94,12 @@ pub async fn register(
         "pharmacy" => UserRole::Pharmacy,
         _ => return Err(ApiError::invalid("role: one of doctor, patient, pharmacy")),
     };
-    check_text("display_name", &req.display_name, 100, true)?;
+    check_text(
+        "display_name",
+        &req.display_name,
+        DISPLAY_NAME_MAX_CHARS,
+        true,
+    )?;
     crate::auth::check_password_rules(&req.password)?;
     let department = if role == UserRole::Pharmacy {
         "pharmacy".to_string()
@@ -142,7 +148,7 @@ pub async fn deactivate(
     Department(d): Department,
     Path(user_id): Path<String>,
 ) -> ApiResult<ApiJson<Done>> {
-    check_text("user_id", &user_id, 64, true)?;
+    check_text("user_id", &user_id, USER_ID_MAX_CHARS, true)?;
     let env = Envelope {
         actor: Actor::User(d.user.user_id.clone()),
         tx: Transaction::DeactivateUser { user_id },

@@ -5,6 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use medchain_fhir as fhir;
+use medchain_records::limits::USER_ID_MAX_CHARS;
 use medchain_records::query::{self, Page};
 use medchain_store::rusqlite::Connection;
 
@@ -139,7 +140,7 @@ pub async fn everything(
     RecordReader(who): RecordReader,
     Path(pid): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    check_text("patient_id", &pid, 64, true)?;
+    check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
     audited_read(&s, &who, &pid, "fhir_export").await?;
     let now = s.now_ms();
     let s2 = s.clone();

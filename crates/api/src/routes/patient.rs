@@ -2,8 +2,9 @@
 //! who read their data. The department sees its own audit and break-glass events here too.
 
 use axum::extract::{Query, State};
+use medchain_records::limits::{CONSENT_CODE_TTL_MS, USER_ID_MAX_CHARS};
 use medchain_records::query::{self, AuditView, BreakGlassView, ConsentView};
-use medchain_records::tx::{consent_code_hash, CONSENT_CODE_TTL_MS};
+use medchain_records::tx::consent_code_hash;
 use medchain_records::{Actor, Envelope, Grantee, Transaction};
 use medchain_types::UserRole;
 use serde::{Deserialize, Serialize};
@@ -39,7 +40,7 @@ pub struct Done {
 }
 
 fn grantee(kind: &str, id: &str) -> ApiResult<Grantee> {
-    check_text("grantee_id", id, 64, true)?;
+    check_text("grantee_id", id, USER_ID_MAX_CHARS, true)?;
     match kind {
         "doctor" => Ok(Grantee::Doctor(id.into())),
         "department" => Ok(Grantee::Department(id.into())),

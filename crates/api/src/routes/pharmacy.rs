@@ -2,6 +2,7 @@
 //! notes) of a patient who consented or by the prescription's code, and dispense once.
 
 use axum::extract::{Path, State};
+use medchain_records::limits::{CODE_MAX_CHARS, RECORD_ID_MAX_BYTES, USER_ID_MAX_CHARS};
 use medchain_records::query::{self, Page, PrescriptionView};
 use medchain_records::{consent_active, Actor, Envelope, Grantee, Transaction};
 use serde::{Deserialize, Serialize};
@@ -43,7 +44,7 @@ pub async fn search(
     let me = ph.user.user_id.clone();
     let (patient_id, list) = match (req.patient_id, req.code) {
         (Some(pid), None) => {
-            check_text("patient_id", &pid, 64, true)?;
+            check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
             s.read(move |c| {
                 patient(c, &pid)?;
                 if !consent_active(c, &pid, &Grantee::Pharmacy(me), now)? {
@@ -64,7 +65,7 @@ pub async fn search(
             .await?
         }
         (None, Some(code)) => {
-            check_text("code", &code, 32, true)?;
+            check_text("code", &code, CODE_MAX_CHARS, true)?;
             s.read(move |c| match query::prescription_by_code(c, &code)? {
                 Some(p) => Ok((p.patient_id.clone(), vec![p])),
                 None => Err(ApiError::not_found("no prescription with this code")),
@@ -114,9 +115,9 @@ pub async fn dispense(
     Path(record_id): Path<String>,
     ApiJson(req): ApiJson<DispenseRequest>,
 ) -> ApiResult<ApiJson<DispenseResponse>> {
-    check_text("record_id", &record_id, 64, true)?;
+    check_text("record_id", &record_id, RECORD_ID_MAX_BYTES, true)?;
     if let Some(c) = &req.code {
-        check_text("code", c, 32, true)?;
+        check_text("code", c, CODE_MAX_CHARS, true)?;
     }
     let env = Envelope {
         actor: Actor::User(ph.user.user_id.clone()),

@@ -6,8 +6,13 @@ use std::time::Instant;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use medchain_records::limits::{
+    BREAK_GLASS_MAX_MS, CODE_MAX_CHARS, DIAGNOSIS_MAX_CHARS, MEDICATION_FIELD_MAX_CHARS,
+    MEDICATION_LINES_MAX, MEDICATION_NAME_MAX_CHARS, NOTES_MAX_CHARS, PRESCRIPTION_MAX_CHARS,
+    REASON_MAX_CHARS, RECORD_ID_MAX_BYTES, SEARCH_MAX_CHARS, USER_ID_MAX_CHARS,
+};
 use medchain_records::query::{self, Page, RecordView};
-use medchain_records::tx::{prescription_code_hash, BREAK_GLASS_DEFAULT_MS};
+use medchain_records::tx::prescription_code_hash;
 use medchain_records::{Actor, Envelope, Medication, RecordContent, Transaction};
 use medchain_types::Hash32;
 use serde::{Deserialize, Serialize};
@@ -18,9 +23,6 @@ use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Doctor, DoctorOrDepartment, RecordReader, Session};
 use crate::routes::{new_id, random_code, PageParams};
 use crate::state::{AppState, Committed};
-
-/// Most medication lines in one record.
-pub const MAX_MEDICATIONS: usize = 20;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -61,7 +63,7 @@ pub struct PendingResponse {
 
 fn check_medication(i: usize, m: &Medication) -> ApiResult<()> {
     let f = |name: &str| format!("medications[{i}].{name}");
-    check_text(&f("name"), &m.name, 200, true)?;
+    check_text(&f("name"), &m.name, MEDICATION_NAME_MAX_CHARS, true)?;
     for (name, v) in [
         ("dose", &m.dose),
         ("route", &m.route),
@@ -69,7 +71,7 @@ fn check_medication(i: usize, m: &Medication) -> ApiResult<()> {
         ("duration", &m.duration),
         ("quantity", &m.quantity),
     ] {
-        check_text(&f(name), v, 100, false)?;
+        check_text(&f(name), v, MEDICATION_FIELD_MAX_CHARS, false)?;
     }
     Ok(())
 }
@@ -84,41 +86,37 @@ pub async fn add_record(
     Doctor(doc): Doctor,
     ApiJson(req): ApiJson<AddRecordRequest>,
 ) -> ApiResult<Response> {
-    check_text("patient_id", &req.patient_id, 64, true)?;
-    check_text("diagnosis", &req.diagnosis, 2_000, true)?;
-    check_text("prescription", &req.prescription, 2_000, false)?;
-    check_text("notes", &req.notes, 10_000, false)?;
-    if req.medications.len() > MAX_MEDICATIONS {
+    check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
+    check_text("diagnosis", &req.diagnosis, DIAGNOSIS_MAX_CHARS, true)?;
+    check_text(
+        "prescription",
+        &req.prescription,
+        PRESCRIPTION_MAX_CHARS,
+        false,
+    )?;
+    check_text("notes", &req.notes, NOTES_MAX_CHARS, false)?;
+    if req.medications.len() > MEDICATION_LINES_MAX {
         return Err(ApiError::invalid(format!(
-            "medications: at most {MAX_MEDICATIONS} lines"
-        )));
+            "medications: at most {MEDICATION_LINES_MAX} lines"
+        ))
+        .with_field("medications"));
     }
     for (i, m) in req.medications.iter().enumerate() {
         check_medication(i, m)?;
     }
     if let Some(c) = &req.consent_code {
-        check_text("consent_code", c, 32, true)?;
+        check_text("consent_code", c, CODE_MAX_CHARS, true)?;
     }
     if let Some(a) = &req.amends {
-        check_text("amends", a, 64, true)?;
+        check_text("amends", a, RECORD_ID_MAX_BYTES, true)?;
     }
     // Fast, friendly refusal before consensus; the ledger checks the same rules again.
     let now = s.now_ms();
     let pid = &req.patient_id;
     s.lookup(|c| {
         patient(c, pid)?;
-        let consent = medchain_records::doctor_has_consent(c, &doc.user, pid, now)?;
-        if !consent {
-            let Some(code) = &req.consent_code else {
-                return Err(ApiError::forbidden(format!(
-                    "no consent from {pid}; ask the patient for consent or a one-time code"
-                )));
-            };
-            if !medchain_records::consent_code_usable(c, pid, code, now)? {
-                return Err(ApiError::forbidden("consent_code: wrong, used or expired"));
-            }
-        }
-        Ok(())
+        medchain_records::may_add_record(c, &doc.user, pid, req.consent_code.as_deref(), now)?
+            .map_err(ApiError::from)
     })?;
 
     let content = RecordContent {
@@ -337,7 +335,7 @@ pub async fn get_chain(
     RecordReader(who): RecordReader,
     ApiJson(req): ApiJson<GetChainRequest>,
 ) -> ApiResult<ApiJson<GetChainResponse>> {
-    check_text("patient_id", &req.patient_id, 64, true)?;
+    check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
     let access = audited_read(&s, &who, &req.patient_id, "get_chain").await?;
     let pid = req.patient_id.clone();
     let records = s
@@ -385,7 +383,7 @@ pub async fn patients(
     Query(q): Query<PatientSearch>,
 ) -> ApiResult<ApiJson<Vec<PatientSummary>>> {
     if let Some(t) = &q.search {
-        check_text("search", t, 64, false)?;
+        check_text("search", t, SEARCH_MAX_CHARS, false)?;
     }
     let page = PageParams {
         offset: q.offset,
@@ -440,13 +438,13 @@ pub async fn break_glass(
     Doctor(doc): Doctor,
     ApiJson(req): ApiJson<BreakGlassRequest>,
 ) -> ApiResult<ApiJson<BreakGlassResponse>> {
-    check_text("patient_id", &req.patient_id, 64, true)?;
-    check_text("reason", &req.reason, 500, true)?;
+    check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
+    check_text("reason", &req.reason, REASON_MAX_CHARS, true)?;
     let minutes = req.minutes.unwrap_or(60);
     if !(1..=60).contains(&minutes) {
         return Err(ApiError::invalid("minutes: 1 to 60"));
     }
-    let duration_ms = (u64::from(minutes) * 60_000).min(BREAK_GLASS_DEFAULT_MS);
+    let duration_ms = (u64::from(minutes) * 60_000).min(BREAK_GLASS_MAX_MS);
     let pid = req.patient_id.clone();
     s.read(move |c| patient(c, &pid).map(|_| ())).await?;
     let env = Envelope {
@@ -489,7 +487,7 @@ pub async fn access_status(
     Doctor(doc): Doctor,
     Path(pid): Path<String>,
 ) -> ApiResult<ApiJson<AccessStatus>> {
-    check_text("patient_id", &pid, 64, true)?;
+    check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
     let now = s.now_ms();
     s.read(move |c| {
         patient(c, &pid)?;

@@ -12,7 +12,7 @@ use axum::http::{Request as HttpRequest, StatusCode};
 use http_body_util::BodyExt;
 use medchain_api::auth::{open_local_db, AuthService};
 use medchain_api::state::{
-    AppConfig, AppState, Clock, Committed, ReplicaStatus, SubmitFuture, Submitter,
+    AppConfig, AppState, Clock, Committed, ReplicaStatus, SubmitError, SubmitFuture, Submitter,
 };
 use medchain_records::{Batch, Envelope, Ledger};
 use medchain_store::{Store, WriteOp};
@@ -170,7 +170,11 @@ struct Shared(Arc<LocalLedger>);
 
 impl Submitter for Shared {
     fn submit(&self, env: Envelope, content: Vec<Vec<u8>>) -> SubmitFuture {
-        let r = self.0.commit(Batch::one(&env), content);
+        // A failed local write stands for a replica that did not take the request.
+        let r = self
+            .0
+            .commit(Batch::one(&env), content)
+            .map_err(SubmitError::Refused);
         Box::pin(async move { r })
     }
 }

@@ -1,6 +1,6 @@
-//! The node's API gateway as a PBFT client, in process. It gathers the transactions its
-//! users submit at about the same time into one batch, signs the batch with the node's
-//! client key (so every record is attributable to the organisation that vouched for its
+//! The node's gateway batcher: this node's PBFT client, in process. It gathers the
+//! transactions its users submit at about the same time into one batch, signs the batch
+//! with the node's client key (so every record is attributable to the organisation that vouched for its
 //! user), hands it to the core, and answers each transaction once the block holding the
 //! batch is durable here.
 //!
@@ -13,41 +13,77 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use medchain_api::state::{Committed, SubmitFuture, Submitter};
-use medchain_records::tx::{MAX_BATCH_BYTES, MAX_BATCH_TXS};
-use medchain_records::Envelope;
-use medchain_types::{encode, ClientId, Hash32, KeyPair, Request, Verifier};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::future::Future;
+use std::sync::mpsc::TrySendError;
+
+use medchain_types::{ClientId, Hash32, KeyPair, Request, Verifier};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
+use crate::app::{Application, BatchLimits, CoreSender};
 use crate::client::ClientReply;
+use crate::core_input::CoreInput;
 use crate::metrics::{Metrics, RequestResult};
-use crate::runtime::CoreInput;
 
 /// Transactions waiting for a batch. Beyond this the gateway answers "busy" at once: a
 /// fast refusal keeps the ledger's capacity for the work it already holds, where an
 /// unbounded queue would only turn every request into a timeout.
-pub const MAX_QUEUED: usize = 8_192;
+pub const QUEUED_TXS_MAX: usize = 8_192;
 /// Batches of this gateway between submission and commit at once.
-pub const IN_FLIGHT: usize = 4;
+pub const BATCHES_IN_FLIGHT: usize = 4;
 /// A batch whose commit has not arrived by then gives its slot back (the API's callers
 /// stop waiting after 10 s too).
 const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A commit, or why not (refused before reaching the ledger, or abandoned after) and what
-/// to tell the caller.
-type Answer = Result<Committed, (RequestResult, String)>;
+/// A committed transaction, as the replica answered it: which request carried it, at
+/// which index of that request's batch, and the block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Committed {
+    pub client: u16,
+    pub request_id: u64,
+    pub index: u32,
+    pub height: u64,
+    pub block_hash: Hash32,
+}
+
+/// Why a transaction did not reach a commit (the application's own verdicts are its
+/// business, not these).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The batcher's queue is full: refused at once rather than queued into a timeout.
+    #[error("the gateway is busy")]
+    Busy,
+    #[error("the gateway has stopped")]
+    Stopped,
+    /// The request was not signed or the replica did not take it.
+    #[error("the replica refused the request: {0}")]
+    Refused(String),
+    /// Taken, but no commit came back (timeout, or the replica dropped it).
+    #[error("no commit: {0}")]
+    NoCommit(&'static str),
+}
+
+impl SubmitError {
+    fn counted_as(&self) -> RequestResult {
+        match self {
+            SubmitError::Busy | SubmitError::Stopped | SubmitError::Refused(_) => {
+                RequestResult::Refused
+            }
+            SubmitError::NoCommit(_) => RequestResult::Abandoned,
+        }
+    }
+}
 
 /// One user's transaction on its way into a batch.
 #[derive(Debug)]
 struct Item {
-    env: Vec<u8>,
+    tx: Vec<u8>,
     content: Vec<Vec<u8>>,
-    done: oneshot::Sender<Answer>,
+    done: oneshot::Sender<Result<Committed, SubmitError>>,
 }
 
-#[derive(Debug)]
-pub struct Gateway {
+/// The handle the application submits through. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Batcher {
     queue: mpsc::Sender<Item>,
     metrics: Arc<Metrics>,
 }
@@ -72,46 +108,49 @@ struct Signer {
     client: ClientId,
     key: KeyPair,
     verifier: Verifier,
-    core: SyncSender<CoreInput>,
+    core: CoreSender,
     next_id: u64,
+    app: Arc<dyn Application>,
 }
 
-impl Gateway {
+impl Batcher {
     /// Start the batching task (on the current tokio runtime). `first_id` must be above
     /// every id this client has had executed (the PBFT client window starts right after
     /// the last executed one).
-    pub fn start(
+    pub(crate) fn start(
         client: ClientId,
         key: KeyPair,
         verifier: Verifier,
-        core: SyncSender<CoreInput>,
+        core: CoreSender,
         first_id: u64,
+        app: Arc<dyn Application>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let (queue, rx) = mpsc::channel(MAX_QUEUED);
+        let (queue, rx) = mpsc::channel(QUEUED_TXS_MAX);
         let signer = Signer {
             client,
             key,
             verifier,
             core,
             next_id: first_id.max(1),
+            app,
         };
         tokio::spawn(batch_loop(rx, signer));
-        Gateway { queue, metrics }
+        Batcher { queue, metrics }
     }
-}
 
-impl Submitter for Gateway {
-    fn submit(&self, env: Envelope, content: Vec<Vec<u8>>) -> SubmitFuture {
+    /// Submit one transaction (its canonical encoding, with `content` beside it); resolves
+    /// once the block holding it is committed and durable here.
+    pub fn submit(
+        &self,
+        tx: Vec<u8>,
+        content: Vec<Vec<u8>>,
+    ) -> impl Future<Output = Result<Committed, SubmitError>> + Send + 'static {
         let (done, rx) = oneshot::channel();
-        let sent = match self.queue.try_send(Item {
-            env: encode(&env),
-            content,
-            done,
-        }) {
+        let sent = match self.queue.try_send(Item { tx, content, done }) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => Err("gateway busy".to_string()),
-            Err(mpsc::error::TrySendError::Closed(_)) => Err("gateway stopped".to_string()),
+            Err(mpsc::error::TrySendError::Full(_)) => Err(SubmitError::Busy),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(SubmitError::Stopped),
         };
         if sent.is_err() {
             self.metrics.request_failed(RequestResult::Refused);
@@ -120,30 +159,30 @@ impl Submitter for Gateway {
             metrics: self.metrics.clone(),
             done: sent.is_err(),
         };
-        Box::pin(async move {
+        async move {
             sent?;
             let answer = rx.await;
             waiting.done = true;
-            match answer {
-                Ok(Ok(c)) => Ok(c),
-                Ok(Err((result, e))) => {
-                    waiting.metrics.request_failed(result);
-                    Err(e)
-                }
-                Err(_) => {
-                    waiting.metrics.request_failed(RequestResult::Abandoned);
-                    Err("replica dropped the request".to_string())
-                }
+            let answer = answer.unwrap_or(Err(SubmitError::NoCommit(
+                "the replica dropped the request",
+            )));
+            if let Err(e) = &answer {
+                waiting.metrics.request_failed(e.counted_as());
             }
-        })
+            answer
+        }
     }
 }
 
 /// Take a slot, gather what is queued (within the ledger's limits), sign, submit, and
 /// hand the answer to every transaction of the batch when the commit arrives.
 async fn batch_loop(mut rx: mpsc::Receiver<Item>, mut signer: Signer) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     let limits = signer.verifier.limits().clone();
+    let BatchLimits {
+        max_txs,
+        max_payload_bytes,
+    } = signer.app.batch_limits();
     let mut carried: Option<Item> = None;
     loop {
         let first = match carried.take() {
@@ -164,19 +203,19 @@ async fn batch_loop(mut rx: mpsc::Receiver<Item>, mut signer: Signer) {
         while let Some(item) = next.take() {
             if !item.done.is_closed() {
                 let item_content: usize = item.content.iter().map(Vec::len).sum();
-                let fits = payload_bytes + item.env.len() <= MAX_BATCH_BYTES
+                let fits = payload_bytes + item.tx.len() <= max_payload_bytes
                     && pieces + item.content.len() <= limits.max_content_pieces
                     && content_bytes + item_content <= limits.max_content_bytes;
                 if !items.is_empty() && !fits {
                     carried = Some(item);
                     break;
                 }
-                payload_bytes += item.env.len();
+                payload_bytes += item.tx.len();
                 pieces += item.content.len();
                 content_bytes += item_content;
                 items.push(item);
             }
-            if items.len() >= MAX_BATCH_TXS {
+            if items.len() >= max_txs {
                 break;
             }
             next = rx.try_recv().ok();
@@ -196,25 +235,23 @@ async fn batch_loop(mut rx: mpsc::Receiver<Item>, mut signer: Signer) {
             }
             Err(e) => {
                 for item in items {
-                    let _ = item.done.send(Err((RequestResult::Refused, e.clone())));
+                    let _ = item.done.send(Err(e.clone()));
                 }
             }
         }
     }
 }
 
-/// Sign the batch (its payload is the borsh encoding of `Batch(envelopes)`: a u32 count,
-/// then each envelope) and hand it to the core.
+/// Sign the batch (its payload joined by the application) and hand it to the core.
 fn submit_batch(
     signer: &Signer,
     request_id: u64,
     items: &mut [Item],
-) -> Result<mpsc::Receiver<ClientReply>, String> {
-    let mut payload = Vec::with_capacity(4 + items.iter().map(|i| i.env.len()).sum::<usize>());
-    payload.extend_from_slice(&(items.len() as u32).to_le_bytes());
+) -> Result<mpsc::Receiver<ClientReply>, SubmitError> {
+    let txs: Vec<&[u8]> = items.iter().map(|i| i.tx.as_slice()).collect();
+    let payload = signer.app.join_batch(&txs);
     let mut content = Vec::new();
     for item in items.iter_mut() {
-        payload.extend_from_slice(&item.env);
         content.append(&mut item.content);
     }
     let request = Request {
@@ -226,12 +263,12 @@ fn submit_batch(
     let verified = signer
         .verifier
         .sign_request(request, content, &signer.key)
-        .map_err(|e| format!("request refused: {e}"))?;
+        .map_err(|e| SubmitError::Refused(e.to_string()))?;
     let (tx, rx) = mpsc::channel(1);
     match signer.core.try_send(CoreInput::Client(verified, tx)) {
         Ok(()) => Ok(rx),
-        Err(TrySendError::Full(_)) => Err("replica busy".to_string()),
-        Err(TrySendError::Disconnected(_)) => Err("replica stopped".to_string()),
+        Err(TrySendError::Full(_)) => Err(SubmitError::Refused("replica busy".into())),
+        Err(TrySendError::Disconnected(_)) => Err(SubmitError::Refused("replica stopped".into())),
     }
 }
 
@@ -239,8 +276,8 @@ fn submit_batch(
 async fn answer(client: u16, items: Vec<Item>, mut reply: mpsc::Receiver<ClientReply>) {
     let r = match tokio::time::timeout(BATCH_TIMEOUT, reply.recv()).await {
         Ok(Some(r)) => Ok(r),
-        Ok(None) => Err("replica dropped the request".to_string()),
-        Err(_) => Err("no commit in time".to_string()),
+        Ok(None) => Err(SubmitError::NoCommit("the replica dropped the request")),
+        Err(_) => Err(SubmitError::NoCommit("no commit in time")),
     };
     for (index, item) in items.into_iter().enumerate() {
         let a = match &r {
@@ -251,32 +288,8 @@ async fn answer(client: u16, items: Vec<Item>, mut reply: mpsc::Receiver<ClientR
                 height: r.height,
                 block_hash: r.block_hash,
             }),
-            Err(e) => Err((RequestResult::Abandoned, e.clone())),
+            Err(e) => Err(e.clone()),
         };
         let _ = item.done.send(a);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use medchain_records::{Actor, Batch, Transaction};
-
-    use super::*;
-
-    #[test]
-    fn hand_built_payload_is_the_batch_encoding() {
-        let envs: Vec<Envelope> = (0..3)
-            .map(|i| Envelope {
-                actor: Actor::User(format!("d00{i}")),
-                tx: Transaction::Marker,
-            })
-            .collect();
-        let mut payload = (envs.len() as u32).to_le_bytes().to_vec();
-        for e in &envs {
-            payload.extend_from_slice(&encode(e));
-        }
-        assert_eq!(payload, Batch(envs.clone()).encode());
-        assert_eq!(Batch::one(&envs[0]), Batch(vec![envs[0].clone()]).encode());
-        assert_eq!(Batch::count_in(&payload), 3);
     }
 }

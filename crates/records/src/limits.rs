@@ -1,0 +1,47 @@
+//! Every bound of the records service in one place, each with its unit in its name. The
+//! ledger enforces them at execution (against any gateway), the API checks them first
+//! for a friendly answer, and the OpenAPI schema publishes them as `maxLength`, so the
+//! three can never disagree.
+
+/// Largest encoded transaction (the request payload limit is larger; this is tighter).
+pub const TX_MAX_BYTES: usize = 16 << 10;
+/// Most transactions one request carries (a gateway batches its users' transactions so
+/// that signatures and consensus messages are paid per batch, not per record).
+pub const BATCH_MAX_TXS: usize = 256;
+/// Largest encoded batch: the request payload limit of the ledger.
+pub const BATCH_MAX_BYTES: usize = 1 << 20;
+
+/// Longest user id (see `medchain_types::genesis::valid_user_id`), patient ids included.
+pub const USER_ID_MAX_CHARS: usize = 64;
+/// Longest record id, in bytes (ids are ASCII when the API makes them).
+pub const RECORD_ID_MAX_BYTES: usize = 64;
+/// Longest display name of a user.
+pub const DISPLAY_NAME_MAX_CHARS: usize = 100;
+/// Longest department name.
+pub const DEPARTMENT_MAX_CHARS: usize = 64;
+/// Longest free-text reason (audit, break-glass).
+pub const REASON_MAX_CHARS: usize = 500;
+/// Longest audited action name.
+pub const ACTION_MAX_CHARS: usize = 64;
+/// Longest one-time consent code or prescription code as typed.
+pub const CODE_MAX_CHARS: usize = 32;
+/// Longest search text of a patient or user search.
+pub const SEARCH_MAX_CHARS: usize = 64;
+
+/// Longest diagnosis of a record.
+pub const DIAGNOSIS_MAX_CHARS: usize = 2_000;
+/// Longest free-text prescription of a record.
+pub const PRESCRIPTION_MAX_CHARS: usize = 2_000;
+/// Longest notes of a record.
+pub const NOTES_MAX_CHARS: usize = 10_000;
+/// Most structured medication lines in one record.
+pub const MEDICATION_LINES_MAX: usize = 20;
+/// Longest medication name.
+pub const MEDICATION_NAME_MAX_CHARS: usize = 200;
+/// Longest other field of a medication line (dose, route, frequency, duration, quantity).
+pub const MEDICATION_FIELD_MAX_CHARS: usize = 100;
+
+/// How long a one-time consent code is valid.
+pub const CONSENT_CODE_TTL_MS: u64 = 5 * 60 * 1000;
+/// Longest (and default) break-glass access.
+pub const BREAK_GLASS_MAX_MS: u64 = 60 * 60 * 1000;

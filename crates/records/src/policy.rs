@@ -1,0 +1,174 @@
+//! The read predicates of the records rules: who a user is, whether a consent, a
+//! one-time code or break-glass access holds at a given time, and whether a doctor may
+//! add a record. The ledger decides with them at execution and the API with them before
+//! submitting (a fast, friendly refusal), so each rule exists once.
+
+use medchain_store::rusqlite::{self, params, types::FromSqlError, Connection, OptionalExtension};
+use medchain_types::UserRole;
+
+use crate::outcome::Rejection;
+use crate::tx::{consent_code_hash, Grantee};
+
+/// A user as the state knows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UserRow {
+    pub user_id: String,
+    pub role: UserRole,
+    pub organisation: u16,
+    pub department: String,
+    pub display_name: String,
+    pub active: bool,
+}
+
+/// The role stored as `s`; `None` for a string this binary never writes.
+pub fn parse_role(s: &str) -> Option<UserRole> {
+    match s {
+        "doctor" => Some(UserRole::Doctor),
+        "patient" => Some(UserRole::Patient),
+        "pharmacy" => Some(UserRole::Pharmacy),
+        "department" => Some(UserRole::Department),
+        _ => None,
+    }
+}
+
+/// Read a stored role: an unknown one is a corrupt row, never a guess (an unknown role
+/// is not a patient).
+pub fn role_column(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<UserRole> {
+    let s: String = row.get(index)?;
+    parse_role(&s).ok_or_else(|| {
+        rusqlite::Error::FromSqlConversionFailure(
+            index,
+            rusqlite::types::Type::Text,
+            Box::new(FromSqlError::Other(format!("unknown role {s:?}").into())),
+        )
+    })
+}
+
+/// Map a `users` row selected as (user_id, role, organisation, department, display_name,
+/// active).
+pub fn user_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        user_id: r.get(0)?,
+        role: role_column(r, 1)?,
+        organisation: r.get(2)?,
+        department: r.get(3)?,
+        display_name: r.get(4)?,
+        active: r.get::<_, i64>(5)? != 0,
+    })
+}
+
+/// Look a user up (active or not).
+pub fn user(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
+    conn.prepare_cached(
+        "SELECT user_id, role, organisation, department, display_name, active
+         FROM users WHERE user_id = ?1",
+    )?
+    .query_row(params![id], user_from_row)
+    .optional()
+}
+
+/// Whether `patient` has an unexpired, unrevoked consent to this grantee at `now_ms`.
+pub fn consent_active(
+    conn: &Connection,
+    patient: &str,
+    grantee: &Grantee,
+    now_ms: u64,
+) -> rusqlite::Result<bool> {
+    let row: Option<(Option<i64>, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT expires_at_ms, revoked_at_ms FROM consents
+             WHERE patient = ?1 AND grantee_kind = ?2 AND grantee_id = ?3",
+        )?
+        .query_row(params![patient, grantee.kind(), grantee.id()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    Ok(matches!(row, Some((exp, None)) if exp.is_none_or(|e| (e as u64) > now_ms)))
+}
+
+/// Whether a doctor may see a patient's records through consent (their own, or their
+/// department's).
+pub fn doctor_has_consent(
+    conn: &Connection,
+    doctor: &UserRow,
+    patient: &str,
+    now_ms: u64,
+) -> rusqlite::Result<bool> {
+    Ok(consent_active(
+        conn,
+        patient,
+        &Grantee::Doctor(doctor.user_id.clone()),
+        now_ms,
+    )? || consent_active(
+        conn,
+        patient,
+        &Grantee::Department(doctor.department.clone()),
+        now_ms,
+    )?)
+}
+
+/// When a doctor's latest break-glass access to a patient ends (or ended), if ever granted.
+pub fn break_glass_until(
+    conn: &Connection,
+    doctor: &str,
+    patient: &str,
+) -> rusqlite::Result<Option<u64>> {
+    let until: Option<i64> = conn
+        .prepare_cached("SELECT MAX(until_ms) FROM break_glass WHERE doctor = ?1 AND patient = ?2")?
+        .query_row(params![doctor, patient], |r| r.get(0))?;
+    Ok(until.map(|u| u as u64))
+}
+
+/// Whether a doctor holds unexpired break-glass access to a patient.
+pub fn break_glass_active(
+    conn: &Connection,
+    doctor: &str,
+    patient: &str,
+    now_ms: u64,
+) -> rusqlite::Result<bool> {
+    Ok(break_glass_until(conn, doctor, patient)?.is_some_and(|u| u > now_ms))
+}
+
+/// Whether `code` is an unused, unexpired one-time consent code of `patient` at `now_ms`
+/// (the same condition `AddRecord` consumes it under).
+pub fn consent_code_usable(
+    conn: &Connection,
+    patient: &str,
+    code: &str,
+    now_ms: u64,
+) -> rusqlite::Result<bool> {
+    let hash = consent_code_hash(patient, code);
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM consent_codes WHERE code_hash = ?1 AND patient = ?2
+             AND used_height IS NULL AND expires_at_ms > ?3",
+        )?
+        .query_row(params![&hash.0[..], patient, now_ms as i64], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+/// The add-record consent rule: a doctor adds a record for a patient who consented (to
+/// them or their department) or with the patient's usable one-time `consent_code`. The
+/// outer error is SQLite failing, the inner one the rule saying no.
+pub fn may_add_record(
+    conn: &Connection,
+    doctor: &UserRow,
+    patient: &str,
+    consent_code: Option<&str>,
+    now_ms: u64,
+) -> rusqlite::Result<Result<(), Rejection>> {
+    if doctor_has_consent(conn, doctor, patient, now_ms)? {
+        return Ok(Ok(()));
+    }
+    Ok(match consent_code {
+        Some(code) if consent_code_usable(conn, patient, code, now_ms)? => Ok(()),
+        Some(_) => Err(Rejection::forbidden(
+            "consent code is wrong, used or expired",
+        )),
+        None => Err(Rejection::forbidden(format!(
+            "no consent from {patient} for {}; ask the patient for consent or a one-time code",
+            doctor.user_id
+        ))),
+    })
+}

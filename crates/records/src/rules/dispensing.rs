@@ -1,0 +1,60 @@
+//! Dispensing: a pharmacy dispenses a record's prescription once, when the patient
+//! consented to that pharmacy or presented the prescription code. The ledger refuses the
+//! second dispense, also when two pharmacies race on two replicas.
+
+use medchain_store::rusqlite::{params, OptionalExtension};
+use medchain_types::UserRole;
+
+use super::{Acting, Request};
+use crate::ledger::exec;
+use crate::outcome::{reject, Checked, Outcome};
+use crate::policy::consent_active;
+use crate::tx::{prescription_code_hash, Grantee};
+
+pub(super) fn dispense(
+    r: &Request<'_>,
+    actor: &Acting,
+    record_id: &str,
+    code: Option<&str>,
+) -> Checked {
+    let pharmacy = actor.as_role(UserRole::Pharmacy, "only a pharmacy dispenses")?;
+    let row: Option<(String, Option<Vec<u8>>)> = r
+        .conn
+        .prepare_cached("SELECT patient, rx_code_hash FROM records WHERE record_id = ?1")?
+        .query_row(params![record_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((patient, rx_hash)) = row else {
+        return reject(Outcome::NotFound, format!("no prescription {record_id}"));
+    };
+    let Some(rx_hash) = rx_hash else {
+        return reject(
+            Outcome::NotFound,
+            format!("record {record_id} prescribes nothing"),
+        );
+    };
+    let by_code = code.is_some_and(|c| prescription_code_hash(c).0[..] == rx_hash[..]);
+    let grantee = Grantee::Pharmacy(pharmacy.user_id.clone());
+    if !(by_code || consent_active(r.conn, &patient, &grantee, r.now_ms)?) {
+        return reject(
+            Outcome::Forbidden,
+            "no consent from the patient and no valid prescription code",
+        );
+    }
+    let n = exec(
+        r.conn,
+        "INSERT OR IGNORE INTO dispenses VALUES (?1, ?2, ?3, ?4)",
+        params![
+            record_id,
+            pharmacy.user_id,
+            r.now_ms as i64,
+            r.height as i64
+        ],
+    )?;
+    if n == 0 {
+        return reject(
+            Outcome::Conflict,
+            format!("prescription {record_id} was already dispensed"),
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! The records rules: what each transaction may do, by whom, in which state. One file
+//! per family of transactions; this one resolves who is acting and dispatches. A rule
+//! returns `Checked`: `Ok` (its writes stay), `Rejected` (recorded as the outcome, its
+//! writes rolled back) or `Fatal` (the replica stops: it could not read its own state).
+
+mod audit;
+mod break_glass;
+mod consent;
+mod dispensing;
+mod records;
+mod users;
+
+use medchain_store::rusqlite::Transaction;
+use medchain_store::ApplyError;
+use medchain_types::{SignedRequest, UserRole};
+
+use crate::outcome::{reject, Checked, Outcome, Refusal, Rejection};
+use crate::policy::{user, UserRow};
+use crate::tx::{Actor, Envelope, Transaction as Tx};
+
+/// The request a transaction came in, and the block executing it.
+#[derive(Debug)]
+pub(crate) struct Request<'a> {
+    /// The block's SQLite transaction.
+    pub conn: &'a Transaction<'a>,
+    pub signed: &'a SignedRequest,
+    /// The block's timestamp: the only clock the rules read.
+    pub now_ms: u64,
+    pub height: u64,
+    pub n_replicas: usize,
+}
+
+impl Request<'_> {
+    /// The signing client: clients 0..n are the replicas' gateways, n..2n their operators
+    /// (the CLI's user administration).
+    fn client(&self) -> usize {
+        usize::from(self.signed.request.client.0)
+    }
+
+    /// The organisation whose gateway or operator key signed the request (client c
+    /// belongs to organisation c mod n).
+    pub fn signer_organisation(&self) -> u16 {
+        (self.client() % self.n_replicas.max(1)) as u16
+    }
+
+    fn signed_by_operator(&self) -> bool {
+        self.client() >= self.n_replicas
+    }
+}
+
+/// Who a transaction acts as, once checked against the state.
+#[derive(Debug)]
+pub(crate) enum Acting {
+    /// The signing organisation's operator.
+    Operator,
+    /// An active user the signing gateway vouches for.
+    User(UserRow),
+}
+
+impl Acting {
+    /// The acting user, if a user of `role`.
+    fn as_role(&self, role: UserRole, what: &str) -> Checked<&UserRow> {
+        match self {
+            Acting::User(u) if u.role == role => Ok(u),
+            _ => reject(Outcome::Forbidden, what),
+        }
+    }
+}
+
+/// Execute one transaction: the verdict to record, or the replica's own failure.
+pub(crate) fn execute(
+    r: &Request<'_>,
+    env: &Envelope,
+) -> Result<Result<(), Rejection>, ApplyError> {
+    match resolve_actor(r, &env.actor).and_then(|actor| dispatch(r, &actor, &env.tx)) {
+        Ok(()) => Ok(Ok(())),
+        Err(Refusal::Rejected(rej)) => Ok(Err(rej)),
+        Err(Refusal::Fatal(e)) => Err(e),
+    }
+}
+
+fn resolve_actor(r: &Request<'_>, actor: &Actor) -> Checked<Acting> {
+    match actor {
+        Actor::Operator if !r.signed_by_operator() => reject(
+            Outcome::Forbidden,
+            "only an operator key may act as the operator",
+        ),
+        Actor::Operator => Ok(Acting::Operator),
+        Actor::User(id) => active_user(r, id).map(Acting::User),
+    }
+}
+
+fn dispatch(r: &Request<'_>, actor: &Acting, tx: &Tx) -> Checked {
+    match tx {
+        Tx::RegisterUser {
+            user_id,
+            role,
+            department,
+            display_name,
+        } => users::register(
+            r,
+            actor,
+            users::NewUser {
+                user_id,
+                role: *role,
+                department,
+                display_name,
+            },
+        ),
+        Tx::DeactivateUser { user_id } => users::deactivate(r, actor, user_id),
+        Tx::GrantConsent {
+            grantee,
+            expires_at_ms,
+        } => consent::grant(r, actor, grantee, *expires_at_ms),
+        Tx::RevokeConsent { grantee } => consent::revoke(r, actor, grantee),
+        Tx::CreateConsentCode { code_hash } => consent::create_code(r, actor, code_hash),
+        Tx::AddRecord {
+            record_id,
+            patient,
+            content_hash,
+            consent_code,
+            amends,
+            prescription_code_hash,
+        } => records::add(
+            r,
+            actor,
+            records::NewRecord {
+                record_id,
+                patient,
+                content_hash,
+                consent_code: consent_code.as_deref(),
+                amends: amends.as_deref(),
+                prescription_code_hash: prescription_code_hash.as_ref(),
+            },
+        ),
+        Tx::Dispense { record_id, code } => {
+            dispensing::dispense(r, actor, record_id, code.as_deref())
+        }
+        Tx::AuditRead {
+            patient,
+            action,
+            reason,
+        } => audit::read(r, actor, patient, action, reason),
+        Tx::BreakGlass {
+            patient,
+            reason,
+            duration_ms,
+        } => break_glass::open(r, actor, patient, reason, *duration_ms),
+        Tx::Marker => Ok(()),
+    }
+}
+
+/// An active user, or the rejection naming why not.
+fn active_user(r: &Request<'_>, id: &str) -> Checked<UserRow> {
+    match user(r.conn, id)? {
+        Some(u) if u.active => Ok(u),
+        Some(_) => reject(Outcome::Forbidden, format!("user {id} is deactivated")),
+        None => reject(Outcome::NotFound, format!("no user {id}")),
+    }
+}
+
+fn need_role(u: &UserRow, role: UserRole) -> Checked {
+    if u.role == role {
+        Ok(())
+    } else {
+        reject(
+            Outcome::Forbidden,
+            format!(
+                "{} is a {}, not a {}",
+                u.user_id,
+                u.role.as_str(),
+                role.as_str()
+            ),
+        )
+    }
+}
+
+fn text_ok(s: &str, field: &str, max_chars: usize) -> Checked {
+    if s.chars().count() > max_chars {
+        reject(
+            Outcome::Invalid,
+            format!("{field} is longer than {max_chars} characters"),
+        )
+    } else {
+        Ok(())
+    }
+}

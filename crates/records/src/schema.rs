@@ -1,0 +1,150 @@
+//! The records state's tables and how a database gets them: created on first start,
+//! seeded from the genesis (its users and standing consents), and refused when an older
+//! MedChain wrote it in a layout this one cannot replay.
+
+use medchain_store::rusqlite::{params, Connection, OptionalExtension};
+use medchain_store::ApplyError;
+use medchain_types::Genesis;
+
+/// Tables of the records state. Versioned by `records_meta.version`.
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS users (
+    user_id      TEXT PRIMARY KEY,
+    role         TEXT NOT NULL,
+    organisation INTEGER NOT NULL,
+    department   TEXT NOT NULL,
+    display_name TEXT NOT NULL,
+    active       INTEGER NOT NULL,
+    height       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS users_department ON users(department, role);
+CREATE TABLE IF NOT EXISTS consents (
+    patient       TEXT NOT NULL,
+    grantee_kind  TEXT NOT NULL,
+    grantee_id    TEXT NOT NULL,
+    granted_at_ms INTEGER NOT NULL,
+    expires_at_ms INTEGER,
+    revoked_at_ms INTEGER,
+    height        INTEGER NOT NULL,
+    PRIMARY KEY (patient, grantee_kind, grantee_id)
+);
+CREATE INDEX IF NOT EXISTS consents_grantee ON consents(grantee_kind, grantee_id);
+CREATE TABLE IF NOT EXISTS consent_codes (
+    code_hash     BLOB PRIMARY KEY,
+    patient       TEXT NOT NULL,
+    expires_at_ms INTEGER NOT NULL,
+    used_height   INTEGER
+);
+CREATE TABLE IF NOT EXISTS records (
+    record_id      TEXT PRIMARY KEY,
+    patient        TEXT NOT NULL,
+    doctor         TEXT NOT NULL,
+    department     TEXT NOT NULL,
+    content_hash   BLOB NOT NULL,
+    amends         TEXT,
+    rx_code_hash   BLOB,
+    created_at_ms  INTEGER NOT NULL,
+    height         INTEGER NOT NULL,
+    via_client     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS records_patient ON records(patient, height);
+CREATE INDEX IF NOT EXISTS records_department ON records(department, height);
+CREATE INDEX IF NOT EXISTS records_rx_code ON records(rx_code_hash);
+CREATE TABLE IF NOT EXISTS dispenses (
+    record_id TEXT PRIMARY KEY,
+    pharmacy  TEXT NOT NULL,
+    at_ms     INTEGER NOT NULL,
+    height    INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    patient     TEXT NOT NULL,
+    reader      TEXT NOT NULL,
+    reader_role TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    height      INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_patient ON audit(patient, id);
+CREATE TABLE IF NOT EXISTS break_glass (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    doctor     TEXT NOT NULL,
+    patient    TEXT NOT NULL,
+    department TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    until_ms   INTEGER NOT NULL,
+    height     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS break_glass_pair ON break_glass(doctor, patient);
+CREATE TABLE IF NOT EXISTS outcomes (
+    client     INTEGER NOT NULL,
+    request_id INTEGER NOT NULL,
+    -- the transaction's index in its request, or -n: all n transactions succeeded
+    idx        INTEGER NOT NULL,
+    height     INTEGER NOT NULL,
+    outcome    TEXT NOT NULL,
+    message    TEXT NOT NULL,
+    PRIMARY KEY (client, request_id, idx)
+);
+";
+
+/// Create or check the tables, and seed the genesis state once.
+pub fn migrate(conn: &Connection, genesis: &Genesis) -> Result<(), ApplyError> {
+    conn.execute_batch(SCHEMA)?;
+    // Before batches, outcomes had no index and payloads held one bare envelope; such a
+    // chain would not replay the same way, so say so instead of running on it.
+    let batched: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('outcomes') WHERE name = 'idx'",
+        [],
+        |r| r.get(0),
+    )?;
+    if batched == 0 {
+        return Err(ApplyError::Unsupported(
+            "this database was written by an older MedChain (transactions before \
+             batching); initialise a new data directory",
+        ));
+    }
+    let seeded: Option<i64> = conn
+        .query_row(
+            "SELECT value FROM records_meta WHERE key = 'genesis_seeded'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if seeded.is_none() {
+        conn.execute_batch("BEGIN")?;
+        let r = seed_genesis(conn, genesis);
+        conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+        r?;
+    }
+    Ok(())
+}
+
+fn seed_genesis(conn: &Connection, g: &Genesis) -> Result<(), ApplyError> {
+    for u in &g.users {
+        conn.execute(
+            "INSERT OR IGNORE INTO users VALUES (?1, ?2, ?3, ?4, ?5, 1, 0)",
+            params![
+                u.user_id,
+                u.role.as_str(),
+                u.organisation.0,
+                u.department,
+                u.display_name
+            ],
+        )?;
+    }
+    for c in &g.consents {
+        conn.execute(
+            "INSERT OR IGNORE INTO consents VALUES (?1, 'doctor', ?2, 0, NULL, NULL, 0)",
+            params![c.patient, c.doctor],
+        )?;
+    }
+    conn.execute(
+        "INSERT INTO records_meta (key, value) VALUES ('genesis_seeded', 1)",
+        [],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! A MedChain replica as shipped: the app-neutral node runtime (`medchain-node`) running
+//! the records ledger (`medchain-records`) with the records API (`medchain-api`) as its
+//! HTTP surface. This crate is only that wiring, so that each of the three can be read
+//! and tested without the others.
+
+use std::sync::Arc;
+
+use medchain_api::auth::{open_local_db, AuthService};
+use medchain_api::state::{
+    AppConfig, AppState, ReplicaStatus, SubmitFuture, Submitter, SystemClock,
+};
+use medchain_node::batcher::Batcher;
+use medchain_node::core_input::LiveStatus;
+use medchain_node::{Application, BatchLimits, NodeError, NodeFiles, NodeHandles};
+use medchain_records::limits::{BATCH_MAX_BYTES, BATCH_MAX_TXS};
+use medchain_records::{Batch, Envelope, Ledger};
+use medchain_store::{Reader, StateMachine, StoreError};
+use medchain_types::{ClientId, Hash32};
+
+/// The records service as the node's application.
+#[derive(Debug, Default)]
+pub struct RecordsApp;
+
+impl Application for RecordsApp {
+    fn state_machine(&self, files: &NodeFiles) -> Box<dyn StateMachine> {
+        Box::new(Ledger::new(files.genesis.clone()))
+    }
+
+    fn transactions_in(&self, payload: &[u8]) -> usize {
+        Batch::count_in(payload)
+    }
+
+    fn join_batch(&self, encoded_txs: &[&[u8]]) -> Vec<u8> {
+        Batch::join_encoded(encoded_txs)
+    }
+
+    fn batch_limits(&self) -> BatchLimits {
+        BatchLimits {
+            max_txs: BATCH_MAX_TXS,
+            max_payload_bytes: BATCH_MAX_BYTES,
+        }
+    }
+
+    fn last_request_id(
+        &self,
+        reader: &Reader,
+        client: ClientId,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(medchain_records::query::last_request_id(
+            reader.connection(),
+            client.0,
+        )?)
+    }
+
+    fn http(&self, handles: NodeHandles<'_>) -> Result<axum::Router, NodeError> {
+        Ok(medchain_api::router(api_state(handles)?))
+    }
+}
+
+/// Run one replica of the records service until `shutdown` resolves.
+pub async fn run(
+    files: NodeFiles,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
+    medchain_node::run_node(files, Arc::new(RecordsApp), shutdown).await
+}
+
+/// The API's gateway: a records transaction, encoded, into this node's batcher.
+#[derive(Debug)]
+struct LedgerGateway(Batcher);
+
+impl Submitter for LedgerGateway {
+    fn submit(&self, env: Envelope, content: Vec<Vec<u8>>) -> SubmitFuture {
+        Box::pin(self.0.submit(medchain_types::encode(&env), content))
+    }
+}
+
+/// The replica's live figures, as the API reads them.
+#[derive(Debug)]
+struct Live(LiveStatus);
+
+impl ReplicaStatus for Live {
+    fn head(&self) -> (u64, Hash32, u64) {
+        let h = self.0.head();
+        (h.height, h.hash, h.view)
+    }
+    fn in_view_change(&self) -> bool {
+        self.0.in_view_change()
+    }
+}
+
+/// The API state: the node's batcher as the gateway, sessions in the node-local
+/// database, the system clock, the live status and metrics.
+fn api_state(h: NodeHandles<'_>) -> Result<AppState, NodeError> {
+    let files = h.files;
+    let conn = open_local_db(&files.gateway_db_path()).map_err(StoreError::from)?;
+    let audience = format!("{}/replica-{}", files.genesis.chain_id, files.id().0);
+    let auth = AuthService::new(conn, audience).map_err(|e| NodeError::Api(e.message))?;
+    Ok(AppState::new(AppConfig {
+        replica: files.id().0,
+        genesis: files.genesis.clone(),
+        db_path: files.db_path(),
+        submitter: Box::new(LedgerGateway(h.batcher)),
+        auth,
+        clock: Box::new(SystemClock),
+        status: Box::new(Live(h.status)),
+        telemetry: Some(h.metrics),
+        manual_validation: files.config.manual_validation,
+    }))
+}
