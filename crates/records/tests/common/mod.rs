@@ -1,0 +1,347 @@
+//! The one place these tests touch the records `Ledger` and its outcome table: a fresh
+//! SQLite database, migrated, with blocks of real signed requests applied to it. The
+//! ledger's internals are being reorganised; if `migrate`, `apply` or `query::outcome`
+//! change shape, this file is the only one that needs an edit.
+//!
+//! The genesis has four organisations (so that some gateways are foreign to every user),
+//! users in two departments of two of them, and standing consents.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use medchain_records::query;
+use medchain_records::{Actor, Batch, Envelope, Ledger, Outcome, RecordContent, Transaction};
+use medchain_store::rusqlite::{types::ValueRef, Connection};
+use medchain_store::StateMachine;
+use medchain_types::block::tx_root;
+use medchain_types::genesis::{ClientInfo, GenesisConsent, GenesisUser};
+use medchain_types::{
+    BlockHeader, ClientId, CommitCertificate, CommittedBlock, Genesis, Hash32, KeyPair, ReplicaId,
+    ReplicaInfo, Request, SignedRequest, UserRole,
+};
+
+/// Number of organisations, each with one replica, one gateway and one operator key.
+pub const ORGS: u16 = 4;
+/// "Now" of the first block; later blocks are later.
+pub const START_MS: u64 = 1_800_000_000_000;
+
+/// Genesis users: (id, role, organisation, department).
+pub const USERS: &[(&str, UserRole, u16, &str)] = &[
+    ("dep-card", UserRole::Department, 0, "cardiology"),
+    ("d-card", UserRole::Doctor, 0, "cardiology"),
+    ("d-card2", UserRole::Doctor, 0, "cardiology"),
+    ("p-card", UserRole::Patient, 0, "cardiology"),
+    ("p-card2", UserRole::Patient, 0, "cardiology"),
+    ("ph-0", UserRole::Pharmacy, 0, "pharmacy"),
+    ("dep-onc", UserRole::Department, 1, "oncology"),
+    ("d-onc", UserRole::Doctor, 1, "oncology"),
+    ("p-onc", UserRole::Patient, 1, "oncology"),
+    ("ph-1", UserRole::Pharmacy, 1, "pharmacy"),
+];
+
+/// Standing consents of the genesis: (patient, doctor).
+pub const CONSENTS: &[(&str, &str)] = &[("p-card", "d-card"), ("p-onc", "d-onc")];
+
+/// Which key signs a request: an organisation's gateway or its operator (the CLI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signer {
+    Gateway(u16),
+    Operator(u16),
+}
+
+impl Signer {
+    /// The genesis client index: gateways are 0..n, operators n..2n.
+    pub fn client(self) -> u16 {
+        match self {
+            Signer::Gateway(org) => org,
+            Signer::Operator(org) => ORGS + org,
+        }
+    }
+
+    fn key(self) -> KeyPair {
+        match self {
+            Signer::Gateway(org) => KeyPair::for_test(&format!("rules-gateway-{org}")),
+            Signer::Operator(org) => KeyPair::for_test(&format!("rules-operator-{org}")),
+        }
+    }
+}
+
+/// What a request carries: a batch as an honest gateway encodes it, or any bytes at all
+/// (what a faulty one might send).
+#[derive(Clone, Debug)]
+pub enum Payload {
+    Batch(Vec<Envelope>),
+    Raw(Vec<u8>),
+}
+
+/// One request before it is signed.
+#[derive(Clone, Debug)]
+pub struct Submission {
+    pub signer: Signer,
+    pub payload: Payload,
+}
+
+impl Submission {
+    /// One transaction by `actor`.
+    pub fn one(signer: Signer, actor: Actor, tx: Transaction) -> Self {
+        Submission {
+            signer,
+            payload: Payload::Batch(vec![Envelope { actor, tx }]),
+        }
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        match &self.payload {
+            Payload::Batch(envs) => Batch(envs.clone()).encode(),
+            Payload::Raw(bytes) => bytes.clone(),
+        }
+    }
+
+    /// A request that adds a record carries the sample content, as the gateway would;
+    /// a record naming any other hash names content the request does not hold.
+    fn content(&self) -> Vec<Vec<u8>> {
+        let adds_record = match &self.payload {
+            Payload::Batch(envs) => envs
+                .iter()
+                .any(|e| matches!(e.tx, Transaction::AddRecord { .. })),
+            Payload::Raw(_) => false,
+        };
+        if adds_record {
+            vec![sample_content().to_bytes()]
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+/// The clinical content every test record holds.
+pub fn sample_content() -> RecordContent {
+    RecordContent {
+        department: "cardiology".into(),
+        diagnosis: "hypertension".into(),
+        prescription: "amlodipine 5 mg daily".into(),
+        notes: "review in four weeks".into(),
+        medications: Vec::new(),
+    }
+}
+
+/// The hash under which the request carries `sample_content`.
+pub fn sample_content_hash() -> Hash32 {
+    Hash32::sha256(&sample_content().to_bytes())
+}
+
+/// The organisation of a genesis user (panics on a typo in a test).
+pub fn home_of(user: &str) -> u16 {
+    USERS
+        .iter()
+        .find(|u| u.0 == user)
+        .map(|u| u.2)
+        .unwrap_or_else(|| panic!("{user} is not a genesis user"))
+}
+
+pub fn genesis() -> Genesis {
+    Genesis {
+        format_version: medchain_types::codec::FORMAT_VERSION,
+        chain_id: "records-rules".into(),
+        replicas: (0..ORGS).map(replica).collect(),
+        clients: (0..ORGS)
+            .map(Signer::Gateway)
+            .chain((0..ORGS).map(Signer::Operator))
+            .map(|s| ClientInfo {
+                name: format!("{s:?}"),
+                public_key: s.key().public(),
+            })
+            .collect(),
+        users: USERS
+            .iter()
+            .map(|(id, role, org, dept)| GenesisUser {
+                user_id: (*id).into(),
+                role: *role,
+                organisation: ReplicaId(*org),
+                department: (*dept).into(),
+                display_name: format!("User {id}"),
+            })
+            .collect(),
+        consents: CONSENTS
+            .iter()
+            .map(|(p, d)| GenesisConsent {
+                patient: (*p).into(),
+                doctor: (*d).into(),
+            })
+            .collect(),
+    }
+}
+
+fn replica(i: u16) -> ReplicaInfo {
+    ReplicaInfo {
+        id: ReplicaId(i),
+        organisation: format!("Org {i}"),
+        public_key: KeyPair::for_test(&format!("rules-replica-{i}")).public(),
+        peer_addr: format!("127.0.0.1:{}", 7000 + i),
+        http_addr: format!("127.0.0.1:{}", 5000 + i),
+    }
+}
+
+/// A fresh ledger database and the blocks applied to it so far.
+#[derive(Debug)]
+pub struct Chain {
+    conn: Connection,
+    ledger: Ledger,
+    height: u64,
+    next_request_id: u64,
+    _dir: tempfile::TempDir,
+}
+
+/// What the ledger recorded for one transaction.
+pub type Recorded = (Outcome, String);
+
+impl Chain {
+    pub fn new() -> Self {
+        let g = genesis();
+        g.validate().expect("the test genesis is valid");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let conn = Connection::open(dir.path().join("records.sqlite")).expect("open sqlite");
+        // The store runs WAL with full syncs; what these tests check does not depend on
+        // durability, and syncing every block of a hundred and more fresh databases
+        // would dominate their run time.
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("journal mode");
+        conn.pragma_update(None, "synchronous", "OFF")
+            .expect("synchronous");
+        let mut ledger = Ledger::new(g);
+        ledger.migrate(&conn).expect("migrate a fresh database");
+        Chain {
+            conn,
+            ledger,
+            height: 0,
+            next_request_id: 1,
+            _dir: dir,
+        }
+    }
+
+    /// Apply one block holding `subs` at `now_ms`, and return what became of each
+    /// transaction of each submission, in order.
+    pub fn apply(&mut self, now_ms: u64, subs: &[Submission]) -> Vec<Vec<Recorded>> {
+        self.height += 1;
+        let requests: Vec<SignedRequest> = subs.iter().map(|s| self.sign(s)).collect();
+        let block = block(self.height, now_ms, requests.clone());
+        let tx = self.conn.transaction().expect("begin");
+        self.ledger.apply(&tx, &block).expect("apply never fails");
+        tx.commit().expect("commit");
+        requests.iter().map(|r| self.recorded(r)).collect()
+    }
+
+    fn sign(&mut self, s: &Submission) -> SignedRequest {
+        let content = s.content();
+        let request_id = self.next_request_id;
+        self.next_request_id += 1;
+        Request {
+            client: ClientId(s.signer.client()),
+            request_id,
+            payload: s.bytes(),
+            content_hashes: content.iter().map(|c| Hash32::sha256(c)).collect(),
+        }
+        .sign_with_content(&s.signer.key(), content)
+    }
+
+    /// Outcomes of indices 0, 1, ... until the ledger has none (a refused batch has one).
+    fn recorded(&self, r: &SignedRequest) -> Vec<Recorded> {
+        let mut out = Vec::new();
+        while let Some(o) = query::outcome(
+            &self.conn,
+            r.request.client.0,
+            r.request.request_id,
+            out.len() as u32,
+        )
+        .expect("read outcome")
+        {
+            out.push(o);
+        }
+        assert!(!out.is_empty(), "no outcome recorded for a request");
+        out
+    }
+
+    /// Every row of every table but the outcomes: what a rejected transaction must not
+    /// change.
+    pub fn state(&self) -> Vec<String> {
+        self.dump(|t| t != "outcomes")
+    }
+
+    /// Every row of every table, outcomes included: what replicas must agree on.
+    pub fn everything(&self) -> Vec<String> {
+        self.dump(|_| true)
+    }
+
+    fn dump(&self, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .expect("list tables");
+        let tables: Vec<String> = stmt
+            .query_map([], |r| r.get(0))
+            .expect("list tables")
+            .collect::<Result<_, _>>()
+            .expect("table names");
+        tables
+            .into_iter()
+            .filter(|t| keep(t))
+            .flat_map(|t| self.rows_of(&t))
+            .collect()
+    }
+
+    fn rows_of(&self, table: &str) -> Vec<String> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT * FROM \"{table}\""))
+            .expect("select table");
+        let width = stmt.column_count();
+        let mut rows = stmt.query([]).expect("query table");
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().expect("next row") {
+            let cells: Vec<String> = (0..width)
+                .map(|i| cell(row.get_ref(i).expect("cell")))
+                .collect();
+            out.push(format!("{table}: {}", cells.join(" | ")));
+        }
+        // Compared as sets of rows: the order SQLite returns them in is not the state.
+        out.sort();
+        out
+    }
+}
+
+impl Default for Chain {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn cell(v: ValueRef<'_>) -> String {
+    match v {
+        ValueRef::Null => "NULL".into(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Text(t) => format!("{:?}", String::from_utf8_lossy(t)),
+        ValueRef::Blob(b) => format!("x'{}'", hex::encode(b)),
+    }
+}
+
+/// A block as the store would hand it to the ledger. The certificate is empty: the
+/// ledger does not check it (the store and the verifier do, before).
+fn block(height: u64, now_ms: u64, requests: Vec<SignedRequest>) -> CommittedBlock {
+    let header = BlockHeader {
+        height,
+        view: 0,
+        prev_hash: Hash32::default(),
+        tx_root: tx_root(&requests),
+        proposer: ReplicaId(0),
+        timestamp_ms: now_ms,
+    };
+    CommittedBlock {
+        header,
+        requests,
+        certificate: CommitCertificate {
+            view: 0,
+            height,
+            proposal_digest: Hash32::default(),
+            signatures: Vec::new(),
+        },
+    }
+}
