@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use medchain_records::{Envelope, Outcome, Rejection};
 use medchain_store::rusqlite::{Connection, OpenFlags};
-use medchain_types::{Genesis, Hash32};
+use medchain_types::Genesis;
 
 use crate::auth::AuthService;
 use crate::error::{ApiError, ApiResult};
@@ -55,11 +55,12 @@ impl Clock for SystemClock {
 
 /// The replica's live figures (view, head, peers), provided by the node.
 pub trait ReplicaStatus: Send + Sync + 'static {
-    fn head(&self) -> (u64, Hash32, u64);
+    fn head(&self) -> Head;
     fn in_view_change(&self) -> bool;
 }
 
 pub use medchain_node::batcher::{Committed, SubmitError};
+pub use medchain_node::core_input::Head;
 pub use medchain_node::metrics::{MetricsPoint, MetricsSnapshot, PeerStatus};
 
 /// The replica's metrics, provided by the node.

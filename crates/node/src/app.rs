@@ -4,24 +4,16 @@
 //! payload, where a gateway's request ids continue after a restart, and its HTTP
 //! surface. The records service is one such application (wired in `medchain-server`).
 
-use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 
 use medchain_store::{Reader, StateMachine, StoreError};
 use medchain_types::ClientId;
 
-use crate::batcher::Batcher;
+use crate::batcher::{BatchFormat, Batcher};
 use crate::config::NodeFiles;
-use crate::core_input::{CoreInput, LiveStatus};
+use crate::core_input::LiveStatus;
 use crate::error::NodeError;
 use crate::metrics::Metrics;
-
-/// Bounds of one batch of transactions, as the application's state machine accepts it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchLimits {
-    pub max_txs: usize,
-    pub max_payload_bytes: usize,
-}
 
 /// The handles an application's HTTP surface is built from.
 #[derive(Debug)]
@@ -43,10 +35,8 @@ pub trait Application: Send + Sync + 'static {
     /// when it cannot tell).
     fn transactions_in(&self, payload: &[u8]) -> usize;
 
-    /// One request payload from transactions encoded one by one, in order.
-    fn join_batch(&self, encoded_txs: &[&[u8]]) -> Vec<u8>;
-
-    fn batch_limits(&self) -> BatchLimits;
+    /// How the node's gateway joins transactions into one request payload.
+    fn batch_format(&self) -> BatchFormat;
 
     /// The highest request id of `client` that the state has executed, so that the
     /// node's gateway continues above it after a restart.
@@ -56,6 +46,3 @@ pub trait Application: Send + Sync + 'static {
     /// The HTTP surface (API and UI) of this node.
     fn http(&self, handles: NodeHandles<'_>) -> Result<axum::Router, NodeError>;
 }
-
-/// What the batcher needs to reach the core (kept here so that `batcher` and `run` agree).
-pub(crate) type CoreSender = SyncSender<CoreInput>;

@@ -19,9 +19,8 @@ use std::sync::mpsc::TrySendError;
 use medchain_types::{ClientId, Hash32, KeyPair, Request, Verifier};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::app::{Application, BatchLimits, CoreSender};
 use crate::client::ClientReply;
-use crate::core_input::CoreInput;
+use crate::core_input::{CoreInput, CoreSender};
 use crate::metrics::{Metrics, RequestResult};
 
 /// Transactions waiting for a batch. Beyond this the gateway answers "busy" at once: a
@@ -33,6 +32,15 @@ pub const BATCHES_IN_FLIGHT: usize = 4;
 /// A batch whose commit has not arrived by then gives its slot back (the API's callers
 /// stop waiting after 10 s too).
 const BATCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How an application's transactions make one request payload: its bounds, and the
+/// function that joins transactions encoded one by one (in order) into the payload.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchFormat {
+    pub max_txs: usize,
+    pub max_payload_bytes: usize,
+    pub join: fn(&[&[u8]]) -> Vec<u8>,
+}
 
 /// A committed transaction, as the replica answered it: which request carried it, at
 /// which index of that request's batch, and the block.
@@ -110,7 +118,7 @@ struct Signer {
     verifier: Verifier,
     core: CoreSender,
     next_id: u64,
-    app: Arc<dyn Application>,
+    format: BatchFormat,
 }
 
 impl Batcher {
@@ -123,7 +131,7 @@ impl Batcher {
         verifier: Verifier,
         core: CoreSender,
         first_id: u64,
-        app: Arc<dyn Application>,
+        format: BatchFormat,
         metrics: Arc<Metrics>,
     ) -> Self {
         let (queue, rx) = mpsc::channel(QUEUED_TXS_MAX);
@@ -133,7 +141,7 @@ impl Batcher {
             verifier,
             core,
             next_id: first_id.max(1),
-            app,
+            format,
         };
         tokio::spawn(batch_loop(rx, signer));
         Batcher { queue, metrics }
@@ -179,10 +187,11 @@ impl Batcher {
 async fn batch_loop(mut rx: mpsc::Receiver<Item>, mut signer: Signer) {
     let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     let limits = signer.verifier.limits().clone();
-    let BatchLimits {
+    let BatchFormat {
         max_txs,
         max_payload_bytes,
-    } = signer.app.batch_limits();
+        ..
+    } = signer.format;
     let mut carried: Option<Item> = None;
     loop {
         let first = match carried.take() {
@@ -249,7 +258,7 @@ fn submit_batch(
     items: &mut [Item],
 ) -> Result<mpsc::Receiver<ClientReply>, SubmitError> {
     let txs: Vec<&[u8]> = items.iter().map(|i| i.tx.as_slice()).collect();
-    let payload = signer.app.join_batch(&txs);
+    let payload = (signer.format.join)(&txs);
     let mut content = Vec::new();
     for item in items.iter_mut() {
         content.append(&mut item.content);

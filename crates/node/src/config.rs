@@ -57,17 +57,20 @@ pub struct PbftSettings {
     pub status_interval_ms: u64,
 }
 
+/// The core's own defaults (`medchain_pbft::Config::new`), so that a setting left out of
+/// the file means the same as a core built without a file.
 impl Default for PbftSettings {
     fn default() -> Self {
+        let c = Config::new(medchain_types::ReplicaId(0));
         PbftSettings {
-            checkpoint_interval: 64,
-            window: 256,
-            max_batch_requests: 1024,
-            max_batch_delay_ms: 2,
-            request_timeout_ms: 500,
-            view_change_timeout_ms: 1_000,
-            resend_interval_ms: 300,
-            status_interval_ms: 300,
+            checkpoint_interval: c.checkpoint_interval,
+            window: c.limits.window,
+            max_batch_requests: c.limits.max_batch_requests,
+            max_batch_delay_ms: c.max_batch_delay_ms,
+            request_timeout_ms: c.request_timeout_ms,
+            view_change_timeout_ms: c.view_change_timeout_ms,
+            resend_interval_ms: c.resend_interval_ms,
+            status_interval_ms: c.status_interval_ms,
         }
     }
 }
@@ -258,6 +261,7 @@ impl NodeFiles {
         c.view_change_timeout_ms = p.view_change_timeout_ms;
         c.resend_interval_ms = p.resend_interval_ms;
         c.status_interval_ms = p.status_interval_ms;
+        // Three resends without an answer: ask another peer.
         c.fetch_timeout_ms = p.resend_interval_ms * 3;
         c
     }

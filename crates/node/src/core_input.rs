@@ -11,6 +11,9 @@ use tokio::sync::mpsc;
 
 use crate::client::ClientReply;
 
+/// The sending side of the core's input queue (bounded: senders see when it is full).
+pub type CoreSender = std::sync::mpsc::SyncSender<CoreInput>;
+
 /// Something that reaches the core thread.
 #[derive(Debug)]
 pub enum CoreInput {

@@ -28,7 +28,8 @@ pub mod metrics;
 pub mod run;
 pub mod transport;
 
-pub use app::{Application, BatchLimits, NodeHandles};
+pub use app::{Application, NodeHandles};
+pub use batcher::BatchFormat;
 pub use config::{NodeConfig, NodeFiles};
 pub use error::NodeError;
 pub use run::{check_database, run_node};

@@ -111,7 +111,7 @@ pub async fn run_node(
     let router = app.http(NodeHandles {
         files: &files,
         reader: &reader,
-        batcher: start_batcher(&files, &reader, &app, core_tx.clone(), &metrics)?,
+        batcher: start_batcher(&files, &reader, app.as_ref(), core_tx.clone(), &metrics)?,
         status: live.clone(),
         metrics: metrics.clone(),
     })?;
@@ -141,8 +141,8 @@ pub async fn run_node(
 fn start_batcher(
     files: &NodeFiles,
     reader: &Reader,
-    app: &Arc<dyn Application>,
-    core: crate::app::CoreSender,
+    app: &dyn Application,
+    core: crate::core_input::CoreSender,
     metrics: &Arc<Metrics>,
 ) -> Result<Batcher, NodeError> {
     let client = medchain_types::ClientId(files.config.client_id);
@@ -153,7 +153,7 @@ fn start_batcher(
         Verifier::new(&files.genesis, files.limits()),
         core,
         last_id.map_or(1, |i| i + 1),
-        app.clone(),
+        app.batch_format(),
         metrics.clone(),
     ))
 }

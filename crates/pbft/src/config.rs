@@ -47,7 +47,8 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults for a replica on a LAN or loopback.
+    /// Defaults for a replica on a LAN or loopback. These are the only defaults: a node's
+    /// configuration file (`medchain_node::config::PbftSettings`) starts from them.
     pub fn new(id: ReplicaId) -> Self {
         Config {
             id,
@@ -60,9 +61,9 @@ impl Config {
             request_timeout_ms: 500,
             view_change_timeout_ms: 1_000,
             max_backoff_exponent: 6,
-            resend_interval_ms: 500,
-            status_interval_ms: 500,
-            fetch_timeout_ms: 1_000,
+            resend_interval_ms: 300,
+            status_interval_ms: 300,
+            fetch_timeout_ms: 900,
             #[cfg(feature = "planted-bugs")]
             planted_bug: None,
         }

@@ -10,10 +10,11 @@
 //! The fixtures are spelled out here rather than shared with other tests, so that
 //! editing a test helper can never look like a format change.
 
-use medchain_records::tx::{
-    consent_code_hash, normalise_code, prescription_code_hash, BREAK_GLASS_DEFAULT_MS,
-    CONSENT_CODE_TTL_MS, MAX_BATCH_BYTES, MAX_BATCH_TXS, MAX_REASON_CHARS, MAX_TX_BYTES,
+use medchain_records::limits::{
+    BATCH_MAX_BYTES, BATCH_MAX_TXS, BREAK_GLASS_MAX_MS, CONSENT_CODE_TTL_MS, REASON_MAX_CHARS,
+    TX_MAX_BYTES,
 };
+use medchain_records::tx::{consent_code_hash, normalise_code, prescription_code_hash};
 use medchain_records::{Actor, Batch, Envelope, Grantee, Medication, RecordContent, Transaction};
 use medchain_types::{encode, Hash32, UserRole};
 
@@ -262,10 +263,10 @@ fn codes_normalise_as_typed_aloud() {
 fn limits_are_pinned() {
     // The limits are rules every replica applies alike: changing one changes which
     // transactions are valid, which is a ledger rule change like a format change.
-    assert_eq!(MAX_TX_BYTES, 16 * 1024);
-    assert_eq!(MAX_BATCH_TXS, 256);
-    assert_eq!(MAX_BATCH_BYTES, 1024 * 1024);
-    assert_eq!(MAX_REASON_CHARS, 500);
+    assert_eq!(TX_MAX_BYTES, 16 * 1024);
+    assert_eq!(BATCH_MAX_TXS, 256);
+    assert_eq!(BATCH_MAX_BYTES, 1024 * 1024);
+    assert_eq!(REASON_MAX_CHARS, 500);
     assert_eq!(CONSENT_CODE_TTL_MS, 5 * 60 * 1000);
-    assert_eq!(BREAK_GLASS_DEFAULT_MS, 60 * 60 * 1000);
+    assert_eq!(BREAK_GLASS_MAX_MS, 60 * 60 * 1000);
 }

@@ -10,10 +10,11 @@
 mod common;
 
 use common::{home_of, sample_content_hash, Chain, Payload, Signer, Submission, START_MS};
-use medchain_records::tx::{
-    consent_code_hash, prescription_code_hash, BREAK_GLASS_DEFAULT_MS, CONSENT_CODE_TTL_MS,
-    MAX_BATCH_BYTES, MAX_BATCH_TXS, MAX_REASON_CHARS, MAX_TX_BYTES,
+use medchain_records::limits::{
+    BATCH_MAX_BYTES, BATCH_MAX_TXS, BREAK_GLASS_MAX_MS, CONSENT_CODE_TTL_MS, REASON_MAX_CHARS,
+    TX_MAX_BYTES,
 };
+use medchain_records::tx::{consent_code_hash, prescription_code_hash};
 use medchain_records::Outcome::{self, Conflict, Forbidden, Invalid, NotFound};
 use medchain_records::{Actor, Batch, Envelope, Grantee, Transaction};
 use medchain_types::{Hash32, UserRole};
@@ -477,8 +478,8 @@ fn dispense_rows() -> Vec<Row> {
 
 #[rustfmt::skip]
 fn audit_and_break_glass_rows() -> Vec<Row> {
-    let long_reason = "r".repeat(MAX_REASON_CHARS + 1);
-    let hour = BREAK_GLASS_DEFAULT_MS;
+    let long_reason = "r".repeat(REASON_MAX_CHARS + 1);
+    let hour = BREAK_GLASS_MAX_MS;
     vec![
         row("audit: doctor's read", by("d-card", audit("p-card", "follow-up")), OK),
         row("audit: patient's own read", by("p-card", audit("p-card", "")), OK),
@@ -550,8 +551,8 @@ fn audit_of_exactly(bytes: usize) -> Envelope {
 
 /// Bytes decoded as the ledger would: too large before they are even read.
 fn oversized_batch() -> Vec<u8> {
-    let each = MAX_TX_BYTES / 2;
-    let n = MAX_BATCH_BYTES / each + 1;
+    let each = TX_MAX_BYTES / 2;
+    let n = BATCH_MAX_BYTES / each + 1;
     Batch((0..n).map(|_| audit_of_size(each)).collect()).encode()
 }
 
@@ -596,18 +597,18 @@ fn faulty_rows() -> Vec<Row> {
         row("faulty gateway: empty payload", raw(Vec::new()), Invalid).saying("does not decode"),
         row("faulty gateway: trailing bytes after the batch", raw(trailing_bytes()), Invalid)
             .saying("does not decode"),
-        row("faulty gateway: payload over MAX_BATCH_BYTES", raw(oversized_batch()), Invalid)
+        row("faulty gateway: payload over BATCH_MAX_BYTES", raw(oversized_batch()), Invalid)
             .saying("does not decode"),
         row("faulty gateway: empty batch", batch_of(Vec::new()), Invalid).saying("1 to 256"),
-        row("faulty gateway: batch of MAX_BATCH_TXS + 1", batch_of(markers(MAX_BATCH_TXS + 1)), Invalid)
+        row("faulty gateway: batch of BATCH_MAX_TXS + 1", batch_of(markers(BATCH_MAX_TXS + 1)), Invalid)
             .saying("1 to 256"),
-        row("faulty gateway: transaction over MAX_TX_BYTES",
-            batch_of(vec![audit_of_size(MAX_TX_BYTES)]), Invalid).saying("too large"),
+        row("faulty gateway: transaction over TX_MAX_BYTES",
+            batch_of(vec![audit_of_size(TX_MAX_BYTES)]), Invalid).saying("too large"),
         // The boundaries the two rows above are measured against: 256 is accepted, and
-        // exactly MAX_TX_BYTES gets past the size check to the action's own limit.
-        row("batch: exactly MAX_BATCH_TXS transactions", batch_of(markers(MAX_BATCH_TXS)), OK),
-        row("batch: a transaction of exactly MAX_TX_BYTES passes the size check",
-            batch_of(vec![audit_of_exactly(MAX_TX_BYTES)]), Invalid).saying("action is longer"),
+        // exactly TX_MAX_BYTES gets past the size check to the action's own limit.
+        row("batch: exactly BATCH_MAX_TXS transactions", batch_of(markers(BATCH_MAX_TXS)), OK),
+        row("batch: a transaction of exactly TX_MAX_BYTES passes the size check",
+            batch_of(vec![audit_of_exactly(TX_MAX_BYTES)]), Invalid).saying("action is longer"),
     ]
     .into_iter()
     .map(|r| if r.name.starts_with("faulty gateway:") { r.faulty() } else { r })

@@ -10,12 +10,12 @@ use medchain_api::state::{
     AppConfig, AppState, ReplicaStatus, SubmitFuture, Submitter, SystemClock,
 };
 use medchain_node::batcher::Batcher;
-use medchain_node::core_input::LiveStatus;
-use medchain_node::{Application, BatchLimits, NodeError, NodeFiles, NodeHandles};
+use medchain_node::core_input::{Head, LiveStatus};
+use medchain_node::{Application, BatchFormat, NodeError, NodeFiles, NodeHandles};
 use medchain_records::limits::{BATCH_MAX_BYTES, BATCH_MAX_TXS};
 use medchain_records::{Batch, Envelope, Ledger};
 use medchain_store::{Reader, StateMachine, StoreError};
-use medchain_types::{ClientId, Hash32};
+use medchain_types::ClientId;
 
 /// The records service as the node's application.
 #[derive(Debug, Default)]
@@ -30,14 +30,11 @@ impl Application for RecordsApp {
         Batch::count_in(payload)
     }
 
-    fn join_batch(&self, encoded_txs: &[&[u8]]) -> Vec<u8> {
-        Batch::join_encoded(encoded_txs)
-    }
-
-    fn batch_limits(&self) -> BatchLimits {
-        BatchLimits {
+    fn batch_format(&self) -> BatchFormat {
+        BatchFormat {
             max_txs: BATCH_MAX_TXS,
             max_payload_bytes: BATCH_MAX_BYTES,
+            join: Batch::join_encoded,
         }
     }
 
@@ -80,9 +77,8 @@ impl Submitter for LedgerGateway {
 struct Live(LiveStatus);
 
 impl ReplicaStatus for Live {
-    fn head(&self) -> (u64, Hash32, u64) {
-        let h = self.0.head();
-        (h.height, h.hash, h.view)
+    fn head(&self) -> Head {
+        self.0.head()
     }
     fn in_view_change(&self) -> bool {
         self.0.in_view_change()

@@ -14,8 +14,8 @@ use crate::codec::{encode, tagged_bytes};
 use crate::crypto::{verify_signature, PublicKey, Signature};
 use crate::ids::{Hash32, ReplicaId, SeqNum, ViewNum};
 use crate::merkle;
-use crate::message::Commit;
 use crate::request::SignedRequest;
+use crate::signed::{Commit, COMMIT_DOMAIN};
 
 /// Domain tag of a proposal digest.
 pub const PROPOSAL_DOMAIN: &[u8] = b"medchain/v1/proposal";
@@ -185,11 +185,7 @@ impl CommitCertificate {
                 digest: self.proposal_digest,
                 replica: *replica,
             };
-            if !verify_signature(
-                key,
-                &tagged_bytes(crate::message::COMMIT_DOMAIN, &commit),
-                sig,
-            ) {
+            if !verify_signature(key, &tagged_bytes(COMMIT_DOMAIN, &commit), sig) {
                 return Err(CertificateError::BadSignature(*replica));
             }
         }

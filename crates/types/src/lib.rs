@@ -15,6 +15,7 @@ pub mod ids;
 pub mod merkle;
 pub mod message;
 pub mod request;
+pub mod signed;
 pub mod verify;
 
 pub use block::{BlockHeader, CommitCertificate, CommittedBlock, Proposal, ProposalHeader};

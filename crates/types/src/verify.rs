@@ -44,11 +44,15 @@ impl<T> std::ops::Deref for Verified<T> {
 /// are forgotten first.
 #[derive(Debug)]
 pub struct VerifiedFrames {
-    inner: std::sync::Mutex<(
-        std::collections::HashSet<Hash32>,
-        std::collections::VecDeque<Hash32>,
-    )>,
+    inner: std::sync::Mutex<FrameMemo>,
     capacity: usize,
+}
+
+/// The remembered hashes, and the order in which to forget them.
+#[derive(Debug, Default)]
+struct FrameMemo {
+    known: std::collections::HashSet<Hash32>,
+    oldest_first: std::collections::VecDeque<Hash32>,
 }
 
 impl VerifiedFrames {
@@ -60,16 +64,19 @@ impl VerifiedFrames {
     }
 
     fn contains(&self, h: &Hash32) -> bool {
-        self.inner.lock().map(|g| g.0.contains(h)).unwrap_or(false)
+        self.inner
+            .lock()
+            .map(|g| g.known.contains(h))
+            .unwrap_or(false)
     }
 
     fn insert(&self, h: Hash32) {
         if let Ok(mut g) = self.inner.lock() {
-            if g.0.insert(h) {
-                g.1.push_back(h);
-                while g.1.len() > self.capacity {
-                    if let Some(old) = g.1.pop_front() {
-                        g.0.remove(&old);
+            if g.known.insert(h) {
+                g.oldest_first.push_back(h);
+                while g.oldest_first.len() > self.capacity {
+                    if let Some(old) = g.oldest_first.pop_front() {
+                        g.known.remove(&old);
                     }
                 }
             }

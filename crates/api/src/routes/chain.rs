@@ -25,7 +25,7 @@ pub struct Head {
 /// The chain's head at this replica (public: no clinical data).
 #[utoipa::path(get, path = "/api/chain/head", responses((status = 200, body = Head)), tag = "chain")]
 pub async fn head(State(s): State<AppState>) -> ApiJson<Head> {
-    let (height, hash, view) = s.inner.status.head();
+    let medchain_node::core_input::Head { height, hash, view } = s.inner.status.head();
     ApiJson(Head {
         height,
         hash: hash.to_hex(),
@@ -98,7 +98,7 @@ pub async fn blocks(
     Query(q): Query<BlockRange>,
 ) -> ApiResult<ApiJson<Vec<BlockSummary>>> {
     let limit = q.limit.unwrap_or(20).clamp(1, MAX_BLOCKS_PER_CALL);
-    let head = s.inner.status.head().0;
+    let head = s.inner.status.head().height;
     let top = q.before.unwrap_or(head).min(head);
     let from = top.saturating_sub(limit - 1).max(1);
     let db = s.inner.db_path.clone();
@@ -167,7 +167,7 @@ pub async fn verify(
 ) -> ApiResult<ApiJson<VerifyResult>> {
     let from = q.from.max(1);
     let count = q.count.unwrap_or(200).clamp(1, MAX_BLOCKS_PER_CALL);
-    let head = s.inner.status.head().0;
+    let head = s.inner.status.head().height;
     let db = s.inner.db_path.clone();
     let genesis = s.inner.genesis.clone();
     s.read(move |_| {

@@ -1,20 +1,18 @@
 //! The department administrator: registers and deactivates its doctors and patients (and
 //! pharmacies), and sees its department's record metadata.
 
-use std::collections::BTreeSet;
-
 use axum::extract::{Path, Query, State};
 use medchain_records::limits::{DISPLAY_NAME_MAX_CHARS, SEARCH_MAX_CHARS, USER_ID_MAX_CHARS};
 use medchain_records::query::{self, ActivityView, UserView};
 use medchain_records::{Actor, Envelope, Transaction};
 use medchain_types::UserRole;
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinSet;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::audit::audit_department_read;
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::Department;
-use crate::routes::patient::Done;
+use crate::routes::Done;
 use crate::routes::PageParams;
 use crate::state::AppState;
 
@@ -194,41 +192,4 @@ pub async fn activity(
     )
     .await?;
     Ok(ApiJson(activity))
-}
-
-/// Why a department reads its patients' data (cf. `ReadAccess::reason`).
-pub const DEPARTMENT_READ_REASON: &str = "department";
-
-/// Record on the ledger that the department user `reader` read data of each of `patients`
-/// (one `AuditRead` per distinct patient, committed concurrently), and return only once
-/// all are committed: a read that cannot be audited is not served.
-pub async fn audit_department_read<'a>(
-    s: &AppState,
-    reader: &str,
-    patients: impl IntoIterator<Item = &'a str>,
-    action: &str,
-) -> ApiResult<()> {
-    let distinct: BTreeSet<&str> = patients.into_iter().collect();
-    let mut commits = JoinSet::new();
-    for patient in distinct {
-        let env = Envelope {
-            actor: Actor::User(reader.to_string()),
-            tx: Transaction::AuditRead {
-                patient: patient.to_string(),
-                action: action.to_string(),
-                reason: DEPARTMENT_READ_REASON.to_string(),
-            },
-        };
-        let s = s.clone();
-        commits.spawn(async move { s.commit(&env, Vec::new()).await.map(|_| ()) });
-    }
-    // Wait for every commit (none is abandoned half-way), then report the first failure.
-    let mut outcome = Ok(());
-    while let Some(done) = commits.join_next().await {
-        let r = done.map_err(ApiError::internal).and_then(|r| r);
-        if outcome.is_ok() {
-            outcome = r;
-        }
-    }
-    outcome
 }

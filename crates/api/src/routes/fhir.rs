@@ -9,9 +9,9 @@ use medchain_records::limits::USER_ID_MAX_CHARS;
 use medchain_records::query::{self, Page};
 use medchain_store::rusqlite::Connection;
 
+use crate::audit::audited_read;
 use crate::error::{check_text, ApiError, ApiResult, ErrorBody};
 use crate::extract::RecordReader;
-use crate::routes::records::audited_read;
 use crate::state::AppState;
 
 fn block_hex(conn: &Connection, height: u64) -> ApiResult<String> {

@@ -31,6 +31,13 @@ pub const MAX_BODY_BYTES: usize = 1 << 20;
 /// Longest a request may take, commit included.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The answer of a write that has nothing else to say: committed, at this height.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Done {
+    pub ok: bool,
+    pub block_height: u64,
+}
+
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
 pub struct PageParams {
     /// Rows to skip.

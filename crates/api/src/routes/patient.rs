@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Patient, Session};
-use crate::routes::{random_code, PageParams};
+use crate::routes::{random_code, Done, PageParams};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -31,12 +31,6 @@ pub struct ConsentRequest {
 pub struct RevokeRequest {
     pub grantee_kind: String,
     pub grantee_id: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Done {
-    pub ok: bool,
-    pub block_height: u64,
 }
 
 fn grantee(kind: &str, id: &str) -> ApiResult<Grantee> {
@@ -220,7 +214,7 @@ pub async fn break_glass_events(
             let events = s
                 .read(move |c| Ok(query::break_glass_of_department(c, &dept, page)?))
                 .await?;
-            crate::routes::department::audit_department_read(
+            crate::audit::audit_department_read(
                 &s,
                 &who.user.user_id,
                 events.iter().map(|e| e.patient_id.as_str()),

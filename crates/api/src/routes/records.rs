@@ -18,9 +18,10 @@ use medchain_types::Hash32;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::access::{patient, read_access, ReadAccess};
+use crate::access::patient;
+use crate::audit::audited_read;
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
-use crate::extract::{Doctor, DoctorOrDepartment, RecordReader, Session};
+use crate::extract::{Doctor, DoctorOrDepartment, RecordReader};
 use crate::routes::{new_id, random_code, PageParams};
 use crate::state::{AppState, Committed};
 
@@ -299,29 +300,6 @@ fn chain_record(r: RecordView) -> ChainRecord {
         created_at_ms: r.created_at_ms,
         dispensed: r.dispensed.is_some(),
     }
-}
-
-/// Check access, record the read on the ledger, and only then return the data: a read
-/// that cannot be audited is not served.
-pub async fn audited_read(
-    s: &AppState,
-    who: &Session,
-    patient_id: &str,
-    action: &str,
-) -> ApiResult<ReadAccess> {
-    let now = s.now_ms();
-    let (user, pid) = (who.user.clone(), patient_id.to_string());
-    let access = s.read(move |c| read_access(c, &user, &pid, now)).await?;
-    let env = Envelope {
-        actor: Actor::User(who.user.user_id.clone()),
-        tx: Transaction::AuditRead {
-            patient: patient_id.to_string(),
-            action: action.into(),
-            reason: access.reason().into(),
-        },
-    };
-    s.commit(&env, Vec::new()).await?;
-    Ok(access)
 }
 
 /// A patient's records: the patient, or a doctor with consent or break-glass access.

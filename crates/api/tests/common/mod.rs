@@ -12,7 +12,8 @@ use axum::http::{Request as HttpRequest, StatusCode};
 use http_body_util::BodyExt;
 use medchain_api::auth::{open_local_db, AuthService};
 use medchain_api::state::{
-    AppConfig, AppState, Clock, Committed, ReplicaStatus, SubmitError, SubmitFuture, Submitter,
+    AppConfig, AppState, Clock, Committed, Head, ReplicaStatus, SubmitError, SubmitFuture,
+    Submitter,
 };
 use medchain_records::{Batch, Envelope, Ledger};
 use medchain_store::{Store, WriteOp};
@@ -102,18 +103,26 @@ pub fn genesis() -> Genesis {
     }
 }
 
+/// The local ledger's last block and the next request id of its one client.
+#[derive(Debug, Clone, Copy)]
+struct LocalHead {
+    height: u64,
+    hash: Hash32,
+    next_request_id: u64,
+}
+
 /// Commits every submitted request in its own certified block, in order.
 struct LocalLedger {
     store: Store,
     key: KeyPair,
-    state: Mutex<(u64, Hash32, u64)>, // height, last hash, next request id
+    state: Mutex<LocalHead>,
     clock: Arc<ManualClock>,
 }
 
 impl LocalLedger {
     fn commit(&self, payload: Vec<u8>, content: Vec<Vec<u8>>) -> Result<Committed, String> {
         let mut st = self.state.lock().map_err(|e| e.to_string())?;
-        let (height, prev, id) = (st.0 + 1, st.1, st.2);
+        let (height, prev, id) = (st.height + 1, st.hash, st.next_request_id);
         let request = Request {
             client: ClientId(0),
             request_id: id,
@@ -155,7 +164,11 @@ impl LocalLedger {
         self.store
             .write(vec![WriteOp::Block(block)])
             .map_err(|e| e.to_string())?;
-        *st = (height, hash, id + 1);
+        *st = LocalHead {
+            height,
+            hash,
+            next_request_id: id + 1,
+        };
         Ok(Committed {
             client: 0,
             request_id: id,
@@ -180,9 +193,13 @@ impl Submitter for Shared {
 }
 
 impl ReplicaStatus for Shared {
-    fn head(&self) -> (u64, Hash32, u64) {
-        let st = self.0.state.lock().map(|s| (s.0, s.1)).unwrap_or_default();
-        (st.0, st.1, 0)
+    fn head(&self) -> Head {
+        let st = self.0.state.lock().map(|s| *s).ok();
+        Head {
+            height: st.map_or(0, |s| s.height),
+            hash: st.map(|s| s.hash).unwrap_or_default(),
+            view: 0,
+        }
     }
     fn in_view_change(&self) -> bool {
         false
@@ -213,7 +230,11 @@ impl TestApi {
         let ledger = Arc::new(LocalLedger {
             store,
             key: KeyPair::for_test("api-gateway"),
-            state: Mutex::new((0, g.hash(), 1)),
+            state: Mutex::new(LocalHead {
+                height: 0,
+                hash: g.hash(),
+                next_request_id: 1,
+            }),
             clock: clock.clone(),
         });
         let conn = open_local_db(&dir.path().join("gateway.sqlite")).unwrap();

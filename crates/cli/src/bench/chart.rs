@@ -8,7 +8,7 @@ use anyhow::Context;
 use plotters::prelude::*;
 use serde::Deserialize;
 
-use super::report::SeriesPoint;
+use super::series::SeriesPoint;
 
 /// What a chart needs; read from a saved report (other fields are ignored).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

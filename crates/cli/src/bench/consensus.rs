@@ -16,7 +16,7 @@ use medchain_node::NodeFiles;
 use medchain_records::{Actor, Batch, Envelope, Transaction};
 use medchain_store::rusqlite::params;
 
-use super::driver::Failure;
+use super::failure::Failure;
 
 /// One replica's operator client and the next request id it may use.
 #[derive(Debug)]

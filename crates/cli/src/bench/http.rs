@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::sync::{Mutex, RwLock};
 
-use super::driver::Failure;
+use super::failure::Failure;
 
 const USER: &str = "d001";
 const PASSWORD: &str = "doctor123";

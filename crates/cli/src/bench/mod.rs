@@ -12,10 +12,12 @@ mod chart;
 mod cluster;
 mod consensus;
 mod driver;
+mod failure;
 mod http;
 mod metrics;
 mod recorder;
 mod report;
+mod series;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

@@ -10,8 +10,8 @@ use std::time::Instant;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
-use super::driver::Failure;
-use super::report::{LatencyMs, SeriesPoint};
+use super::failure::Failure;
+use super::series::{LatencyMs, SeriesPoint};
 
 /// Highest latency tracked exactly (µs); anything slower is recorded as this. Requests
 /// time out well before it.

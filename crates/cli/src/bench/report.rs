@@ -13,29 +13,8 @@ use serde::{Deserialize, Serialize};
 use super::chart::ChartInput;
 use super::metrics::Usage;
 use super::recorder::Recorder;
+use super::series::{LatencyMs, SeriesPoint};
 use super::{Mode, Settings};
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct LatencyMs {
-    pub p50: f64,
-    pub p95: f64,
-    pub p99: f64,
-    pub max: f64,
-    pub mean: f64,
-}
-
-/// One measured second: records that started in it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct SeriesPoint {
-    pub t_s: u64,
-    /// Committed so far (cumulative).
-    pub committed: u64,
-    /// Committed of those started in this second.
-    pub records_per_s: u64,
-    pub p50_ms: Option<f64>,
-    pub p99_ms: Option<f64>,
-    pub failures: u64,
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Machine {
