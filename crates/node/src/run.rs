@@ -75,39 +75,9 @@ pub async fn run_node(
     ));
     tokio::spawn(sample_every_second(metrics.clone()));
 
-    let isolated = Arc::new(AtomicBool::new(false));
-    let stats = Arc::new(transport::TransportStats::default());
-    let outbound = transport::start_outbound(
-        id,
-        &files.genesis,
-        &files.key,
-        isolated.clone(),
-        stats.clone(),
-    );
     let (core_tx, core_rx) = sync_channel::<CoreInput>(CORE_QUEUE_INPUTS);
-    let inbound_bytes = Arc::new(AtomicUsize::new(0));
-    let (listener, p2p_addr) = transport::bind(&files.config.p2p_listen).await?;
-    tokio::spawn(transport::serve(
-        listener,
-        Arc::new(transport::Inbound {
-            genesis: files.genesis.clone(),
-            me: id,
-            verifier: Verifier::new(&files.genesis, files.limits()),
-            core: core_tx.clone(),
-            isolated: isolated.clone(),
-            stats: stats.clone(),
-            redial: outbound.redial(),
-            seen: medchain_types::VerifiedFrames::new(transport::SEEN_FRAMES),
-            queued_bytes: inbound_bytes.clone(),
-        }),
-    ));
-    tokio::spawn(watch_fault_switch(
-        files.data_dir.join("FAULT_ISOLATE"),
-        isolated,
-    ));
+    let (outbound, inbound_bytes) = start_transport(&files, core_tx.clone()).await?;
 
-    let http = tokio::net::TcpListener::bind(&files.config.http_listen).await?;
-    let http_addr = http.local_addr()?;
     let router = app.http(NodeHandles {
         files: &files,
         reader: &reader,
@@ -115,14 +85,7 @@ pub async fn run_node(
         status: live.clone(),
         metrics: metrics.clone(),
     })?;
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            http,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await;
-    });
-    tracing::info!(replica = %id, p2p = %p2p_addr, http = %http_addr, "listening");
+    serve_http(&files, router).await?;
 
     let io = CoreIo {
         store,
@@ -134,6 +97,61 @@ pub async fn run_node(
         inbound_bytes,
     };
     run_core(id, replica, core_rx, core_tx, io, shutdown).await
+}
+
+/// Listen for peers and start dialling them; returns the outbound side and the counter
+/// of peer bytes queued for the core.
+async fn start_transport(
+    files: &NodeFiles,
+    core: crate::core_input::CoreSender,
+) -> Result<(transport::Outbound, Arc<AtomicUsize>), NodeError> {
+    let id = files.id();
+    let isolated = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(transport::TransportStats::default());
+    let outbound = transport::start_outbound(
+        id,
+        &files.genesis,
+        &files.key,
+        isolated.clone(),
+        stats.clone(),
+    );
+    let inbound_bytes = Arc::new(AtomicUsize::new(0));
+    let (listener, p2p_addr) = transport::bind(&files.config.p2p_listen).await?;
+    tokio::spawn(transport::serve(
+        listener,
+        Arc::new(transport::Inbound {
+            genesis: files.genesis.clone(),
+            me: id,
+            verifier: Verifier::new(&files.genesis, files.limits()),
+            core,
+            isolated: isolated.clone(),
+            stats,
+            redial: outbound.redial(),
+            seen: medchain_types::VerifiedFrames::new(transport::SEEN_FRAMES),
+            queued_bytes: inbound_bytes.clone(),
+        }),
+    ));
+    tokio::spawn(watch_fault_switch(
+        files.data_dir.join("FAULT_ISOLATE"),
+        isolated,
+    ));
+    tracing::info!(replica = %id, p2p = %p2p_addr, "listening for peers");
+    Ok((outbound, inbound_bytes))
+}
+
+/// Serve the application's HTTP surface on the configured address.
+async fn serve_http(files: &NodeFiles, router: axum::Router) -> Result<(), NodeError> {
+    let http = tokio::net::TcpListener::bind(&files.config.http_listen).await?;
+    let http_addr = http.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            http,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    tracing::info!(replica = %files.id(), http = %http_addr, "listening");
+    Ok(())
 }
 
 /// Start this node's gateway batcher, continuing after the last request id its client

@@ -77,16 +77,8 @@ fn check_medication(i: usize, m: &Medication) -> ApiResult<()> {
     Ok(())
 }
 
-/// Add a medical record for a patient who consented (or with their one-time code).
-#[utoipa::path(post, path = "/api/add_record", request_body = AddRecordRequest,
-    responses((status = 200, body = AddRecordResponse), (status = 202, body = PendingResponse),
-              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
-    security(("bearer" = [])), tag = "records")]
-pub async fn add_record(
-    State(s): State<AppState>,
-    Doctor(doc): Doctor,
-    ApiJson(req): ApiJson<AddRecordRequest>,
-) -> ApiResult<Response> {
+/// Every field of an add-record request within its limit (`medchain_records::limits`).
+fn check_add_record(req: &AddRecordRequest) -> ApiResult<()> {
     check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
     check_text("diagnosis", &req.diagnosis, DIAGNOSIS_MAX_CHARS, true)?;
     check_text(
@@ -111,6 +103,20 @@ pub async fn add_record(
     if let Some(a) = &req.amends {
         check_text("amends", a, RECORD_ID_MAX_BYTES, true)?;
     }
+    Ok(())
+}
+
+/// Add a medical record for a patient who consented (or with their one-time code).
+#[utoipa::path(post, path = "/api/add_record", request_body = AddRecordRequest,
+    responses((status = 200, body = AddRecordResponse), (status = 202, body = PendingResponse),
+              (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "records")]
+pub async fn add_record(
+    State(s): State<AppState>,
+    Doctor(doc): Doctor,
+    ApiJson(req): ApiJson<AddRecordRequest>,
+) -> ApiResult<Response> {
+    check_add_record(&req)?;
     // Fast, friendly refusal before consensus; the ledger checks the same rules again.
     let now = s.now_ms();
     let pid = &req.patient_id;
