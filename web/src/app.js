@@ -1,3 +1,4 @@
+// @ts-check
 // Why this file exists: the entry point. It reads the hash route (#/doctor, #/explorer/12,
 // ...), checks that the signed-in role may open it, draws the header and navigation for
 // that role, and hands the main area to the screen's module.

@@ -1,3 +1,4 @@
+// @ts-check
 // Why this file exists: the department administrator's screen. Register and deactivate
 // the department's doctors and patients (and pharmacies), see the department's record
 // activity (metadata only, no clinical content), who read records, and break-glass events.

@@ -1,3 +1,4 @@
+// @ts-check
 // Why this file exists: the doctor's workspace. Find a patient, see whether (and why) the
 // records may be read, read them, add a record with structured medication lines, use a
 // one-time code or break-glass when there is no consent, and validate a block on demand.

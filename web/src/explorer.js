@@ -1,3 +1,4 @@
+// @ts-check
 // Why this file exists: the chain explorer. Lists blocks newest first, shows one block's
 // header and commit certificate (#/explorer/12), and verifies the whole chain against the
 // genesis keys range by range, with a progress bar.

@@ -1,3 +1,4 @@
+// @ts-check
 // Why this file exists: the sign-in screen. It is the only screen without a session, and
 // the one every expired session comes back to, so it shows the reason it was opened.
 

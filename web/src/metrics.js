@@ -1,3 +1,4 @@
+// @ts-check
 // Why this file exists: the live view of the cluster. Polls /api/metrics every 2 s and
 // draws throughput, latency, success rate, energy and view changes with uPlot (served by
 // the node, no CDN), plus the status of each replica. A node without metrics gets a

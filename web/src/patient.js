@@ -1,3 +1,4 @@
+// @ts-check
 // Why this file exists: the patient's own view. Their records as a timeline, who may see
 // them (grant and revoke consent), a one-time code for a doctor, who has read their data
 // (the ledger's audit trail, break-glass included), and a download of everything (FHIR).

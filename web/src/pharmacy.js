@@ -1,3 +1,4 @@
+// @ts-check
 // Why this file exists: the pharmacy counter. Look up a prescription by the code the
 // patient brings (or by patient ID, when the patient consented), see the medication lines
 // only (never the diagnosis: the API does not send it), and record the dispense.

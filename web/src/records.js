@@ -1,3 +1,4 @@
+// @ts-check
 // Why this file exists: a patient's records are shown the same way to the patient and to
 // the doctor treating them: a timeline, newest first, each entry with its medication
 // lines and the block that holds it on the ledger.
