@@ -398,15 +398,29 @@ function expire() {
 
 /**
  * Call the API. `body` (if any) is sent as JSON. Resolves with the parsed JSON, or the
- * Response itself with `{ raw: true }`; rejects with an ApiError. The answer is JSON of
- * the shape the endpoint documents: callers give it its type from the typedefs above.
+ * Response itself with `{ raw: true }`; rejects with an ApiError. The caller names the
+ * answer's shape, a typedef above (`/** @type {Me} *\/ const me = await get(...)`): the
+ * answer's type is inferred from there, and is `unknown` (unusable) where it is not named.
+ * @template [T=unknown]
  * @param {string} method
  * @param {string} path
  * @param {unknown} [body]
  * @param {RequestOptions} [options]
- * @returns {Promise<any>}
+ * @returns {Promise<T>}
  */
-export async function request(method, path, body, { auth = true, raw = false, accept = 'application/json' } = {}) {
+export function request(method, path, body, options) {
+  // The one place where the node's JSON is taken to be of the shape its endpoint documents.
+  return /** @type {Promise<T>} */ (send(method, path, body, options));
+}
+
+/**
+ * @param {string} method
+ * @param {string} path
+ * @param {unknown} body
+ * @param {RequestOptions} [options]
+ * @returns {Promise<unknown>}
+ */
+async function send(method, path, body, { auth = true, raw = false, accept = 'application/json' } = {}) {
   /** @type {Record<string, string>} */
   const headers = { Accept: accept };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
@@ -445,19 +459,27 @@ export async function request(method, path, body, { auth = true, raw = false, ac
 }
 
 /**
+ * GET an answer (see request for its type).
+ * @template [T=unknown]
  * @param {string} path
  * @param {RequestOptions} [options]
- * @returns {Promise<any>} the answer's JSON (see request)
+ * @returns {Promise<T>}
  */
-export const get = (path, options) => request('GET', path, undefined, options);
+export function get(path, options) {
+  return request('GET', path, undefined, options);
+}
 
 /**
+ * POST `body` (`{}` when left out) and get the answer (see request for its type).
+ * @template [T=unknown]
  * @param {string} path
- * @param {unknown} [body] sent as `{}` when left out
+ * @param {unknown} [body]
  * @param {RequestOptions} [options]
- * @returns {Promise<any>} the answer's JSON (see request)
+ * @returns {Promise<T>}
  */
-export const post = (path, body, options) => request('POST', path, body === undefined ? {} : body, options);
+export function post(path, body, options) {
+  return request('POST', path, body === undefined ? {} : body, options);
+}
 
 /**
  * `?a=1&b=x` from an object, skipping empty values.

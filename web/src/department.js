@@ -35,12 +35,12 @@ export function render(main, { session }) {
       card('Who read records', auditBox)));
 
   users.load();
-  loadInto(activityBox, () => get('/api/department/activity?limit=100'),
-    (/** @type {import('./api.js').Activity} */ d) => (d.records.length ? activityTable(d.records) : empty('No records in this department yet.')));
-  loadInto(bgBox, () => get('/api/break_glass?limit=100'),
-    (/** @type {import('./api.js').BreakGlassView[]} */ rows) => (rows.length ? breakGlassTable(rows) : empty('No break-glass events.')));
-  loadInto(auditBox, () => get('/api/audit?limit=100'),
-    (/** @type {import('./api.js').AuditView[]} */ rows) => (rows.length ? auditTable(rows) : empty('No reads recorded.')));
+  loadInto(activityBox, (/** @type {import('./api.js').Activity} */ d) => (d.records.length ? activityTable(d.records) : empty('No records in this department yet.')),
+    () => get('/api/department/activity?limit=100'));
+  loadInto(bgBox, (/** @type {import('./api.js').BreakGlassView[]} */ rows) => (rows.length ? breakGlassTable(rows) : empty('No break-glass events.')),
+    () => get('/api/break_glass?limit=100'));
+  loadInto(auditBox, (/** @type {import('./api.js').AuditView[]} */ rows) => (rows.length ? auditTable(rows) : empty('No reads recorded.')),
+    () => get('/api/audit?limit=100'));
 }
 
 // ---- users ------------------------------------------------------------------------

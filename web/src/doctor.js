@@ -419,6 +419,27 @@ function medicationLine(n, onRemove) {
 }
 
 /**
+ * What a line's inputs hold, trimmed.
+ * @param {MedicationLine} l
+ * @returns {Medication}
+ */
+function valueOf(l) {
+  const v = (/** @type {keyof Medication} */ k) => l.fields[k].input.value.trim();
+  return { name: v('name'), dose: v('dose'), route: v('route'), frequency: v('frequency'), duration: v('duration'), quantity: v('quantity') };
+}
+
+/**
+ * Number the lines as they stand now (their inputs' ids keep their own numbers).
+ * @param {MedicationLine[]} lines
+ */
+function renumber(lines) {
+  lines.forEach((l, i) => {
+    l.legend.textContent = `Medication ${i + 1}`;
+    l.remove.setAttribute('aria-label', `Remove medication ${i + 1}`);
+  });
+}
+
+/**
  * Medication lines that can be added and removed; values() checks and returns the
  * filled ones, the only ones sent (so the API's medications[i] is the i-th filled line).
  */
@@ -428,31 +449,19 @@ function medicationLines() {
   const lines = [];
   const list = h('div', { class: 'space-y-3' });
   const addBtn = button('Add medication line', { variant: 'secondary', small: true, id: 'med-add' });
-  /** @param {MedicationLine} l */
-  const valueOf = (l) => {
-    const v = (/** @type {keyof Medication} */ k) => l.fields[k].input.value.trim();
-    return { name: v('name'), dose: v('dose'), route: v('route'), frequency: v('frequency'), duration: v('duration'), quantity: v('quantity') };
-  };
   const filled = () => lines.filter((l) => Object.values(valueOf(l)).some(Boolean));
-
-  function renumber() {
-    lines.forEach((l, i) => {
-      l.legend.textContent = `Medication ${i + 1}`;
-      l.remove.setAttribute('aria-label', `Remove medication ${i + 1}`);
-    });
-  }
   /** @param {MedicationLine} line */
   function remove(line) {
     lines.splice(lines.indexOf(line), 1);
     line.el.remove();
-    renumber();
+    renumber(lines);
     addBtn.focus();
   }
   function add() {
     const line = medicationLine(next++, remove);
     lines.push(line);
     list.append(line.el);
-    renumber();
+    renumber(lines);
     return line;
   }
   addBtn.addEventListener('click', () => add().fields.name.input.focus());

@@ -125,7 +125,9 @@ function verifyCard(isStopped) {
 function blockDetail(height, navigate) {
   const box = h('div', {}, loading());
   const allBlocks = () => button('All blocks', { variant: 'secondary', small: true, onClick: () => navigate('explorer') });
-  get(`/api/blocks/${height}`).then((/** @type {BlockSummary} */ b) => {
+  /** @type {Promise<BlockSummary>} */
+  const answer = get(`/api/blocks/${height}`);
+  answer.then((b) => {
     put(box,
       facts([
         ['Height', String(b.height)],

@@ -47,8 +47,9 @@ function timelineCard(me) {
   const box = h('div', { id: 'my-records' }, loading('Loading your records…'));
   return {
     el: card('Timeline', box),
-    load: () => loadInto(box, () => post('/api/get_chain', { patient_id: me }),
-      (/** @type {import('./api.js').GetChainResponse} */ chain) => timeline(chain.records, { emptyText: 'You have no records yet.' })),
+    load: () => loadInto(box,
+      (/** @type {import('./api.js').GetChainResponse} */ chain) => timeline(chain.records, { emptyText: 'You have no records yet.' }),
+      () => post('/api/get_chain', { patient_id: me })),
   };
 }
 
@@ -58,8 +59,7 @@ function timelineCard(me) {
 function consentsCard() {
   const box = h('div', { id: 'consents', 'aria-live': 'polite' }, loading());
   const msg = notice();
-  const load = () => loadInto(box, () => get('/api/consents'),
-    (/** @type {ConsentView[]} */ list) => consentList(list, revoke));
+  const load = () => loadInto(box, (/** @type {ConsentView[]} */ list) => consentList(list, revoke), () => get('/api/consents'));
 
   /**
    * @param {HTMLButtonElement} btn
@@ -236,25 +236,27 @@ function auditCard(me) {
       h('div', { class: 'mb-3 flex items-center gap-2 text-sm' }, showOwn,
         h('label', { for: 'audit-own', class: 'text-slate-800' }, 'Include my own views')),
       box),
-    load: () => loadInto(box, () => get('/api/audit?limit=200'), (/** @type {typeof rows} */ list) => {
+    load: () => loadInto(box, (/** @type {typeof rows} */ list) => {
       rows = list;
       return content();
-    }),
+    }, () => get('/api/audit?limit=200')),
   };
 }
 
 function breakGlassCard() {
   const box = h('div', { id: 'break-glass-events' }, loading());
+  /** @param {import('./api.js').BreakGlassView[]} list */
+  const draw = (list) => (list.length
+    ? table('Emergency access to your records', [
+      ['When', (b) => fmtTime(b.at_ms)],
+      ['Doctor', (b) => `${b.doctor_id} · ${b.department}`],
+      ['Reason', (b) => b.reason],
+      ['Access until', (b) => fmtTime(b.until_ms)],
+      ['Block', (b) => `#${b.block_height}`],
+    ], list)
+    : empty('No emergency access to your records has been recorded.'));
   return {
     el: card('Emergency access (break-glass)', box),
-    load: () => loadInto(box, () => get('/api/break_glass'), (/** @type {import('./api.js').BreakGlassView[]} */ list) => (list.length
-      ? table('Emergency access to your records', [
-        ['When', (b) => fmtTime(b.at_ms)],
-        ['Doctor', (b) => `${b.doctor_id} · ${b.department}`],
-        ['Reason', (b) => b.reason],
-        ['Access until', (b) => fmtTime(b.until_ms)],
-        ['Block', (b) => `#${b.block_height}`],
-      ], list)
-      : empty('No emergency access to your records has been recorded.'))),
+    load: () => loadInto(box, draw, () => get('/api/break_glass')),
   };
 }

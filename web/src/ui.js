@@ -300,14 +300,15 @@ export function errorNotice(e) {
 
 /**
  * Fill `box` with what `draw` makes of `load()`'s answer, or with the error: the shape of
- * every panel that shows one API answer.
+ * every panel that shows one API answer. `draw` comes first so that the type of its
+ * parameter is the type the answer is given (see api.js's request).
  * @template T
  * @param {Element} box
- * @param {() => Promise<T>} load
  * @param {(data: T) => Child} draw
+ * @param {() => Promise<T>} load
  * @returns {Promise<void>}
  */
-export async function loadInto(box, load, draw) {
+export async function loadInto(box, draw, load) {
   try {
     put(box, draw(await load()));
   } catch (e) {
