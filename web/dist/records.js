@@ -1,9 +1,17 @@
+// @ts-check
 // Why this file exists: a patient's records are shown the same way to the patient and to
 // the doctor treating them: a timeline, newest first, each entry with its medication
 // lines and the block that holds it on the ledger.
 
 import { h, badge, fmtTime, medicationTable, shortHash } from './ui.js';
 
+/** @typedef {import('./api.js').ChainRecord} ChainRecord */
+
+/**
+ * The records, newest first; a record that a later one corrects is marked.
+ * @param {ChainRecord[]} records
+ * @param {{ emptyText?: string }} [options]
+ */
 export function timeline(records, { emptyText = 'No records yet.' } = {}) {
   if (!records.length) {
     return h('p', { class: 'rounded-md border border-dashed border-slate-300 p-4 text-center text-slate-600' }, emptyText);
@@ -14,6 +22,10 @@ export function timeline(records, { emptyText = 'No records yet.' } = {}) {
     sorted.map((r) => entry(r, amended.has(r.record_id))));
 }
 
+/**
+ * @param {ChainRecord} r
+ * @param {boolean} superseded a later record corrects this one
+ */
 function entry(r, superseded) {
   return h('li', { class: 'relative', 'data-record-id': r.record_id },
     h('span', { class: 'absolute -left-[33px] top-1.5 size-4 rounded-full border-2 border-white bg-teal-600 ring-2 ring-teal-200', 'aria-hidden': 'true' }),
@@ -40,4 +52,5 @@ function entry(r, superseded) {
         ` · ${r.record_id}`)));
 }
 
+/** @param {ChainRecord} r */
 const hasPrescription = (r) => (r.medications && r.medications.length > 0) || (r.prescription && r.prescription.trim() !== '');

@@ -1,8 +1,9 @@
+// @ts-check
 // Why this file exists: the entry point. It reads the hash route (#/doctor, #/explorer/12,
 // ...), checks that the signed-in role may open it, draws the header and navigation for
 // that role, and hands the main area to the screen's module.
 
-import { get, post, session, scheduleRefresh, setFlash } from './api.js';
+import { ApiError, get, post, session, scheduleRefresh, setFlash } from './api.js';
 import { h, put, button, ROLE_LABEL } from './ui.js';
 import * as login from './login.js';
 import * as doctor from './doctor.js';
@@ -12,9 +13,27 @@ import * as department from './department.js';
 import * as explorer from './explorer.js';
 import * as metrics from './metrics.js';
 
-/** Route name -> screen and the roles that may open it. */
+/**
+ * What a signed-in screen's render gets besides its main element.
+ * @typedef {object} ScreenContext
+ * @property {import('./api.js').Session} session
+ * @property {import('./api.js').Me | null} me null when /api/me could not be read
+ * @property {string[]} args the route's parts after its name (#/explorer/12: ['12'])
+ * @property {typeof navigate} navigate
+ */
+
+/**
+ * A screen module: render draws into `main` and may return what to undo on leaving
+ * (timers, listeners).
+ * @typedef {{ render: (main: HTMLElement, ctx: ScreenContext) => (() => void) | void }} Screen
+ */
+
+/**
+ * Route name -> screen and the roles that may open it. Sign-in is not here: it is the one
+ * screen without a session.
+ * @type {Record<string, { view: Screen, roles: import('./api.js').Role[] }>}
+ */
 const ROUTES = {
-  login: { view: login, roles: null },
   doctor: { view: doctor, roles: ['doctor'] },
   patient: { view: patient, roles: ['patient'] },
   pharmacy: { view: pharmacy, roles: ['pharmacy'] },
@@ -23,6 +42,7 @@ const ROUTES = {
   metrics: { view: metrics, roles: ['department'] },
 };
 
+/** @type {Record<string, Array<[string, string]>>} [route, label] of each role's links */
 const NAV = {
   doctor: [['doctor', 'Patients']],
   patient: [['patient', 'My record']],
@@ -30,8 +50,10 @@ const NAV = {
   department: [['department', 'Department'], ['explorer', 'Chain explorer'], ['metrics', 'Metrics']],
 };
 
-const app = document.getElementById('app');
+const app = /** @type {HTMLElement} */ (document.getElementById('app'));
+/** @type {(() => void) | null} */
 let cleanup = null;
+/** @type {import('./api.js').Me | null} */
 let me = null; // GET /api/me of the current session
 let renderSeq = 0; // a newer navigation wins over a slower older one
 
@@ -40,12 +62,22 @@ function parseHash() {
   return { name: parts[0] || '', args: parts.slice(1) };
 }
 
+/**
+ * Go to a route (drawn again if it is the current one).
+ * @param {string} name
+ * @param {...(string | number)} args
+ */
 export function navigate(name, ...args) {
-  const target = `#/${[name, ...args].map(encodeURIComponent).join('/')}`;
+  const target = `#/${[name, ...args].map((p) => encodeURIComponent(p)).join('/')}`;
   if (location.hash === target) render();
   else location.hash = target;
 }
 
+/**
+ * The header: the role's navigation (the current route marked) and who is signed in.
+ * @param {import('./api.js').Session} s
+ * @param {string} active
+ */
 function header(s, active) {
   const links = (NAV[s.role] || []).map(([route, label]) =>
     h('a', {
@@ -76,7 +108,7 @@ function logo() {
   svg.setAttribute('class', 'size-7 text-teal-700');
   svg.setAttribute('aria-hidden', 'true');
   const rect = document.createElementNS(ns, 'rect');
-  for (const [k, v] of Object.entries({ x: 2, y: 2, width: 20, height: 20, rx: 5, fill: 'currentColor' })) rect.setAttribute(k, v);
+  for (const [k, v] of Object.entries({ x: 2, y: 2, width: 20, height: 20, rx: 5, fill: 'currentColor' })) rect.setAttribute(k, String(v));
   const cross = document.createElementNS(ns, 'path');
   cross.setAttribute('d', 'M10 6h4v4h4v4h-4v4h-4v-4H6v-4h4z');
   cross.setAttribute('fill', '#fff');
@@ -97,6 +129,7 @@ async function logout() {
   navigate('login');
 }
 
+/** Draw the screen of the current hash route (or send the user where they may go). */
 async function render() {
   if (cleanup) {
     try { cleanup(); } catch { /* a screen's cleanup must not stop navigation */ }
@@ -108,20 +141,20 @@ async function render() {
   if (!s) {
     me = null;
     if (name !== 'login') return navigate('login');
-  } else if (name === 'login' || !ROUTES[name] || !ROUTES[name].roles.includes(s.role)) {
+  } else if (!Object.hasOwn(ROUTES, name) || !ROUTES[name].roles.includes(s.role)) {
     return navigate(s.role);
   }
-  const route = ROUTES[name];
   const main = h('main', { id: 'main', tabindex: '-1', class: 'mx-auto w-full max-w-7xl flex-1 px-4 py-6 sm:px-6' });
   if (!s) {
     put(app, main);
+    login.render(main, { navigate });
   } else {
     if (!me || me.user_id !== s.user_id) {
       // Check the stored session before showing anything; a 401 here lands on login.
       try {
         me = await get('/api/me');
       } catch (e) {
-        if (e.expired) return;
+        if (e instanceof ApiError && e.expired) return;
         me = null;
       }
       if (seq !== renderSeq) return;
@@ -129,18 +162,17 @@ async function render() {
     put(app, header(s, name), main,
       h('footer', { class: 'border-t border-slate-200 bg-white px-6 py-3 text-center text-xs text-slate-600' },
         'MedChain · records on a PBFT ledger shared by the participating organisations'));
+    cleanup = ROUTES[name].view.render(main, { session: s, me, args, navigate }) || null;
   }
-  const ctx = { session: s, me, args, navigate };
-  cleanup = route.view.render(main, ctx) || null;
   const title = main.querySelector('[data-page-title]');
   document.title = title ? `${title.textContent} · MedChain` : 'MedChain';
-  if (title && document.activeElement === document.body) title.focus({ preventScroll: true });
+  if (title instanceof HTMLElement && document.activeElement === document.body) title.focus({ preventScroll: true });
 }
 
 window.addEventListener('hashchange', () => render());
 
 // The skip link must not change the hash (that is the router's): it moves focus instead.
-document.getElementById('skip-link').addEventListener('click', (ev) => {
+/** @type {HTMLElement} */ (document.getElementById('skip-link')).addEventListener('click', (ev) => {
   ev.preventDefault();
   const main = document.getElementById('main');
   if (main) main.focus();

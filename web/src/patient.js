@@ -1,131 +1,168 @@
+// @ts-check
 // Why this file exists: the patient's own view. Their records as a timeline, who may see
 // them (grant and revoke consent), a one-time code for a doctor, who has read their data
 // (the ledger's audit trail, break-glass included), and a download of everything (FHIR).
 
-import { get, post, request } from './api.js';
+import { ApiError, get, post, request } from './api.js';
 import {
-  h, put, card, badge, button, busy, field, notice, loading, empty, table, pageTitle,
-  fmtTime, fmtDate, ROLE_LABEL, ACTION_LABEL,
+  h, put, card, actionCard, badge, button, busy, field, notice, loading, loadInto, empty, table,
+  pageTitle, fmtTime, fmtDate, ROLE_LABEL, ACTION_LABEL, markField, showErrors, onSubmit,
 } from './ui.js';
 import { timeline } from './records.js';
 
+/** @typedef {import('./api.js').ConsentView} ConsentView */
+/** @typedef {import('./api.js').Done} Done */
+
+/** @type {Record<string, string>} */
 const KIND_LABEL = { doctor: 'Doctor', department: 'Department', pharmacy: 'Pharmacy' };
 
+/** @param {{ grantee_kind: string, grantee_id: string }} c */
+const granteeName = (c) => `${KIND_LABEL[c.grantee_kind] || c.grantee_kind} ${c.grantee_id}`;
+
+/**
+ * @param {HTMLElement} main
+ * @param {import('./app.js').ScreenContext} ctx
+ */
 export function render(main, { session }) {
   const me = session.user_id;
+  const records = timelineCard(me);
+  const audit = auditCard(me);
+  const consents = consentsCard();
+  const breakGlass = breakGlassCard();
 
-  // ---- timeline ----
-  const recordsBox = h('div', { id: 'my-records' }, loading('Loading your records…'));
-  async function loadRecords() {
-    try {
-      const chain = await post('/api/get_chain', { patient_id: me });
-      put(recordsBox, timeline(chain.records, { emptyText: 'You have no records yet.' }));
-    } catch (e) {
-      const m = notice();
-      m.error(e);
-      put(recordsBox, m.el);
-    }
-  }
+  main.append(
+    pageTitle('My health record', `${session.display_name || me} · Patient ID ${me}`),
+    h('div', { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
+      h('div', { class: 'space-y-6 lg:col-span-2' }, records.el, audit.el, breakGlass.el),
+      h('div', { class: 'space-y-6' }, consents.el, oneTimeCodeCard(), downloadCard(me))));
 
-  // ---- consents ----
-  const consentBox = h('div', { id: 'consents', 'aria-live': 'polite' }, loading());
-  const consentMsg = notice();
-  async function loadConsents() {
-    try {
-      const list = await get('/api/consents');
-      put(consentBox, consentList(list));
-    } catch (e) {
-      const m = notice();
-      m.error(e);
-      put(consentBox, m.el);
-    }
-  }
+  // The audit trail is read after the records, so that it can include this very read.
+  records.load().then(audit.load);
+  consents.load();
+  breakGlass.load();
+}
 
-  function consentList(list) {
-    const active = list.filter((c) => c.active);
-    const past = list.filter((c) => !c.active);
-    const row = (c) => h('li', { class: 'flex items-center justify-between gap-3 py-2', 'data-grantee': `${c.grantee_kind}:${c.grantee_id}` },
-      h('div', {},
-        h('p', { class: 'font-medium text-slate-900' }, `${KIND_LABEL[c.grantee_kind] || c.grantee_kind} ${c.grantee_id}`),
-        h('p', { class: 'text-sm text-slate-600' },
-          c.active
-            ? `${c.granted_at_ms ? `Since ${fmtDate(c.granted_at_ms)}` : 'Standing consent'}${c.expires_at_ms ? ` · until ${fmtDate(c.expires_at_ms)}` : ' · no end date'}`
-            : c.revoked_at_ms ? `Revoked ${fmtDate(c.revoked_at_ms)}` : `Expired ${fmtDate(c.expires_at_ms)}`)),
-      c.active
-        ? button('Revoke', {
-          variant: 'secondary', small: true,
-          ariaLabel: `Revoke access for ${KIND_LABEL[c.grantee_kind] || c.grantee_kind} ${c.grantee_id}`,
-          onClick: (ev) => revoke(ev.currentTarget, c),
-        })
-        : badge(c.revoked_at_ms ? 'Revoked' : 'Expired', 'slate'));
-    return h('div', {},
-      active.length
-        ? h('ul', { class: 'divide-y divide-slate-100', 'aria-label': 'Who can see your records' }, active.map(row))
-        : empty('Nobody has access to your records at the moment.'),
-      past.length
-        ? h('details', { class: 'mt-3 text-sm' },
-          h('summary', { class: 'cursor-pointer text-slate-700' }, `Past access (${past.length})`),
-          h('ul', { class: 'divide-y divide-slate-100', 'aria-label': 'Past access' }, past.map(row)))
-        : null);
-  }
+/** @param {string} me */
+function timelineCard(me) {
+  const box = h('div', { id: 'my-records' }, loading('Loading your records…'));
+  return {
+    el: card('Timeline', box),
+    load: () => loadInto(box,
+      (/** @type {import('./api.js').GetChainResponse} */ chain) => timeline(chain.records, { emptyText: 'You have no records yet.' }),
+      () => post('/api/get_chain', { patient_id: me })),
+  };
+}
 
+// ---- consents ---------------------------------------------------------------------
+
+/** Who can see the records: the list (with revoke) and the form that gives access. */
+function consentsCard() {
+  const box = h('div', { id: 'consents', 'aria-live': 'polite' }, loading());
+  const msg = notice();
+  const load = () => loadInto(box, (/** @type {ConsentView[]} */ list) => consentList(list, revoke), () => get('/api/consents'));
+
+  /**
+   * @param {HTMLButtonElement} btn
+   * @param {ConsentView} c
+   */
   async function revoke(btn, c) {
-    consentMsg.clear();
+    msg.clear();
     try {
+      /** @type {Done} */
       const r = await busy(btn, () => post('/api/consents/revoke', { grantee_kind: c.grantee_kind, grantee_id: c.grantee_id }), 'Revoking…');
-      consentMsg.show('success', `Access for ${KIND_LABEL[c.grantee_kind]} ${c.grantee_id} revoked (block #${r.block_height}).`);
-      await loadConsents();
+      msg.show('success', `Access for ${KIND_LABEL[c.grantee_kind]} ${c.grantee_id} revoked (block #${r.block_height}).`);
+      await load();
     } catch (e) {
-      consentMsg.error(e);
+      msg.error(e);
     }
   }
+  return { el: card('Who can see my records', msg.el, box, grantForm(msg, load)), load };
+}
 
+/**
+ * Active consents, each with its revoke button, and the past ones folded away.
+ * @param {ConsentView[]} list
+ * @param {(btn: HTMLButtonElement, c: ConsentView) => void} revoke
+ */
+function consentList(list, revoke) {
+  const active = list.filter((c) => c.active);
+  const past = list.filter((c) => !c.active);
+  /** @param {ConsentView} c */
+  const revokeButton = (c) => {
+    const btn = button('Revoke', { variant: 'secondary', small: true, ariaLabel: `Revoke access for ${granteeName(c)}`, onClick: () => revoke(btn, c) });
+    return btn;
+  };
+  /** @param {ConsentView} c */
+  const row = (c) => h('li', { class: 'flex items-center justify-between gap-3 py-2', 'data-grantee': `${c.grantee_kind}:${c.grantee_id}` },
+    h('div', {},
+      h('p', { class: 'font-medium text-slate-900' }, granteeName(c)),
+      h('p', { class: 'text-sm text-slate-600' },
+        c.active
+          ? `${c.granted_at_ms ? `Since ${fmtDate(c.granted_at_ms)}` : 'Standing consent'}${c.expires_at_ms ? ` · until ${fmtDate(c.expires_at_ms)}` : ' · no end date'}`
+          : c.revoked_at_ms ? `Revoked ${fmtDate(c.revoked_at_ms)}` : `Expired ${fmtDate(c.expires_at_ms)}`)),
+    c.active ? revokeButton(c) : badge(c.revoked_at_ms ? 'Revoked' : 'Expired', 'slate'));
+  return h('div', {},
+    active.length
+      ? h('ul', { class: 'divide-y divide-slate-100', 'aria-label': 'Who can see your records' }, active.map(row))
+      : empty('Nobody has access to your records at the moment.'),
+    past.length
+      ? h('details', { class: 'mt-3 text-sm' },
+        h('summary', { class: 'cursor-pointer text-slate-700' }, `Past access (${past.length})`),
+        h('ul', { class: 'divide-y divide-slate-100', 'aria-label': 'Past access' }, past.map(row)))
+      : null);
+}
+
+/**
+ * Give a doctor, department or pharmacy access, optionally until a date.
+ * @param {import('./ui.js').Notice} msg the consents card's message area
+ * @param {() => Promise<void>} onGranted
+ */
+function grantForm(msg, onGranted) {
   const kind = field({ label: 'Who', id: 'consent-kind', type: 'select', options: [['doctor', 'A doctor'], ['department', 'A department'], ['pharmacy', 'A pharmacy']] });
   const grantee = field({ label: 'Their ID', id: 'consent-grantee', required: true, autocomplete: 'off', maxlength: 64, hint: 'For example d002 (doctor), cardiology (department) or ph001 (pharmacy).' });
   const expires = field({ label: 'Until (optional)', id: 'consent-expires', type: 'date', hint: 'Leave empty for no end date; you can revoke at any time.' });
   const grantBtn = button('Grant access', { type: 'submit', id: 'consent-submit' });
-  const grantForm = h('form', { class: 'mt-5 space-y-4 border-t border-slate-200 pt-5', novalidate: true },
+  const form = h('form', { class: 'mt-5 space-y-4 border-t border-slate-200 pt-5', novalidate: true },
     h('h3', { class: 'font-semibold text-slate-900' }, 'Give access'),
     kind.el, grantee.el, expires.el, grantBtn);
-  grantForm.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
-    consentMsg.clear();
-    grantee.setError('');
-    expires.setError('');
+  onSubmit(form, async () => {
+    msg.clear();
+    for (const f of [kind, grantee, expires]) f.setError('');
     const id = grantee.input.value.trim();
-    if (!id) {
-      grantee.setError('Enter the ID of who you give access to.');
-      grantee.input.focus();
-      return;
-    }
+    if (showErrors(id ? [] : [[grantee, 'Enter the ID of who you give access to.']])) return;
+    /** @type {{ grantee_kind: string, grantee_id: string, expires_at_ms?: number }} */
     const body = { grantee_kind: kind.input.value, grantee_id: id };
     if (expires.input.value) {
       const end = new Date(`${expires.input.value}T23:59:59`).getTime();
-      if (!(end > Date.now())) {
-        expires.setError('Choose a date in the future.');
-        expires.input.focus();
-        return;
-      }
+      if (showErrors(end > Date.now() ? [] : [[expires, 'Choose a date in the future.']])) return;
       body.expires_at_ms = end;
     }
     try {
+      /** @type {Done} */
       const r = await busy(grantBtn, () => post('/api/consents', body), 'Granting…');
-      consentMsg.show('success', `${KIND_LABEL[body.grantee_kind]} ${id} can now see your records (block #${r.block_height}).`);
-      grantForm.reset();
-      await loadConsents();
+      msg.show('success', `${KIND_LABEL[body.grantee_kind]} ${id} can now see your records (block #${r.block_height}).`);
+      form.reset();
+      await onGranted();
     } catch (e) {
-      consentMsg.error(e);
-      if (e.status === 422 || e.status === 404) grantee.setError(e.message);
+      msg.error(e);
+      // Without a field named, a 404 can only be the grantee: nobody has that ID.
+      if (!markField(e, { grantee_kind: kind, grantee_id: grantee, expires_at_ms: expires })
+        && e instanceof ApiError && e.code === 'not_found') grantee.setError(e.message);
     }
   });
+  return form;
+}
 
-  // ---- one-time code ----
+// ---- one-time code and download ---------------------------------------------------
+
+function oneTimeCodeCard() {
   const codeBtn = button('Generate one-time code', { id: 'code-generate' });
   const codeOut = h('div', { 'aria-live': 'polite' });
   const codeMsg = notice();
   codeBtn.addEventListener('click', async () => {
     codeMsg.clear();
     try {
+      /** @type {import('./api.js').ConsentCode} */
       const c = await busy(codeBtn, () => post('/api/consent_codes'), 'Generating…');
       put(codeOut, h('div', { class: 'mt-4 rounded-md border-2 border-teal-600 bg-teal-50 p-4 text-center' },
         h('p', { class: 'text-sm text-slate-700' }, 'Your one-time code'),
@@ -135,14 +172,20 @@ export function render(main, { session }) {
       codeMsg.error(e);
     }
   });
+  return actionCard('One-time code',
+    'Seeing a doctor who has no access? A one-time code lets them add a single record without seeing your history.',
+    codeBtn, codeMsg.el, codeOut);
+}
 
-  // ---- download ----
+/** @param {string} me */
+function downloadCard(me) {
   const dlBtn = button('Download my data (FHIR)', { variant: 'secondary', id: 'fhir-download' });
   const dlMsg = notice();
   dlBtn.addEventListener('click', async () => {
     dlMsg.clear();
     try {
       const blob = await busy(dlBtn, async () => {
+        /** @type {Response} */
         const res = await request('GET', `/fhir/Patient/${encodeURIComponent(me)}/$everything`, undefined,
           { raw: true, accept: 'application/fhir+json' });
         return res.blob();
@@ -158,14 +201,25 @@ export function render(main, { session }) {
       dlMsg.error(e);
     }
   });
+  return actionCard('My data',
+    'Download everything MedChain holds about you in the FHIR standard, to keep or to give to another provider.',
+    dlBtn, dlMsg.el);
+}
 
-  // ---- audit and break-glass ----
+// ---- who read the data ------------------------------------------------------------
+
+/**
+ * The audit trail; the patient's own views are left out unless asked for.
+ * @param {string} me
+ */
+function auditCard(me) {
   const showOwn = h('input', { type: 'checkbox', id: 'audit-own', class: 'size-4 rounded border-slate-400' });
-  const auditBox = h('div', { id: 'audit' }, loading());
-  let auditRows = [];
-  function drawAudit() {
-    const rows = showOwn.checked ? auditRows : auditRows.filter((a) => a.reader_id !== me);
-    put(auditBox, rows.length
+  const box = h('div', { id: 'audit' }, loading());
+  /** @type {import('./api.js').AuditView[]} */
+  let rows = [];
+  const content = () => {
+    const shown = showOwn.checked ? rows : rows.filter((a) => a.reader_id !== me);
+    return shown.length
       ? table('Who read your data', [
         ['When', (a) => fmtTime(a.at_ms)],
         ['Who', (a) => (a.reader_id === me ? 'You' : h('span', { class: 'font-medium' }, a.reader_id))],
@@ -173,61 +227,36 @@ export function render(main, { session }) {
         ['What', (a) => ACTION_LABEL[a.action] || a.action],
         ['Why', (a) => (a.reason === 'break-glass' ? badge('Emergency (break-glass)', 'amber') : a.reason)],
         ['Block', (a) => `#${a.block_height}`],
-      ], rows)
-      : empty('Nobody else has read your data.'));
-  }
-  showOwn.addEventListener('change', drawAudit);
-  async function loadAudit() {
-    try {
-      auditRows = await get('/api/audit?limit=200');
-      drawAudit();
-    } catch (e) {
-      const m = notice();
-      m.error(e);
-      put(auditBox, m.el);
-    }
-  }
+      ], shown)
+      : empty('Nobody else has read your data.');
+  };
+  showOwn.addEventListener('change', () => put(box, content()));
+  return {
+    el: card('Who read my data',
+      h('div', { class: 'mb-3 flex items-center gap-2 text-sm' }, showOwn,
+        h('label', { for: 'audit-own', class: 'text-slate-800' }, 'Include my own views')),
+      box),
+    load: () => loadInto(box, (/** @type {typeof rows} */ list) => {
+      rows = list;
+      return content();
+    }, () => get('/api/audit?limit=200')),
+  };
+}
 
-  const bgBox = h('div', { id: 'break-glass-events' }, loading());
-  async function loadBreakGlass() {
-    try {
-      const list = await get('/api/break_glass');
-      put(bgBox, list.length
-        ? table('Emergency access to your records', [
-          ['When', (b) => fmtTime(b.at_ms)],
-          ['Doctor', (b) => `${b.doctor_id} · ${b.department}`],
-          ['Reason', (b) => b.reason],
-          ['Access until', (b) => fmtTime(b.until_ms)],
-          ['Block', (b) => `#${b.block_height}`],
-        ], list)
-        : empty('No emergency access to your records has been recorded.'));
-    } catch (e) {
-      const m = notice();
-      m.error(e);
-      put(bgBox, m.el);
-    }
-  }
-
-  main.append(
-    pageTitle('My health record', `${session.display_name || me} · Patient ID ${me}`),
-    h('div', { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
-      h('div', { class: 'space-y-6 lg:col-span-2' },
-        card('Timeline', recordsBox),
-        card('Who read my data',
-          h('div', { class: 'mb-3 flex items-center gap-2 text-sm' }, showOwn,
-            h('label', { for: 'audit-own', class: 'text-slate-800' }, 'Include my own views')),
-          auditBox),
-        card('Emergency access (break-glass)', bgBox)),
-      h('div', { class: 'space-y-6' },
-        card('Who can see my records', consentMsg.el, consentBox, grantForm),
-        card('One-time code',
-          h('p', { class: 'text-sm text-slate-700' }, 'Seeing a doctor who has no access? A one-time code lets them add a single record without seeing your history.'),
-          h('div', { class: 'mt-4' }, codeBtn), codeMsg.el, codeOut),
-        card('My data',
-          h('p', { class: 'text-sm text-slate-700' }, 'Download everything MedChain holds about you in the FHIR standard, to keep or to give to another provider.'),
-          h('div', { class: 'mt-4' }, dlBtn), dlMsg.el))));
-
-  loadRecords().then(loadAudit);
-  loadConsents();
-  loadBreakGlass();
+function breakGlassCard() {
+  const box = h('div', { id: 'break-glass-events' }, loading());
+  /** @param {import('./api.js').BreakGlassView[]} list */
+  const draw = (list) => (list.length
+    ? table('Emergency access to your records', [
+      ['When', (b) => fmtTime(b.at_ms)],
+      ['Doctor', (b) => `${b.doctor_id} · ${b.department}`],
+      ['Reason', (b) => b.reason],
+      ['Access until', (b) => fmtTime(b.until_ms)],
+      ['Block', (b) => `#${b.block_height}`],
+    ], list)
+    : empty('No emergency access to your records has been recorded.'));
+  return {
+    el: card('Emergency access (break-glass)', box),
+    load: () => loadInto(box, draw, () => get('/api/break_glass')),
+  };
 }

@@ -1,21 +1,46 @@
+// @ts-check
 // Why this file exists: the pharmacy counter. Look up a prescription by the code the
 // patient brings (or by patient ID, when the patient consented), see the medication lines
 // only (never the diagnosis: the API does not send it), and record the dispense.
 
-import { post } from './api.js';
-import { h, put, card, badge, button, busy, field, notice, loading, empty, medicationTable, pageTitle, fmtTime } from './ui.js';
+import { ApiError, post } from './api.js';
+import {
+  h, put, card, badge, button, busy, field, notice, loading, empty, medicationTable, pageTitle,
+  fmtTime, markField, showErrors, onSubmit,
+} from './ui.js';
 
+/** @typedef {import('./api.js').PrescriptionView} PrescriptionView */
+
+/**
+ * @param {HTMLElement} main
+ * @param {import('./app.js').ScreenContext} ctx
+ */
 export function render(main, { session }) {
   const results = h('div', { id: 'prescriptions', class: 'space-y-4', 'aria-live': 'polite' });
-  const msg = notice();
+  const lookup = lookupCard(results, session.user_id);
+  main.append(
+    pageTitle('Dispensing', [session.display_name, session.user_id].filter(Boolean).join(' · ')),
+    h('div', { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
+      h('div', {}, lookup.el),
+      h('div', { class: 'lg:col-span-2' }, results)));
+  lookup.focus();
+}
 
+/**
+ * The lookup form (by code or by patient ID); its answers go into `results`.
+ * @param {HTMLElement} results
+ * @param {string} me the pharmacy's user ID, shown on a dispense it records
+ */
+function lookupCard(results, me) {
+  const msg = notice();
   const byCode = h('input', { type: 'radio', name: 'rx-by', id: 'rx-by-code', value: 'code', checked: true, class: 'size-4' });
   const byPatient = h('input', { type: 'radio', name: 'rx-by', id: 'rx-by-patient', value: 'patient', class: 'size-4' });
   const term = field({ label: 'Prescription code', id: 'rx-term', required: true, autocomplete: 'off', maxlength: 64, placeholder: 'ABCDE-FGHJK' });
-  const label = term.el.querySelector('label');
+  const termInput = /** @type {HTMLInputElement} */ (term.input);
+  const labelText = /** @type {Text} */ (/** @type {HTMLLabelElement} */ (term.el.querySelector('label')).firstChild);
   const setMode = () => {
-    label.firstChild.textContent = byCode.checked ? 'Prescription code' : 'Patient ID';
-    term.input.placeholder = byCode.checked ? 'ABCDE-FGHJK' : 'e.g. p001';
+    labelText.textContent = byCode.checked ? 'Prescription code' : 'Patient ID';
+    termInput.placeholder = byCode.checked ? 'ABCDE-FGHJK' : 'e.g. p001';
   };
   byCode.addEventListener('change', setMode);
   byPatient.addEventListener('change', setMode);
@@ -28,45 +53,48 @@ export function render(main, { session }) {
         h('div', { class: 'flex items-center gap-2' }, byPatient, h('label', { for: 'rx-by-patient', class: 'text-sm text-slate-800' }, 'Patient ID (patient has consented)')))),
     term.el, findBtn);
 
-  form.addEventListener('submit', async (ev) => {
-    ev.preventDefault();
+  onSubmit(form, async () => {
     msg.clear();
     term.setError('');
-    const value = term.input.value.trim();
-    if (!value) {
-      term.setError(byCode.checked ? 'Enter the code from the patient.' : 'Enter the patient ID.');
-      term.input.focus();
-      return;
-    }
+    const value = termInput.value.trim();
+    if (showErrors(value ? [] : [[term, byCode.checked ? 'Enter the code from the patient.' : 'Enter the patient ID.']])) return;
     const code = byCode.checked ? value.toUpperCase() : null;
     const body = code ? { code } : { patient_id: value };
     put(results, loading('Looking up…'));
     try {
+      /** @type {import('./api.js').PrescriptionList} */
       const res = await busy(findBtn, () => post('/api/prescriptions/search', body), 'Looking up…');
       const list = res.prescriptions;
       put(results, list.length
-        ? list.sort((a, b) => b.created_at_ms - a.created_at_ms).map((p) => prescriptionCard(p, code, session.user_id))
+        ? list.sort((a, b) => b.created_at_ms - a.created_at_ms).map((p) => prescriptionCard(p, code, me))
         : empty('This patient has no prescriptions.'));
     } catch (e) {
       results.replaceChildren();
       msg.error(e);
+      // Both ways of looking up are the one input.
+      markField(e, { code: term, patient_id: term });
     }
   });
-
-  main.append(
-    pageTitle('Dispensing', [session.display_name, session.user_id].filter(Boolean).join(' · ')),
-    h('div', { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
-      h('div', {}, card('Find a prescription', form, msg.el,
-        h('p', { class: 'mt-4 text-sm text-slate-600' }, 'Each lookup is recorded in the patient’s audit trail.'))),
-      h('div', { class: 'lg:col-span-2' }, results)));
-  term.input.focus();
+  return {
+    el: card('Find a prescription', form, msg.el,
+      h('p', { class: 'mt-4 text-sm text-slate-600' }, 'Each lookup is recorded in the patient’s audit trail.')),
+    focus: () => termInput.focus(),
+  };
 }
 
+/**
+ * One prescription: its medication lines and instructions, and whether it was dispensed
+ * (with the button that records it, when not).
+ * @param {PrescriptionView} p
+ * @param {string | null} code the code it was looked up by; the dispense must give it too
+ * @param {string} me
+ */
 function prescriptionCard(p, code, me) {
   const msg = notice();
   const status = h('div', { class: 'mt-4 flex flex-wrap items-center gap-3', 'data-status': '' });
   const titleId = `rx-${p.record_id}`;
 
+  /** @param {import('./api.js').DispenseView} d */
   function showDispensed(d) {
     put(status, badge('Already dispensed', 'green'),
       h('p', { class: 'text-sm text-slate-700' },
@@ -80,12 +108,13 @@ function prescriptionCard(p, code, me) {
     go.addEventListener('click', async () => {
       msg.clear();
       try {
+        /** @type {import('./api.js').DispenseResponse} */
         const r = await busy(go, () => post(`/api/prescriptions/${encodeURIComponent(p.record_id)}/dispense`, code ? { code } : {}), 'Recording…');
         showDispensed({ pharmacy_id: me, at_ms: Date.now(), block_height: r.block_height });
         msg.show('success', `Dispense recorded in block #${r.block_height}.`);
       } catch (e) {
         msg.error(e);
-        if (e.status === 409) put(status, badge('Already dispensed', 'green'));
+        if (e instanceof ApiError && e.status === 409) put(status, badge('Already dispensed', 'green'));
       }
     });
     put(status, badge('Not dispensed', 'amber'), go);
