@@ -1,7 +1,7 @@
 //! Deterministic test identities, so a test's genesis, signatures and (in the simulator)
 //! trace hashes are the same on every run and every machine.
 
-use medchain_types::{ClientId, KeyPair, Request, Signable, Signed, SignedRequest};
+use medchain_types::{ClientId, Hash32, KeyPair, Request, Signable, Signed, SignedRequest};
 
 /// The keys of one test suite: replica `i` holds `KeyPair::for_test("{prefix}replica-{i}")`
 /// and client `i` holds `KeyPair::for_test("{prefix}client-{i}")`.
@@ -44,5 +44,22 @@ impl TestKeys {
             content_hashes: Vec::new(),
         }
         .sign(&self.client(usize::from(client)))
+    }
+
+    /// A request signed by client `client` over the hashes of `content`, carrying it.
+    pub fn request_with_content(
+        &self,
+        client: u16,
+        request_id: u64,
+        payload: &[u8],
+        content: Vec<Vec<u8>>,
+    ) -> SignedRequest {
+        Request {
+            client: ClientId(client),
+            request_id,
+            payload: payload.to_vec(),
+            content_hashes: content.iter().map(|c| Hash32::sha256(c)).collect(),
+        }
+        .sign_with_content(&self.client(usize::from(client)), content)
     }
 }
