@@ -13,7 +13,7 @@ const L: u64 = 16;
 
 /// Commit `count` single-request blocks through the primary.
 fn commit_blocks(c: &mut Cluster, count: u64) {
-    let start = c.chains[0].len() as u64;
+    let start = c.disks[0].chain.len() as u64;
     for id in 1..=count {
         c.submit(0, request(0, start + id));
     }
@@ -49,7 +49,7 @@ fn checkpoint_every_k_blocks_becomes_stable_with_a_quorum() {
         let cps = checkpoints_sent(&c, i);
         assert_eq!(cps.len(), 1, "replica {i}");
         assert_eq!(cps[0].body.seq, K);
-        assert_eq!(cps[0].body.digest, c.chains[i][K as usize - 1].hash());
+        assert_eq!(cps[0].body.digest, c.disks[i].chain[K as usize - 1].hash());
         assert_eq!(cps[0].body.replica, rid(i));
 
         assert_eq!(c.replicas[i].stable_seq(), K);
@@ -68,14 +68,17 @@ fn checkpoint_every_k_blocks_becomes_stable_with_a_quorum() {
             "replica {i} persisted one stable checkpoint"
         );
         let (seq, digest, proof) = &stable[0];
-        assert_eq!((*seq, *digest), (K, c.chains[i][K as usize - 1].hash()));
+        assert_eq!(
+            (*seq, *digest),
+            (K, c.disks[i].chain[K as usize - 1].hash())
+        );
         c.verifier
             .check_checkpoint_proof(proof, *seq, digest)
             .expect("the stable checkpoint carries a valid 2f+1 proof");
 
-        assert_eq!(c.durable[i].stable_seq, K);
+        assert_eq!(c.disks[i].durable.stable_seq, K);
         assert!(
-            c.durable[i].slots.keys().all(|s| *s > K),
+            c.disks[i].durable.slots.keys().all(|s| *s > K),
             "replica {i} kept durable slots at or below the stable checkpoint"
         );
     }
@@ -84,7 +87,7 @@ fn checkpoint_every_k_blocks_becomes_stable_with_a_quorum() {
     commit_blocks(&mut c, 1);
     for i in 0..N {
         assert_eq!(
-            c.durable[i].slots.keys().copied().collect::<Vec<_>>(),
+            c.disks[i].durable.slots.keys().copied().collect::<Vec<_>>(),
             [K + 1]
         );
     }
@@ -104,7 +107,7 @@ fn two_f_checkpoints_are_not_enough() {
     // Replicas 0 and 1 have checkpoints from 0 and 1 only.
     assert_eq!(c.replicas[0].stable_seq(), 0);
     assert_eq!(c.replicas[1].stable_seq(), 0);
-    assert_eq!(c.durable[0].stable_seq, 0);
+    assert_eq!(c.disks[0].durable.stable_seq, 0);
     // Replicas 2 and 3 have their own and those of 0 and 1: 2f+1.
     assert_eq!(c.replicas[2].stable_seq(), K);
     assert_eq!(c.replicas[3].stable_seq(), K);
@@ -185,12 +188,12 @@ fn primary_stops_at_the_high_watermark_until_a_checkpoint_is_stable() {
     for i in 0..N {
         assert_eq!(c.replicas[i].stable_seq(), L, "replica {i}");
         // The five requests that piled up go out as a full batch and the rest.
-        let tail: Vec<usize> = c.chains[i][L as usize..]
+        let tail: Vec<usize> = c.disks[i].chain[L as usize..]
             .iter()
             .map(|b| b.requests.len())
             .collect();
         assert_eq!(tail, vec![4, 1], "replica {i}");
-        let executed: usize = c.chains[i].iter().map(|b| b.requests.len()).sum();
+        let executed: usize = c.disks[i].chain.iter().map(|b| b.requests.len()).sum();
         assert_eq!(executed as u64, L + 5);
     }
 }
@@ -229,6 +232,6 @@ fn lost_checkpoint_messages_are_recovered() {
             r.view(),
             r.mode()
         );
-        assert_eq!(c.chains[i].len() as u64, L + 1, "replica {i} is stuck");
+        assert_eq!(c.disks[i].chain.len() as u64, L + 1, "replica {i} is stuck");
     }
 }

@@ -108,8 +108,7 @@ fn apply_block_rebuilds_the_same_table() {
     assert_eq!(c.heights(), vec![order.len() as u64; N]);
 
     let tables: Vec<ClientTable> = c
-        .chains
-        .iter()
+        .chains()
         .map(|chain| {
             let mut t = ClientTable::new(CLIENTS);
             for b in chain {
@@ -133,7 +132,7 @@ fn apply_block_rebuilds_the_same_table() {
 
     // Replaying a block again, or a block repeating a request, takes no effect twice.
     let mut again = t.clone();
-    assert_eq!(again.apply_block(&c.chains[0][5]), vec![false]);
+    assert_eq!(again.apply_block(&c.disks[0].chain[5]), vec![false]);
     let dup = block(7, vec![request(1, 3), request(1, 3), request(0, 5)]);
     assert_eq!(again.apply_block(&dup), vec![true, false, false]);
 }
@@ -156,7 +155,8 @@ fn restored_primary_does_not_execute_a_request_twice() {
     let outs = c.submit(0, request(0, 1));
     assert_eq!(pre_prepares_in(&outs).len(), 1);
     assert_eq!(c.heights(), vec![3; N]);
-    let executed: Vec<_> = c.chains[0]
+    let executed: Vec<_> = c.disks[0]
+        .chain
         .iter()
         .flat_map(|b| b.requests.iter().map(SignedRequest::key))
         .collect();

@@ -102,7 +102,7 @@ fn restored_backup_refuses_a_conflicting_pre_prepare_and_resends_its_prepare() {
     let mut c = Cluster::new();
     let sent = prepares_in(&c.inject(1, pre_prepare_msg(0, &a)));
     assert_eq!(sent.len(), 1);
-    let slot = &c.durable[1].slots[&1];
+    let slot = &c.disks[1].durable.slots[&1];
     assert_eq!(
         slot.pre_prepare
             .as_ref()
@@ -141,7 +141,7 @@ fn restored_prepared_replica_resends_the_same_commit() {
     c.inject(1, pre_prepare_msg(0, &a));
     let commit = commits_in(&c.inject(1, PeerMessage::Prepare(prepare(0, 1, a.digest(), 2))));
     assert_eq!(commit.len(), 1);
-    assert!(c.durable[1].slots[&1].prepared.is_some());
+    assert!(c.disks[1].durable.slots[&1].prepared.is_some());
 
     c.restart(1);
     c.now = c.configs[1].resend_interval_ms;
@@ -150,11 +150,11 @@ fn restored_prepared_replica_resends_the_same_commit() {
 
     // Had it crashed after moving to view 1, its VIEW-CHANGE would still carry the
     // certificate (the P set comes from disk, not from memory).
-    let d = c.durable[1].clone();
+    let d = c.disks[1].durable.clone();
     assert!(d.slots[&1].prepared.is_some());
     let mut r = Replica::restore(
         c.configs[1].clone(),
-        replica_key(1),
+        KEYS.replica(1),
         &c.genesis,
         DurableState {
             view: 1,
@@ -210,7 +210,7 @@ fn restored_primary_does_not_reuse_a_sequence_number() {
     );
 
     c.run();
-    for chain in &c.chains {
+    for chain in c.chains() {
         assert_eq!(chain.len(), 2);
         assert_eq!(chain[0].requests, vec![a.clone()]);
         assert_eq!(chain[1].requests, vec![b.clone()]);
@@ -234,7 +234,10 @@ fn restored_replica_keeps_its_view_change() {
         c.client_request(i, req.clone());
     }
     c.advance_to(1_000);
-    assert_eq!((c.durable[2].view, c.durable[2].normal), (1, false));
+    assert_eq!(
+        (c.disks[2].durable.view, c.disks[2].durable.normal),
+        (1, false)
+    );
 
     c.restart(2);
     assert_eq!(
@@ -245,9 +248,9 @@ fn restored_replica_keeps_its_view_change() {
     // Standalone copy: on its resend timer it re-broadcasts its VIEW-CHANGE for view 1.
     let mut copy = Replica::restore(
         c.configs[2].clone(),
-        replica_key(2),
+        KEYS.replica(2),
         &c.genesis,
-        c.durable[2].clone(),
+        c.disks[2].durable.clone(),
         fresh_chain(&c),
     );
     let outs = copy.step(c.configs[2].resend_interval_ms, Input::Tick);
@@ -271,7 +274,7 @@ fn restored_replica_keeps_its_view_change() {
             (c.replicas[i].view(), c.replicas[i].mode()),
             (1, Mode::Normal)
         );
-        assert_eq!(c.chains[i].len(), 1, "replica {i}");
+        assert_eq!(c.disks[i].chain.len(), 1, "replica {i}");
     }
 }
 
@@ -286,7 +289,10 @@ fn restored_replica_keeps_its_installed_view() {
     }
     c.advance_to(1_000);
     assert_eq!(c.heights(), vec![0, 1, 1, 1]);
-    assert_eq!((c.durable[3].view, c.durable[3].normal), (1, true));
+    assert_eq!(
+        (c.disks[3].durable.view, c.disks[3].durable.normal),
+        (1, true)
+    );
 
     c.restart(3);
     assert_eq!(
@@ -300,7 +306,7 @@ fn restored_replica_keeps_its_installed_view() {
 
     c.submit(1, request(0, 2));
     assert_eq!(c.heights(), vec![0, 2, 2, 2]);
-    assert!(c.chains[1][1].certificate.signers().contains(&rid(3)));
+    assert!(c.disks[1].chain[1].certificate.signers().contains(&rid(3)));
 }
 
 /// Sections 4.3 and 4.4, as stored: in the durable fold later views win, a pre-prepare

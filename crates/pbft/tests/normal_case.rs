@@ -45,10 +45,10 @@ fn request_to_primary_commits_everywhere_with_a_valid_certificate() {
         .collect();
     assert_eq!(commit_senders.len(), N);
 
-    let head = c.chains[0][0].hash();
+    let head = c.disks[0].chain[0].hash();
     for i in 0..N {
-        assert_eq!(c.chains[i].len(), 1, "replica {i} height");
-        let block = &c.chains[i][0];
+        assert_eq!(c.disks[i].chain.len(), 1, "replica {i} height");
+        let block = &c.disks[i].chain[0];
         assert_eq!(block.hash(), head, "replica {i} agrees on block 1");
         assert_eq!(block.height(), 1);
         assert_eq!(block.header.prev_hash, c.genesis.hash());
@@ -93,8 +93,8 @@ fn backup_forwards_a_client_request_to_the_primary() {
 
     c.run();
     for i in 0..N {
-        assert_eq!(c.chains[i].len(), 1);
-        assert_eq!(c.chains[i][0].requests, vec![req.clone()]);
+        assert_eq!(c.disks[i].chain.len(), 1);
+        assert_eq!(c.disks[i].chain[0].requests, vec![req.clone()]);
         assert_eq!(c.replies_for(i, 1, 7).len(), 1);
     }
 }
@@ -122,7 +122,7 @@ fn batches_respect_the_maximum_size() {
     c.run();
     // Executing both emptied the pipeline, so the sixth request went out as well.
     assert_eq!(c.heights(), vec![3; N]);
-    for chain in &c.chains {
+    for chain in c.chains() {
         let sizes: Vec<usize> = chain.iter().map(|b| b.requests.len()).collect();
         assert_eq!(sizes, vec![1, 4, 1]);
         assert!(chain
@@ -210,7 +210,7 @@ fn several_sequence_numbers_in_flight_execute_in_order() {
     c.clear_rule();
     c.release_held();
     c.run();
-    for chain in &c.chains {
+    for chain in c.chains() {
         assert_eq!(chain.len(), 2);
         assert_eq!(chain[0].requests, vec![a.clone()]);
         assert_eq!(chain[1].requests, vec![b.clone()]);
@@ -231,8 +231,8 @@ fn duplicate_requests_execute_once() {
     }
     c.run();
     for i in 0..N {
-        assert_eq!(c.chains[i].len(), 1);
-        assert_eq!(c.chains[i][0].requests, vec![req.clone()]);
+        assert_eq!(c.disks[i].chain.len(), 1);
+        assert_eq!(c.disks[i].chain[0].requests, vec![req.clone()]);
         assert_eq!(c.replies_for(i, 0, 1).len(), 1);
     }
 
@@ -342,19 +342,19 @@ fn two_f_commits_are_not_enough() {
     c.submit(0, request(0, 1));
 
     // Replicas 0 and 1 hold their own commit and each other's: 2f.
-    assert_eq!(c.chains[0].len(), 0);
-    assert_eq!(c.chains[1].len(), 0);
+    assert_eq!(c.disks[0].chain.len(), 0);
+    assert_eq!(c.disks[1].chain.len(), 0);
     // Replica 2 holds commits from 0, 1 and itself: 2f+1, the quorum.
-    assert_eq!(c.chains[2].len(), 1);
+    assert_eq!(c.disks[2].chain.len(), 1);
     assert!(!c.held.is_empty());
 
     c.clear_rule();
     c.release_held();
     c.run();
-    assert_eq!(c.chains[0].len(), 1);
-    assert_eq!(c.chains[1].len(), 1);
-    assert_eq!(c.chains[0][0].hash(), c.chains[2][0].hash());
-    assert_eq!(c.chains[0][0].certificate.signatures.len(), QUORUM);
+    assert_eq!(c.disks[0].chain.len(), 1);
+    assert_eq!(c.disks[1].chain.len(), 1);
+    assert_eq!(c.disks[0].chain[0].hash(), c.disks[2].chain[0].hash());
+    assert_eq!(c.disks[0].chain[0].certificate.signatures.len(), QUORUM);
 }
 
 /// Section 4.2: a backup accepts a pre-prepare only if it has not accepted a different
@@ -379,7 +379,7 @@ fn backup_refuses_an_equivocating_pre_prepare() {
         persisted_in(&second).is_empty(),
         "logged the conflicting batch"
     );
-    let slot = &c.durable[1].slots[&1];
+    let slot = &c.disks[1].durable.slots[&1];
     assert_eq!(
         slot.pre_prepare.as_ref().map(|(pp, _)| pp.body.digest),
         Some(a.digest())

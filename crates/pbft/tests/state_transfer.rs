@@ -29,9 +29,9 @@ fn commit_without(c: &mut Cluster, away: usize, count: u64) {
         c.submit(0, request(0, id));
     }
     for i in (0..N).filter(|i| *i != away) {
-        assert_eq!(c.chains[i].len() as u64, count);
+        assert_eq!(c.disks[i].chain.len() as u64, count);
     }
-    assert!(c.chains[away].is_empty());
+    assert!(c.disks[away].chain.is_empty());
 }
 
 /// Peers replica `id` asked for blocks, with the time.
@@ -72,11 +72,11 @@ fn lagging_replica_catches_up_to_the_same_head() {
         .any(|(_, o)| matches!(o, Output::ReadBlocks { to, from_height: 1, .. } if *to == rid(3)));
     assert!(read, "the asked peer did not read its store");
 
-    assert_eq!(c.chains[3], c.chains[0]);
+    assert_eq!(c.disks[3].chain, c.disks[0].chain);
     assert_eq!(c.replicas[3].last_executed(), 6);
     assert_eq!(c.replicas[3].last_hash(), c.replicas[0].last_hash());
     assert_eq!(c.replicas[3].stable_seq(), 4);
-    for b in &c.chains[3] {
+    for b in &c.disks[3].chain {
         c.verifier
             .check_block(b)
             .expect("transferred blocks are certified");
@@ -84,7 +84,7 @@ fn lagging_replica_catches_up_to_the_same_head() {
 
     c.submit(0, request(1, 1));
     assert_eq!(c.heights(), vec![7; N]);
-    assert_eq!(c.chains[3][6].hash(), c.chains[0][6].hash());
+    assert_eq!(c.disks[3].chain[6].hash(), c.disks[0].chain[6].hash());
 }
 
 /// TOCS 6.2: a fetch that gets no answer times out and goes to another peer, so one
@@ -113,7 +113,7 @@ fn unanswered_fetch_goes_to_another_peer() {
         t1 >= t0 + c.configs[3].fetch_timeout_ms,
         "gave up before the timeout"
     );
-    assert_eq!(c.chains[3], c.chains[0]);
+    assert_eq!(c.disks[3].chain, c.disks[0].chain);
 }
 
 /// Section 4.3 (and the hash chain): every transferred block must carry the next height
@@ -124,7 +124,7 @@ fn unanswered_fetch_goes_to_another_peer() {
 fn blocks_that_do_not_link_are_not_applied() {
     let mut c = cluster();
     commit_without(&mut c, 3, 3);
-    let good = c.chains[0].clone();
+    let good = c.disks[0].chain.clone();
     let mut forged = good[1].clone();
     forged.header.prev_hash = Hash32::sha256(b"somewhere else");
     c.verifier
@@ -151,12 +151,12 @@ fn blocks_that_do_not_link_are_not_applied() {
         PeerMessage::Blocks(vec![good[0].clone(), forged, good[2].clone()]),
     );
     assert_eq!(commits(&outs), 1, "only the block before the broken link");
-    assert_eq!(c.chains[3], good[..1].to_vec());
+    assert_eq!(c.disks[3].chain, good[..1].to_vec());
     assert_eq!(c.replicas[3].last_hash(), good[0].hash());
 
     let outs = c.inject(3, PeerMessage::Blocks(good[1..].to_vec()));
     assert_eq!(commits(&outs), 2);
-    assert_eq!(c.chains[3], good);
+    assert_eq!(c.disks[3].chain, good);
     assert_eq!(c.replicas[3].last_hash(), c.replicas[0].last_hash());
 }
 
@@ -175,7 +175,7 @@ fn fetch_is_answered_from_the_executed_chain() {
                 max_blocks,
                 replica: rid(3),
             },
-            &replica_key(3),
+            &KEYS.replica(3),
         ))
     };
     let reads = |outs: &[Output]| -> Vec<(ReplicaId, u64, usize)> {
@@ -212,15 +212,15 @@ fn replica_more_than_a_window_behind_catches_up_and_takes_part() {
         fetches_by(&c, 3).len() >= 3,
         "20 blocks need 3 answers of 8"
     );
-    assert_eq!(c.chains[3], c.chains[0]);
+    assert_eq!(c.disks[3].chain, c.disks[0].chain);
     assert_eq!(c.replicas[3].stable_seq(), 20);
 
     // With replica 2 cut off, the next block needs replica 3's votes.
     c.isolate(2);
     c.submit(0, request(1, 1));
-    assert_eq!(c.chains[3].len(), 21);
-    assert_eq!(c.chains[3][20].hash(), c.chains[0][20].hash());
-    assert!(c.chains[0][20].certificate.signers().contains(&rid(3)));
+    assert_eq!(c.disks[3].chain.len(), 21);
+    assert_eq!(c.disks[3].chain[20].hash(), c.disks[0].chain[20].hash());
+    assert!(c.disks[0].chain[20].certificate.signers().contains(&rid(3)));
 }
 
 /// A STATUS from a peer behind us is answered at once (so a restarted replica starts its
@@ -239,7 +239,7 @@ fn a_behind_peer_hears_our_height_at_once() {
                 stable_seq: 0,
                 replica: rid(replica),
             },
-            &replica_key(replica),
+            &KEYS.replica(replica),
         ))
     };
     let answers_to = |outs: &[Output], to: ReplicaId| -> Vec<u64> {
@@ -299,5 +299,5 @@ fn the_next_range_is_fetched_as_soon_as_one_lands() {
         fetches[..3].iter().all(|(t, _)| *t == first),
         "ranges waited between them: {fetches:?}"
     );
-    assert_eq!(c.chains[3], c.chains[0]);
+    assert_eq!(c.disks[3].chain, c.disks[0].chain);
 }

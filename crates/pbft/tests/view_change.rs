@@ -191,8 +191,8 @@ fn silent_primary_is_replaced_and_the_request_commits() {
             (c.replicas[i].view(), c.replicas[i].mode()),
             (1, Mode::Normal)
         );
-        assert_eq!(c.chains[i].len(), 1, "replica {i}");
-        let block = &c.chains[i][0];
+        assert_eq!(c.disks[i].chain.len(), 1, "replica {i}");
+        let block = &c.disks[i].chain[0];
         assert_eq!(block.requests, vec![req.clone()]);
         assert_eq!(block.certificate.view, 1);
         assert_eq!(block.header.proposer, rid(1));
@@ -221,10 +221,10 @@ fn prepared_but_not_committed() -> (Cluster, medchain_types::SignedRequest, Hash
     }
     c.run();
     for i in 0..N {
-        let slot = &c.durable[i].slots[&1];
+        let slot = &c.disks[i].durable.slots[&1];
         let (proof, _) = slot.prepared.as_ref().expect("prepared in view 0");
         assert_eq!(proof.pre_prepare.body.digest, digest);
-        assert!(c.chains[i].is_empty());
+        assert!(c.disks[i].chain.is_empty());
     }
     c.clear_rule();
     c.isolate(0);
@@ -268,8 +268,8 @@ fn prepared_request_is_carried_into_the_new_view() {
     assert_eq!(o, vec![(1, 1, digest)]);
 
     for i in 1..N {
-        assert_eq!(c.chains[i].len(), 1, "replica {i}");
-        let block = &c.chains[i][0];
+        assert_eq!(c.disks[i].chain.len(), 1, "replica {i}");
+        let block = &c.disks[i].chain[0];
         assert_eq!(block.certificate.proposal_digest, digest);
         assert_eq!(block.certificate.view, 1);
         assert_eq!(
@@ -311,8 +311,8 @@ fn new_view_with_an_altered_o_set_is_rejected() {
     let mut emptied = nv.body.clone();
     emptied.pre_prepares.clear();
     let forged = [
-        (Signed::sign(swapped, &replica_key(1)), vec![other]),
-        (Signed::sign(emptied, &replica_key(1)), Vec::new()),
+        (Signed::sign(swapped, &KEYS.replica(1)), vec![other]),
+        (Signed::sign(emptied, &KEYS.replica(1)), Vec::new()),
     ];
 
     for (new_view, proposals) in forged {
@@ -338,7 +338,7 @@ fn new_view_with_an_altered_o_set_is_rejected() {
         }
     }
     c.run();
-    assert!(c.chains[2].is_empty() && c.chains[3].is_empty());
+    assert!(c.disks[2].chain.is_empty() && c.disks[3].chain.is_empty());
 
     // The genuine NEW-VIEW is accepted, so the rejection was about the O set.
     c.clear_rule();
@@ -346,8 +346,8 @@ fn new_view_with_an_altered_o_set_is_rejected() {
     c.run();
     for i in 1..N {
         assert_eq!(c.replicas[i].mode(), Mode::Normal);
-        assert_eq!(c.chains[i].len(), 1, "replica {i}");
-        assert_eq!(c.chains[i][0].certificate.proposal_digest, digest);
+        assert_eq!(c.disks[i].chain.len(), 1, "replica {i}");
+        assert_eq!(c.disks[i].chain[0].certificate.proposal_digest, digest);
     }
 }
 
@@ -388,8 +388,8 @@ fn view_change_timeouts_double_for_consecutive_failed_views() {
     for i in [0, 2, 3] {
         assert_eq!(c.replicas[i].view(), 3, "replica {i}");
         assert_eq!(c.replicas[i].mode(), Mode::Normal);
-        assert_eq!(c.chains[i].len(), 1);
-        assert_eq!(c.chains[i][0].requests, vec![req.clone()]);
+        assert_eq!(c.disks[i].chain.len(), 1);
+        assert_eq!(c.disks[i].chain[0].requests, vec![req.clone()]);
     }
 }
 
@@ -429,7 +429,7 @@ fn a_replica_joins_a_view_change_only_after_f_plus_one_others() {
             (c.replicas[i].view(), c.replicas[i].mode()),
             (1, Mode::Normal)
         );
-        assert_eq!(c.chains[i].len(), 1, "replica {i}");
+        assert_eq!(c.disks[i].chain.len(), 1, "replica {i}");
     }
 }
 
@@ -443,7 +443,7 @@ fn view_change_above_a_stable_checkpoint() {
         c.submit(0, request(0, id));
     }
     assert_eq!(c.replicas[1].stable_seq(), 4);
-    let d5 = c.chains[1][4].certificate.proposal_digest;
+    let d5 = c.disks[1].chain[4].certificate.proposal_digest;
 
     c.set_rule(|_, _, m| match m {
         PeerMessage::Commit(_) => Fate::Drop,
@@ -479,8 +479,8 @@ fn view_change_above_a_stable_checkpoint() {
     assert_eq!(o, vec![(5, d5), (6, d6)]);
     for i in 1..N {
         assert_eq!(c.replicas[i].view(), 1);
-        assert_eq!(c.chains[i].len(), 6, "replica {i}");
-        assert_eq!(c.chains[i][5].certificate.proposal_digest, d6);
-        assert_eq!(c.chains[i][5].requests, vec![req.clone()]);
+        assert_eq!(c.disks[i].chain.len(), 6, "replica {i}");
+        assert_eq!(c.disks[i].chain[5].certificate.proposal_digest, d6);
+        assert_eq!(c.disks[i].chain[5].requests, vec![req.clone()]);
     }
 }

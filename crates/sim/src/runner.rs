@@ -1,8 +1,8 @@
-//! The simulation loop: a seeded event queue standing in for the network, the clock and
-//! the disk, driving real replicas and checking the invariants after every step.
+//! The simulation loop: the test kit's network queue and disks standing in for the
+//! network, the clock and the disk, with this crate's seeded faults on top, driving real
+//! replicas and checking the invariants after every step.
 
-use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
@@ -10,11 +10,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use medchain_pbft::{ChainState, ClientTable, Config, DurableState, Input, Mode, Output, Replica};
-use medchain_types::genesis::ClientInfo;
+use medchain_pbft::{Config, Input, Mode, Output, Replica};
+use medchain_testkit::{
+    small_config, small_limits, Disk, Due, Envelope, GenesisBuilder, Network, TestKeys,
+};
 use medchain_types::{
-    codec::FORMAT_VERSION, encode, ClientId, CommittedBlock, Genesis, Hash32, KeyPair, Limits,
-    PeerMessage, ReplicaId, ReplicaInfo, Request, SignedRequest, Verifier,
+    encode, ClientId, Genesis, Hash32, PeerMessage, ReplicaId, SignedRequest, Verifier,
 };
 
 use crate::byzantine::{ByzantineMock, Wire};
@@ -39,75 +40,39 @@ pub struct SeedOutcome {
     pub rejected: u64,
 }
 
-/// The replica configuration the simulator uses: small windows and intervals so that
-/// short runs go through checkpoints, garbage collection and view changes.
+/// The replica configuration the simulator uses: the kit's small windows with short
+/// intervals, so that short runs go through checkpoints, garbage collection and view
+/// changes.
 pub fn sim_config(id: ReplicaId) -> Config {
-    let mut c = Config::new(id);
-    c.checkpoint_interval = 4;
-    c.limits = sim_limits();
-    c.max_in_flight = 8;
+    let mut c = small_config(id);
     c.max_batch_delay_ms = 5;
     c.request_timeout_ms = 500;
     c.view_change_timeout_ms = 400;
-    c.max_backoff_exponent = 4;
     c.resend_interval_ms = 200;
     c.status_interval_ms = 300;
     c.fetch_timeout_ms = 400;
     c
 }
 
-pub fn sim_limits() -> Limits {
-    Limits {
-        max_content_pieces: 8,
-        max_content_bytes: 1 << 16,
-        max_message_bytes: 1 << 20,
-        max_batch_requests: 4,
-        max_payload_bytes: 256,
-        window: 16,
-        max_fetch_blocks: 8,
-    }
-}
-
-/// Keys are fixed per index (not per seed), so the memo also hits across seeds.
-pub fn replica_key(i: usize) -> KeyPair {
-    KeyPair::for_test(&format!("sim-replica-{i}"))
-}
-pub fn client_key(i: usize) -> KeyPair {
-    KeyPair::for_test(&format!("sim-client-{i}"))
-}
+/// Keys are fixed per index (not per seed), so the memo also hits across seeds. The
+/// prefix is part of every trace hash: changing it changes every trace.
+pub const SIM_KEYS: TestKeys = TestKeys::new("sim-");
 
 pub const MAX_CLIENTS: usize = 4;
 
+/// Block hashes a restarted replica gets back (traces depend on this count).
+const RECENT_BLOCKS: usize = 64;
+
 pub fn sim_genesis(n: usize) -> Genesis {
-    Genesis {
-        format_version: FORMAT_VERSION,
-        chain_id: format!("medchain-sim-{n}"),
-        replicas: (0..n)
-            .map(|i| ReplicaInfo {
-                id: ReplicaId(i as u16),
-                organisation: format!("org-{i}"),
-                public_key: replica_key(i).public(),
-                peer_addr: String::new(),
-                http_addr: String::new(),
-            })
-            .collect(),
-        clients: (0..MAX_CLIENTS)
-            .map(|i| ClientInfo {
-                name: format!("client-{i}"),
-                public_key: client_key(i).public(),
-            })
-            .collect(),
-        users: Vec::new(),
-        consents: Vec::new(),
-    }
+    GenesisBuilder::new(format!("medchain-sim-{n}"), SIM_KEYS)
+        .replicas(n)
+        .clients(MAX_CLIENTS)
+        .build()
 }
 
+/// The simulator's own events, queued on the kit's network with the messages.
 #[derive(Debug)]
 enum Event {
-    Deliver {
-        to: ReplicaId,
-        bytes: Rc<Vec<u8>>,
-    },
     ClientArrive {
         to: ReplicaId,
         request: Rc<SignedRequest>,
@@ -127,35 +92,6 @@ enum Event {
     Crash(ReplicaId),
     Restart(ReplicaId),
     Check,
-}
-
-#[derive(Debug)]
-struct Scheduled {
-    at: u64,
-    seq: u64,
-    event: Event,
-}
-impl PartialEq for Scheduled {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Scheduled {}
-impl PartialOrd for Scheduled {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Scheduled {
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.at, o.seq).cmp(&(self.at, self.seq)) // min-heap
-    }
-}
-
-#[derive(Debug, Default)]
-struct Disk {
-    durable: Option<DurableState>,
-    chain: Vec<CommittedBlock>,
 }
 
 #[derive(Debug)]
@@ -179,8 +115,7 @@ struct Sim<'a> {
     verifier: Verifier,
     rng: ChaCha8Rng,
     now: u64,
-    seq: u64,
-    queue: BinaryHeap<Scheduled>,
+    net: Network<Event>,
     nodes: Vec<Node>,
     clients: Vec<Client>,
     issued: Vec<(ClientId, u64)>,
@@ -194,15 +129,13 @@ struct Sim<'a> {
     violations: Vec<String>,
     faults: u64,
     views_installed: BTreeSet<u64>,
-    messages: u64,
-    rejected: u64,
 }
 
 /// Run one scenario. With `trace`, a readable trace of every event is returned in
 /// `violations`' companion string (printed by the CLI).
 pub fn run_scenario(s: &Scenario, trace: bool) -> (SeedOutcome, String) {
     let genesis = sim_genesis(s.n);
-    let verifier = Verifier::new(&genesis, sim_limits());
+    let verifier = Verifier::new(&genesis, small_limits());
     let mut sim = Sim {
         s,
         f: s.f(),
@@ -210,8 +143,7 @@ pub fn run_scenario(s: &Scenario, trace: bool) -> (SeedOutcome, String) {
         verifier,
         rng: ChaCha8Rng::seed_from_u64(s.seed),
         now: 0,
-        seq: 0,
-        queue: BinaryHeap::new(),
+        net: Network::new(),
         nodes: Vec::new(),
         clients: Vec::new(),
         issued: Vec::new(),
@@ -224,8 +156,6 @@ pub fn run_scenario(s: &Scenario, trace: bool) -> (SeedOutcome, String) {
         violations: Vec::new(),
         faults: s.planned_faults(),
         views_installed: BTreeSet::new(),
-        messages: 0,
-        rejected: 0,
         genesis,
     };
     sim.setup();
@@ -241,8 +171,8 @@ pub fn run_scenario(s: &Scenario, trace: bool) -> (SeedOutcome, String) {
         committed_blocks: sim.agreement.height(),
         requests: sim.issued.len() as u64,
         end_ms: sim.now,
-        messages: sim.messages,
-        rejected: sim.rejected,
+        messages: sim.net.traffic.sent,
+        rejected: sim.net.traffic.rejected,
     };
     (outcome, sim.trace.take().unwrap_or_default())
 }
@@ -255,12 +185,7 @@ impl Sim<'_> {
     }
 
     fn schedule(&mut self, at: u64, event: Event) {
-        self.seq += 1;
-        self.queue.push(Scheduled {
-            at,
-            seq: self.seq,
-            event,
-        });
+        self.net.schedule(at, event);
     }
 
     fn is_byzantine(&self, r: ReplicaId) -> bool {
@@ -280,19 +205,16 @@ impl Sim<'_> {
     fn setup(&mut self) {
         for i in 0..self.s.n {
             let id = ReplicaId(i as u16);
-            let replica = Replica::new(self.new_replica(i), replica_key(i), &self.genesis);
+            let replica = Replica::new(self.new_replica(i), SIM_KEYS.replica(i), &self.genesis);
             let byz = self
                 .s
                 .byzantine
                 .iter()
                 .find(|(b, _)| *b == id)
-                .map(|(_, beh)| ByzantineMock::new(*beh, id, self.s.n, replica_key(i)));
+                .map(|(_, beh)| ByzantineMock::new(*beh, id, self.s.n, SIM_KEYS.replica(i)));
             self.nodes.push(Node {
                 replica: Some(replica),
-                disk: Disk {
-                    durable: Some(DurableState::genesis(self.genesis.hash())),
-                    chain: Vec::new(),
-                },
+                disk: Disk::new(&self.genesis),
                 byz,
                 tick_at: None,
             });
@@ -304,19 +226,12 @@ impl Sim<'_> {
             .filter(|r| !self.is_byzantine(*r))
             .collect();
         for c in 0..self.s.clients.min(MAX_CLIENTS) {
-            let key = client_key(c);
             let mut requests = Vec::new();
             for k in 0..self.s.requests_per_client {
                 let len = self.rng.gen_range(8..64);
                 let mut payload = format!("seed{}-c{c}-r{k}:", self.s.seed).into_bytes();
                 payload.extend((0..len).map(|_| self.rng.gen::<u8>()));
-                let r = Request {
-                    client: ClientId(c as u16),
-                    request_id: k as u64 + 1,
-                    payload,
-                    content_hashes: Vec::new(),
-                }
-                .sign(&key);
+                let r = SIM_KEYS.request(c as u16, k as u64 + 1, &payload);
                 self.integrity.on_issue(&r);
                 self.issued.push(r.key());
                 requests.push(Rc::new(r));
@@ -349,42 +264,55 @@ impl Sim<'_> {
         })
     }
 
-    /// The network: before GST it drops, delays (and so reorders), duplicates and
-    /// partitions; after GST it delivers everything within a few milliseconds.
-    fn transmit(&mut self, from: Option<ReplicaId>, to: ReplicaId, event: impl Fn() -> Event) {
+    /// The fault model: before GST it drops, delays (and so reorders), duplicates and
+    /// partitions; after GST it delivers everything within a few milliseconds. Returns
+    /// when each copy arrives (none when lost); the draws happen in this order for every
+    /// message, and the trace hashes depend on that order.
+    fn arrivals(&mut self, from: Option<ReplicaId>, to: ReplicaId) -> Vec<u64> {
         let faulty = self.now < self.s.gst_ms;
         if faulty {
             if from.is_some_and(|f| self.partitioned(f, to)) {
                 self.faults += 1;
-                return;
+                return Vec::new();
             }
             if self.rng.gen_bool(self.s.drop_prob) {
                 self.faults += 1;
-                return;
+                return Vec::new();
             }
         }
-        let max_delay = if faulty { self.s.max_delay_ms } else { 5 };
+        let max_delay_ms = if faulty { self.s.max_delay_ms } else { 5 };
         let copies = if faulty && self.rng.gen_bool(self.s.dup_prob) {
             self.faults += 1;
             2
         } else {
             1
         };
-        for _ in 0..copies {
-            let delay = self.rng.gen_range(1..=max_delay.max(1));
-            self.schedule(self.now + delay, event());
-        }
+        let now = self.now;
+        (0..copies)
+            .map(|_| now + self.rng.gen_range(1..=max_delay_ms.max(1)))
+            .collect()
     }
 
     fn send_bytes(&mut self, from: ReplicaId, to: ReplicaId, bytes: Rc<Vec<u8>>) {
-        if to == from {
+        if !self.net.offer(from, to) {
             return;
         }
-        self.messages += 1;
-        self.transmit(Some(from), to, || Event::Deliver {
-            to,
-            bytes: bytes.clone(),
-        });
+        let arrivals = self.arrivals(Some(from), to);
+        if arrivals.is_empty() {
+            self.net.lose();
+        }
+        for at in arrivals {
+            let bytes = bytes.clone();
+            self.net.post(at, Envelope { from, to, bytes });
+        }
+    }
+
+    /// A client's request to replica `to`, through the same fault model as messages.
+    fn send_request(&mut self, to: ReplicaId, request: &Rc<SignedRequest>) {
+        for at in self.arrivals(None, to) {
+            let request = request.clone();
+            self.schedule(at, Event::ClientArrive { to, request });
+        }
     }
 
     fn broadcast_bytes(&mut self, from: ReplicaId, bytes: Rc<Vec<u8>>) {
@@ -395,20 +323,22 @@ impl Sim<'_> {
 
     fn run(&mut self) {
         let deadline = self.s.gst_ms + self.s.liveness_bound_ms;
-        while let Some(ev) = self.queue.pop() {
-            if ev.at > deadline {
+        while let Some((at, due)) = self.net.pop() {
+            if at > deadline {
                 break;
             }
-            self.now = ev.at;
-            if let Event::Check = ev.event {
-                if self.settled() {
-                    self.log(|| "settled: all requests committed, replicas converged".into());
-                    return;
+            self.now = at;
+            match due {
+                Due::Message(envelope) => self.deliver(&envelope),
+                Due::Event(Event::Check) => {
+                    if self.settled() {
+                        self.log(|| "settled: all requests committed, replicas converged".into());
+                        return;
+                    }
+                    self.schedule(self.now + 100, Event::Check);
                 }
-                self.schedule(self.now + 100, Event::Check);
-                continue;
+                Due::Event(event) => self.handle(event),
             }
-            self.handle(ev.event);
         }
         self.now = self.now.max(deadline);
         let states = self.correct_states();
@@ -452,30 +382,29 @@ impl Sim<'_> {
             && self.progress.settled(&modes)
     }
 
+    fn deliver(&mut self, envelope: &Envelope) {
+        let to = envelope.to;
+        self.hasher.update(self.now.to_le_bytes());
+        self.hasher.update([1, to.0 as u8]);
+        self.hasher.update(envelope.bytes.as_slice());
+        let node = &mut self.nodes[to.index()];
+        if node.replica.is_none() {
+            return;
+        }
+        if let Some(b) = node.byz.as_mut() {
+            b.observe(&envelope.bytes, &mut self.rng);
+        }
+        match self.net.open(&self.verifier, envelope) {
+            Err(e) => self.log(|| format!("{to} rejected a message: {e}")),
+            Ok(m) => {
+                self.log(|| describe(to, m.get()));
+                self.step(to, Input::Message(m));
+            }
+        }
+    }
+
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Deliver { to, bytes } => {
-                self.hasher.update(self.now.to_le_bytes());
-                self.hasher.update([1, to.0 as u8]);
-                self.hasher.update(bytes.as_slice());
-                let node = &mut self.nodes[to.index()];
-                if node.replica.is_none() {
-                    return;
-                }
-                if let Some(b) = node.byz.as_mut() {
-                    b.observe(&bytes, &mut self.rng);
-                }
-                match self.verifier.decode_message(&bytes) {
-                    Err(e) => {
-                        self.rejected += 1;
-                        self.log(|| format!("{to} rejected a message: {e}"));
-                    }
-                    Ok(m) => {
-                        self.log(|| describe(to, m.get()));
-                        self.step(to, Input::Message(m));
-                    }
-                }
-            }
             Event::ClientArrive { to, request } => {
                 self.hasher.update(self.now.to_le_bytes());
                 self.hasher.update([2, to.0 as u8]);
@@ -494,10 +423,7 @@ impl Sim<'_> {
                 let home = self.clients[client].home;
                 let req = self.clients[client].requests[index].clone();
                 self.log(|| format!("client {client} issues {:?} to {home}", req.key()));
-                self.transmit(None, home, || Event::ClientArrive {
-                    to: home,
-                    request: req.clone(),
-                });
+                self.send_request(home, &req);
                 self.schedule(self.now + 1_000, Event::ClientRetry { client, index });
             }
             Event::ClientRetry { client, index } => {
@@ -507,11 +433,7 @@ impl Sim<'_> {
                 }
                 // Section 4.1: a client that gets no answer broadcasts to all replicas.
                 for i in 0..self.s.n {
-                    let to = ReplicaId(i as u16);
-                    self.transmit(None, to, || Event::ClientArrive {
-                        to,
-                        request: req.clone(),
-                    });
+                    self.send_request(ReplicaId(i as u16), &req);
                 }
                 self.schedule(self.now + 1_000, Event::ClientRetry { client, index });
             }
@@ -554,33 +476,11 @@ impl Sim<'_> {
 
     /// Rebuild a replica from what its disk holds: the durable vote state and the chain.
     fn restore(&self, r: ReplicaId) -> Replica {
-        let disk = &self.nodes[r.index()].disk;
-        let mut clients = ClientTable::new(self.genesis.clients.len());
-        for b in &disk.chain {
-            clients.apply_block(b);
-        }
-        let chain = ChainState {
-            last_executed: disk.chain.len() as u64,
-            last_hash: disk.chain.last().map_or(self.genesis.hash(), |b| b.hash()),
-            clients,
-            recent_hashes: disk
-                .chain
-                .iter()
-                .rev()
-                .take(64)
-                .map(|b| (b.height(), b.hash()))
-                .collect(),
-        };
-        let durable = disk
-            .durable
-            .clone()
-            .unwrap_or_else(|| DurableState::genesis(self.genesis.hash()));
-        Replica::restore(
+        self.nodes[r.index()].disk.restore(
             self.new_replica(r.index()),
-            replica_key(r.index()),
+            SIM_KEYS.replica(r.index()),
             &self.genesis,
-            durable,
-            chain,
+            RECENT_BLOCKS,
         )
     }
 
@@ -623,72 +523,62 @@ impl Sim<'_> {
         }
         let correct = self.nodes[id.index()].byz.is_none();
         for o in outputs {
+            // The disk's share comes first for every replica: a Byzantine one still
+            // persists, commits and serves blocks honestly (only its votes lie).
+            if let Some((to, blocks)) = self.nodes[id.index()].disk.apply(&o) {
+                self.send_bytes(id, to, Rc::new(encode(&blocks)));
+            }
+            if !correct {
+                continue;
+            }
             match o {
-                Output::Persist(rec) => {
-                    if let Some(d) = self.nodes[id.index()].disk.durable.as_mut() {
-                        d.apply(&rec);
-                    }
-                }
-                Output::Send { to, message } if correct => {
+                Output::Send { to, message } => {
                     self.send_bytes(id, to, Rc::new(encode(&message)));
                 }
-                Output::Broadcast(message) if correct => {
-                    self.broadcast_bytes(id, Rc::new(encode(&message)));
-                }
-                Output::Send { .. } | Output::Broadcast(_) => {}
-                Output::Commit(block) => {
-                    if correct {
-                        self.log(|| {
-                            format!(
-                                "{id} COMMITS block {} {:?} ({} requests)",
-                                block.height(),
-                                block.hash(),
-                                block.requests.len()
-                            )
-                        });
-                        for check in [
-                            self.agreement.on_commit(id, &block),
-                            self.certificates.on_commit(id, &block),
-                            self.integrity.on_commit(id, &block),
-                        ] {
-                            if let Err(v) = check {
-                                self.log(|| format!("VIOLATION {v}"));
-                                self.violations.push(v);
-                            }
-                        }
-                    }
-                    self.nodes[id.index()].disk.chain.push(block);
-                }
-                Output::Reply(reply) => {
-                    if correct {
-                        if let Err(v) = self.integrity.on_reply(&reply) {
-                            self.log(|| format!("VIOLATION {v}"));
-                            self.violations.push(v);
-                        }
-                        self.liveness.on_reply(&reply);
-                    }
-                }
-                Output::ReadBlocks {
-                    to,
-                    from_height,
-                    max_blocks,
-                } => {
-                    let chain = &self.nodes[id.index()].disk.chain;
-                    let start = (from_height as usize).saturating_sub(1).min(chain.len());
-                    let end = (start + max_blocks).min(chain.len());
-                    let blocks = chain[start..end].to_vec();
-                    if !blocks.is_empty() {
-                        let bytes = Rc::new(encode(&PeerMessage::Blocks(blocks)));
-                        self.send_bytes(id, to, bytes);
-                    }
-                }
-                Output::ViewInstalled { view } => {
-                    if correct {
-                        self.log(|| format!("{id} installs view {view}"));
-                        self.views_installed.insert(view);
+                Output::Broadcast(message) => self.broadcast_bytes(id, Rc::new(encode(&message))),
+                other => self.check_output(id, &other),
+            }
+        }
+    }
+
+    /// Run the invariants on what a correct replica committed, replied and installed.
+    fn check_output(&mut self, id: ReplicaId, output: &Output) {
+        match output {
+            Output::Commit(block) => {
+                self.log(|| {
+                    format!(
+                        "{id} COMMITS block {} {:?} ({} requests)",
+                        block.height(),
+                        block.hash(),
+                        block.requests.len()
+                    )
+                });
+                for check in [
+                    self.agreement.on_commit(id, block),
+                    self.certificates.on_commit(id, block),
+                    self.integrity.on_commit(id, block),
+                ] {
+                    if let Err(v) = check {
+                        self.log(|| format!("VIOLATION {v}"));
+                        self.violations.push(v);
                     }
                 }
             }
+            Output::Reply(reply) => {
+                if let Err(v) = self.integrity.on_reply(reply) {
+                    self.log(|| format!("VIOLATION {v}"));
+                    self.violations.push(v);
+                }
+                self.liveness.on_reply(reply);
+            }
+            Output::ViewInstalled { view } => {
+                self.log(|| format!("{id} installs view {view}"));
+                self.views_installed.insert(*view);
+            }
+            Output::Persist(_)
+            | Output::Send { .. }
+            | Output::Broadcast(_)
+            | Output::ReadBlocks { .. } => {}
         }
     }
 }

@@ -2,44 +2,19 @@
 //! checkpointer thread copies committed WAL pages into the database file well before the
 //! writer's own backstop (64 MiB of WAL) would.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use medchain_pbft::DurableRecord;
 use medchain_store::{Reader, Store, WriteOp};
-use medchain_types::{ClientId, Hash32, KeyPair, PrePrepare, Proposal, ReplicaId, Request, Signed};
 
 /// A pre-prepared proposal at `height` carrying `pieces` pieces of 128 KiB of content.
-fn pre_prepared(key: &KeyPair, height: u64, pieces: usize) -> WriteOp {
+fn pre_prepared(height: u64, pieces: usize) -> WriteOp {
     let content: Vec<Vec<u8>> = (0..pieces)
         .map(|i| vec![(height as u8).wrapping_add(i as u8); 128 << 10])
         .collect();
-    let request = Request {
-        client: ClientId(0),
-        request_id: height,
-        payload: b"payload".to_vec(),
-        content_hashes: content.iter().map(|c| Hash32::sha256(c)).collect(),
-    }
-    .sign_with_content(key, content);
-    let proposal = Proposal {
-        height,
-        view: 0,
-        proposer: ReplicaId(0),
-        timestamp_ms: height,
-        requests: vec![request],
-    };
-    let pre_prepare = Signed::sign(
-        PrePrepare {
-            view: 0,
-            seq: height,
-            digest: proposal.digest(),
-            replica: ReplicaId(0),
-        },
-        key,
-    );
-    WriteOp::Vote(DurableRecord::PrePrepared {
-        pre_prepare,
-        proposal,
-    })
+    let proposal = common::proposal(height, vec![common::request(height, content)]);
+    WriteOp::Vote(common::pre_prepared(&proposal))
 }
 
 #[test]
@@ -59,13 +34,12 @@ fn a_new_database_has_16_kib_pages() {
 fn committed_pages_reach_the_database_file_without_waiting_for_the_backstop() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let path = dir.path().join("ledger.db");
-    let key = KeyPair::from_secret([7; 32]);
     let store = Store::open(&path).expect("the store opens");
     let empty = std::fs::metadata(&path).expect("the file exists").len();
     // 24 MiB of content: past one checkpoint's worth (16 MiB), far below the backstop.
     for height in 1..=24 {
         store
-            .write(vec![pre_prepared(&key, height, 8)])
+            .write(vec![pre_prepared(height, 8)])
             .expect("the write commits");
     }
     let deadline = Instant::now() + Duration::from_secs(20);

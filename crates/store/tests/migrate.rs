@@ -3,12 +3,11 @@
 
 mod common;
 
-use common::loaded_pre_prepare;
+use common::{loaded_pre_prepare, proposal, request, KEYS};
 use medchain_pbft::DurableRecord;
 use medchain_store::{rusqlite::params, strip_content, Reader, Store};
 use medchain_types::{
-    encode, BlockHeader, ClientId, CommitCertificate, CommittedBlock, Hash32, KeyPair, PrePrepare,
-    Proposal, ReplicaId, Request, Signed, SignedRequest,
+    encode, BlockHeader, CommitCertificate, CommittedBlock, Hash32, Proposal, ReplicaId,
 };
 
 const VERSION_1: &str = "CREATE TABLE blocks (height INTEGER PRIMARY KEY, hash BLOB NOT NULL,
@@ -20,36 +19,15 @@ const VERSION_1: &str = "CREATE TABLE blocks (height INTEGER PRIMARY KEY, hash B
      CREATE TABLE content (hash BLOB PRIMARY KEY, bytes BLOB NOT NULL);
      PRAGMA user_version = 1;";
 
-fn request(key: &KeyPair, id: u64, content: &[u8]) -> SignedRequest {
-    Request {
-        client: ClientId(0),
-        request_id: id,
-        payload: b"payload".to_vec(),
-        content_hashes: vec![Hash32::sha256(content)],
-    }
-    .sign_with_content(key, vec![content.to_vec()])
-}
-
-fn proposal(height: u64, requests: Vec<SignedRequest>) -> Proposal {
-    Proposal {
-        height,
-        view: 0,
-        proposer: ReplicaId(0),
-        timestamp_ms: height,
-        requests,
-    }
-}
-
 #[test]
 fn version_1_content_moves_under_the_heights_that_refer_to_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.db");
-    let key = KeyPair::from_secret([9; 32]);
     let in_block = b"a note committed in block 1".to_vec();
     let in_vote = b"a note only pre-prepared at height 2".to_vec();
     let orphan = b"content nothing refers to".to_vec();
 
-    let committed = proposal(1, vec![request(&key, 1, &in_block)]);
+    let committed = proposal(1, vec![request(1, vec![in_block.clone()])]);
     let block = CommittedBlock {
         header: BlockHeader::new(&committed.header(), Hash32::default()),
         requests: committed.requests.clone(),
@@ -60,17 +38,10 @@ fn version_1_content_moves_under_the_heights_that_refer_to_it() {
             signatures: Vec::new(),
         },
     };
-    let pending = proposal(2, vec![request(&key, 2, &in_vote)]);
+    let pending = proposal(2, vec![request(2, vec![in_vote.clone()])]);
+    // A version-1 vote row held the proposal without its content.
     let vote = DurableRecord::PrePrepared {
-        pre_prepare: Signed::sign(
-            PrePrepare {
-                view: 0,
-                seq: 2,
-                digest: pending.digest(),
-                replica: ReplicaId(0),
-            },
-            &key,
-        ),
+        pre_prepare: KEYS.pre_prepare(0, &pending, ReplicaId(0)),
         proposal: Proposal {
             requests: pending.requests.iter().map(|r| r.stripped()).collect(),
             ..pending.clone()

@@ -69,7 +69,7 @@ fn changed_request_payload_breaks_merkle_root() {
     assert_eq!(block.height(), 3);
     // Re-signed by the real client, so only the Merkle root can notice the change.
     let old = &block.requests[0].request;
-    block.requests[0] = signed_request(old.client.0, old.request_id, b"forged diagnosis");
+    block.requests[0] = KEYS.request(old.client.0, old.request_id, b"forged diagnosis");
     let reason = expect_failure_at(&g, &blocks, 3);
     assert!(reason.contains("merkle root"), "{reason}");
 }
@@ -139,7 +139,7 @@ fn certificate_with_all_four_signatures_is_accepted() {
     let g = genesis();
     let mut blocks = build_chain(&g, 3);
     let c = &blocks[1].certificate;
-    blocks[1].certificate = certificate(c.view, c.height, c.proposal_digest, &[0, 1, 2, 3]);
+    blocks[1].certificate = KEYS.certificate(c.view, c.height, c.proposal_digest, &[0, 1, 2, 3]);
     verify_chain(&g, &blocks).expect("more than a quorum is fine");
 }
 
@@ -148,7 +148,7 @@ fn certificate_with_duplicate_signer() {
     let (g, mut blocks) = chain();
     let c = &blocks[2].certificate;
     // Three individually valid signatures, but only two distinct replicas.
-    blocks[2].certificate = certificate(c.view, c.height, c.proposal_digest, &[0, 1, 1]);
+    blocks[2].certificate = KEYS.certificate(c.view, c.height, c.proposal_digest, &[0, 1, 1]);
     let reason = expect_failure_at(&g, &blocks, 3);
     assert!(reason.contains("commit certificate"), "{reason}");
     assert_eq!(
@@ -161,7 +161,7 @@ fn certificate_with_duplicate_signer() {
 fn certificate_with_unsorted_signers() {
     let (g, mut blocks) = chain();
     let c = &blocks[2].certificate;
-    blocks[2].certificate = certificate(c.view, c.height, c.proposal_digest, &[1, 0, 2]);
+    blocks[2].certificate = KEYS.certificate(c.view, c.height, c.proposal_digest, &[1, 0, 2]);
     let reason = expect_failure_at(&g, &blocks, 3);
     assert!(reason.contains("commit certificate"), "{reason}");
     assert_eq!(
@@ -189,7 +189,7 @@ fn certificate_for_a_different_digest() {
     let (g, mut blocks) = chain();
     let c = &blocks[3].certificate;
     // Validly signed, just not for this block.
-    blocks[3].certificate = certificate(c.view, c.height, Hash32([7; 32]), &[0, 1, 2]);
+    blocks[3].certificate = KEYS.certificate(c.view, c.height, Hash32([7; 32]), &[0, 1, 2]);
     let reason = expect_failure_at(&g, &blocks, 4);
     assert!(reason.contains("certificate"), "{reason}");
 }

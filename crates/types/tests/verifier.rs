@@ -45,12 +45,7 @@ fn proposal_1() -> Proposal {
 
 fn pre_prepare_msg(p: &Proposal, view: u64, replica: u16) -> PeerMessage {
     PeerMessage::PrePrepare {
-        pre_prepare: sign(PrePrepare {
-            view,
-            seq: p.height,
-            digest: p.digest(),
-            replica: ReplicaId(replica),
-        }),
+        pre_prepare: KEYS.pre_prepare(view, p, ReplicaId(replica)),
         proposal: p.clone(),
     }
 }
@@ -58,25 +53,7 @@ fn pre_prepare_msg(p: &Proposal, view: u64, replica: u16) -> PeerMessage {
 /// Proof that `p` was prepared in its own view: the primary's pre-prepare and 2f = 2
 /// prepares from backups `backups`.
 fn prepared_proof(p: &Proposal, backups: &[u16]) -> PreparedProof {
-    PreparedProof {
-        pre_prepare: sign(PrePrepare {
-            view: p.view,
-            seq: p.height,
-            digest: p.digest(),
-            replica: p.proposer,
-        }),
-        prepares: backups
-            .iter()
-            .map(|&r| {
-                sign(Prepare {
-                    view: p.view,
-                    seq: p.height,
-                    digest: p.digest(),
-                    replica: ReplicaId(r),
-                })
-            })
-            .collect(),
-    }
+    KEYS.prepared_proof(p.view, p, p.proposer, backups)
 }
 
 /// A view change to `new_view` from `replica`, from the genesis checkpoint, carrying the
@@ -92,31 +69,18 @@ fn view_change_body(g: &Genesis, new_view: u64, replica: u16) -> ViewChange {
     }
 }
 
-fn checkpoint_proof(seq: u64, digest: Hash32, signers: &[u16]) -> Vec<Signed<Checkpoint>> {
-    signers
-        .iter()
-        .map(|&r| {
-            sign(Checkpoint {
-                seq,
-                digest,
-                replica: ReplicaId(r),
-            })
-        })
-        .collect()
-}
-
 /// NEW-VIEW for view 1 (primary r1) from the view changes of `senders`, re-proposing
 /// block 1's batch.
 fn new_view_msg(g: &Genesis, senders: &[u16], replica: u16) -> PeerMessage {
     let p = proposal_1();
     PeerMessage::NewView {
-        new_view: sign(NewView {
+        new_view: KEYS.sign(NewView {
             view: 1,
             view_changes: senders
                 .iter()
-                .map(|&r| sign(view_change_body(g, 1, r)))
+                .map(|&r| KEYS.sign(view_change_body(g, 1, r)))
                 .collect(),
-            pre_prepares: vec![sign(PrePrepare {
+            pre_prepares: vec![KEYS.sign(PrePrepare {
                 view: 1,
                 seq: 1,
                 digest: p.digest(),
@@ -134,50 +98,50 @@ fn valid_messages(g: &Genesis) -> Vec<PeerMessage> {
     let chain = build_chain(g, 3);
     let stable = chain[1].hash();
     vec![
-        PeerMessage::Request(signed_request(1, 42, b"allergy: penicillin")),
+        PeerMessage::Request(KEYS.request(1, 42, b"allergy: penicillin")),
         pre_prepare_msg(&p, 0, 0),
-        PeerMessage::Prepare(sign(Prepare {
+        PeerMessage::Prepare(KEYS.sign(Prepare {
             view: 0,
             seq: 1,
             digest: d,
             replica: ReplicaId(2),
         })),
-        PeerMessage::Commit(sign(Commit {
+        PeerMessage::Commit(KEYS.sign(Commit {
             view: 0,
             seq: 1,
             digest: d,
             replica: ReplicaId(0),
         })),
-        PeerMessage::Checkpoint(sign(Checkpoint {
+        PeerMessage::Checkpoint(KEYS.sign(Checkpoint {
             seq: 2,
             digest: stable,
             replica: ReplicaId(3),
         })),
         PeerMessage::ViewChange {
-            view_change: sign(view_change_body(g, 1, 3)),
+            view_change: KEYS.sign(view_change_body(g, 1, 3)),
             proposals: vec![p.clone()],
         },
         // From a stable checkpoint at 2, with a prepared batch above it.
         PeerMessage::ViewChange {
-            view_change: sign(ViewChange {
+            view_change: KEYS.sign(ViewChange {
                 new_view: 2,
                 stable_seq: 2,
                 stable_digest: stable,
-                checkpoint_proof: checkpoint_proof(2, stable, &[0, 2, 3]),
+                checkpoint_proof: KEYS.checkpoint_proof(2, stable, &[0, 2, 3]),
                 prepared: vec![prepared_proof(&proposal(3, 1, requests(100, 1)), &[2, 3])],
                 replica: ReplicaId(0),
             }),
             proposals: vec![proposal(3, 1, requests(100, 1))],
         },
         new_view_msg(g, &[0, 2, 3], 1),
-        PeerMessage::Status(sign(Status {
+        PeerMessage::Status(KEYS.sign(Status {
             view: 1,
             in_view_change: true,
             last_executed: 3,
             stable_seq: 2,
             replica: ReplicaId(2),
         })),
-        PeerMessage::FetchBlocks(sign(FetchBlocks {
+        PeerMessage::FetchBlocks(KEYS.sign(FetchBlocks {
             from_height: 1,
             max_blocks: 16,
             replica: ReplicaId(3),
@@ -213,7 +177,7 @@ fn prepare_forged_for_another_replica() {
             digest: proposal_1().digest(),
             replica: ReplicaId(2),
         },
-        &replica_key(1),
+        &KEYS.replica(1),
     );
     assert_eq!(
         reject(&v, PeerMessage::Prepare(forged)),
@@ -231,7 +195,7 @@ fn prepare_from_unknown_replica() {
             digest: Hash32::default(),
             replica: ReplicaId(4),
         },
-        &replica_key(4),
+        &KEYS.replica(4),
     ));
     assert_eq!(reject(&v, msg), VerifyError::UnknownReplica(ReplicaId(4)));
 }
@@ -241,7 +205,7 @@ fn signature_does_not_carry_over_between_message_kinds() {
     let (_, v) = verifier();
     // Same fields, same signer: only the domain tag tells a prepare from a commit.
     let d = proposal_1().digest();
-    let prepare = sign(Prepare {
+    let prepare = KEYS.sign(Prepare {
         view: 0,
         seq: 1,
         digest: d,
@@ -272,7 +236,7 @@ fn pre_prepare_from_non_primary() {
 #[test]
 fn prepare_from_primary_is_rejected() {
     let (_, v) = verifier();
-    let msg = PeerMessage::Prepare(sign(Prepare {
+    let msg = PeerMessage::Prepare(KEYS.sign(Prepare {
         view: 0,
         seq: 1,
         digest: proposal_1().digest(),
@@ -333,8 +297,8 @@ fn request_payload_over_limit() {
             ..Limits::default()
         },
     );
-    accept(&v, PeerMessage::Request(signed_request(0, 1, b"12345678")));
-    let msg = PeerMessage::Request(signed_request(0, 1, b"123456789"));
+    accept(&v, PeerMessage::Request(KEYS.request(0, 1, b"12345678")));
+    let msg = PeerMessage::Request(KEYS.request(0, 1, b"123456789"));
     assert_eq!(reject(&v, msg), VerifyError::Limit("request payload"));
 }
 
@@ -342,7 +306,7 @@ fn request_payload_over_limit() {
 fn request_from_unknown_client() {
     let (_, v) = verifier();
     // Signed by a real key, but client index 2 is not in the 2-client genesis.
-    let mut r = signed_request(0, 1, b"x");
+    let mut r = KEYS.request(0, 1, b"x");
     r.request.client.0 = 2;
     assert_eq!(
         reject(&v, PeerMessage::Request(r.clone())),
@@ -356,14 +320,14 @@ fn request_from_unknown_client() {
 #[test]
 fn request_with_bad_signature() {
     let (_, v) = verifier();
-    let mut r = signed_request(1, 7, b"blood type: O-");
+    let mut r = KEYS.request(1, 7, b"blood type: O-");
     r.signature.0[33] ^= 0x04;
     assert_eq!(
         reject(&v, PeerMessage::Request(r.clone())),
         VerifyError::BadSignature("request")
     );
     // A valid signature of the other client does not count either.
-    let mut stolen = signed_request(0, 7, b"blood type: O-");
+    let mut stolen = KEYS.request(0, 7, b"blood type: O-");
     stolen.request.client.0 = 1;
     assert_eq!(
         reject(&v, PeerMessage::Request(stolen)),
@@ -379,7 +343,7 @@ fn view_change_with_one_prepare_in_prepared_proof() {
     let mut body = view_change_body(&g, 1, 3);
     body.prepared[0].prepares.truncate(1);
     let msg = PeerMessage::ViewChange {
-        view_change: sign(body),
+        view_change: KEYS.sign(body),
         proposals: vec![proposal_1()],
     };
     assert_eq!(reject(&v, msg), VerifyError::Quorum("prepared proof"));
@@ -392,7 +356,7 @@ fn view_change_with_duplicate_prepares() {
     let dup = body.prepared[0].prepares[0].clone();
     body.prepared[0].prepares[1] = dup;
     let msg = PeerMessage::ViewChange {
-        view_change: sign(body),
+        view_change: KEYS.sign(body),
         proposals: vec![proposal_1()],
     };
     assert_eq!(
@@ -409,12 +373,12 @@ fn view_change_with_two_checkpoint_signatures() {
         new_view: 1,
         stable_seq: 2,
         stable_digest: stable,
-        checkpoint_proof: checkpoint_proof(2, stable, &[0, 1]),
+        checkpoint_proof: KEYS.checkpoint_proof(2, stable, &[0, 1]),
         prepared: vec![],
         replica: ReplicaId(2),
     };
     let msg = PeerMessage::ViewChange {
-        view_change: sign(body),
+        view_change: KEYS.sign(body),
         proposals: vec![],
     };
     assert_eq!(reject(&v, msg), VerifyError::Quorum("checkpoint proof"));
@@ -426,7 +390,7 @@ fn view_change_from_genesis_must_name_the_genesis() {
     let mut body = view_change_body(&g, 1, 3);
     body.stable_digest = Hash32([1; 32]);
     let msg = PeerMessage::ViewChange {
-        view_change: sign(body),
+        view_change: KEYS.sign(body),
         proposals: vec![proposal_1()],
     };
     assert_eq!(
@@ -439,7 +403,7 @@ fn view_change_from_genesis_must_name_the_genesis() {
 fn view_change_without_its_proposals() {
     let (g, v) = verifier();
     let msg = PeerMessage::ViewChange {
-        view_change: sign(view_change_body(&g, 1, 3)),
+        view_change: KEYS.sign(view_change_body(&g, 1, 3)),
         proposals: vec![],
     };
     assert_eq!(
@@ -485,7 +449,7 @@ fn new_view_naming_the_primary_but_signed_by_another() {
     else {
         unreachable!()
     };
-    let forged = Signed::sign(new_view.body, &replica_key(2));
+    let forged = Signed::sign(new_view.body, &KEYS.replica(2));
     let msg = PeerMessage::NewView {
         new_view: forged,
         proposals,
@@ -526,7 +490,7 @@ fn blocks_over_fetch_limit() {
 #[test]
 fn insane_view_numbers_are_rejected() {
     let (_, v) = verifier();
-    let msg = PeerMessage::Status(sign(Status {
+    let msg = PeerMessage::Status(KEYS.sign(Status {
         view: u64::MAX,
         in_view_change: false,
         last_executed: 0,
@@ -539,7 +503,7 @@ fn insane_view_numbers_are_rejected() {
 #[test]
 fn decode_message_enforces_max_message_bytes() {
     let g = genesis();
-    let msg = PeerMessage::Request(signed_request(0, 1, &[0u8; 64]));
+    let msg = PeerMessage::Request(KEYS.request(0, 1, &[0u8; 64]));
     let bytes = encode(&msg);
     let v = Verifier::new(
         &g,
@@ -607,7 +571,7 @@ fn memo_corpus(g: &Genesis) -> Vec<PeerMessage> {
             digest: Hash32::default(),
             replica: ReplicaId(2),
         },
-        &replica_key(1),
+        &KEYS.replica(1),
     )));
     msgs
 }
@@ -640,7 +604,7 @@ fn verification_memo_gives_the_same_answers() {
 fn memo_does_not_let_a_signature_move_to_other_bytes() {
     let (_, v) = verifier();
     set_thread_verification_memo(true);
-    let good = signed_request(0, 1, b"ok");
+    let good = KEYS.request(0, 1, b"ok");
     v.verify_request(good.clone()).expect("valid");
     // Same key and signature, different bytes: must not hit the cached "true".
     let mut moved = good.clone();
@@ -681,7 +645,7 @@ fn request_content_must_match_its_signed_hashes() {
     };
     let good = request
         .clone()
-        .sign_with_content(&client_key(0), vec![content]);
+        .sign_with_content(&KEYS.client(0), vec![content]);
     accept(&v, PeerMessage::Request(good.clone()));
     // Stripped (stored, or erased) content still verifies: the hash is what is signed.
     accept(&v, PeerMessage::Request(good.stripped()));
@@ -705,7 +669,7 @@ fn one_bad_signature_anywhere_in_a_large_batch_rejects_the_proposal() {
     // one-by-one answer wherever the bad signature sits.
     let (_, v) = verifier();
     let good: Vec<_> = (1..=40u64)
-        .map(|i| signed_request((i % 2) as u16, i, b"record"))
+        .map(|i| KEYS.request((i % 2) as u16, i, b"record"))
         .collect();
     accept(&v, pre_prepare_msg(&proposal(1, 0, good.clone()), 0, 0));
     for bad_at in [0, 17, 39] {
@@ -734,7 +698,7 @@ fn retransmitted_frames_skip_reverification_but_altered_ones_do_not() {
     let again = v.decode_message_cached(&good, &seen).expect("cached");
     assert_eq!(first, again);
     // One flipped bit anywhere is a different frame: verified in full, and refused.
-    let mut bad = encode(&PeerMessage::Request(signed_request(1, 9, b"x")));
+    let mut bad = encode(&PeerMessage::Request(KEYS.request(1, 9, b"x")));
     let last = bad.len() - 1;
     bad[last] ^= 1;
     for _ in 0..2 {
@@ -742,7 +706,7 @@ fn retransmitted_frames_skip_reverification_but_altered_ones_do_not() {
     }
     // Bounded: after two more frames the first is forgotten (and still verifies).
     for id in [10, 11] {
-        let f = encode(&PeerMessage::Request(signed_request(1, id, b"y")));
+        let f = encode(&PeerMessage::Request(KEYS.request(1, id, b"y")));
         v.decode_message_cached(&f, &seen).expect("valid");
     }
     v.decode_message_cached(&good, &seen).expect("re-verified");
@@ -758,18 +722,18 @@ fn a_gateway_signs_its_own_requests_only_with_the_registered_key() {
         content_hashes: vec![Hash32::sha256(b"note")],
     };
     let ok = v
-        .sign_request(request(1), vec![b"note".to_vec()], &client_key(1))
+        .sign_request(request(1), vec![b"note".to_vec()], &KEYS.client(1))
         .expect("the client's own key");
     // What it made passes the full check too.
     assert!(v.verify_request(ok.into_inner()).is_ok());
     assert_eq!(
-        v.sign_request(request(1), vec![b"note".to_vec()], &client_key(0))
+        v.sign_request(request(1), vec![b"note".to_vec()], &KEYS.client(0))
             .unwrap_err(),
         VerifyError::BadSignature("request"),
         "another client's key"
     );
     assert_eq!(
-        v.sign_request(request(1), vec![b"other".to_vec()], &client_key(1))
+        v.sign_request(request(1), vec![b"other".to_vec()], &KEYS.client(1))
             .unwrap_err(),
         VerifyError::Digest("request content"),
         "limits and content are still checked"

@@ -1,19 +1,21 @@
-//! Shared helpers for the PBFT integration tests: a 4-replica, 2-client genesis, signing
-//! helpers for hand-made (but validly signed) messages, and `Cluster`, a tiny in-memory
-//! network that drives real replicas with encoded bytes that pass the real verifier.
+//! Shared helpers for the PBFT integration tests: this suite's 4-replica, 2-client genesis
+//! and keys, signing helpers for hand-made (but validly signed) messages, and `Cluster`,
+//! which drives real replicas over the test kit's in-memory network with encoded bytes
+//! that pass the real verifier. The generic parts live in `medchain-testkit`.
 #![allow(dead_code)]
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 use std::fmt;
+use std::rc::Rc;
 
-use medchain_pbft::{
-    ChainState, ClientTable, Config, DurableRecord, DurableState, Input, Output, Replica, Reply,
+use medchain_pbft::{Config, DurableRecord, Input, Output, Replica, Reply};
+use medchain_testkit::{
+    small_config, small_limits, Disk, Due, Envelope, GenesisBuilder, Network, TestKeys,
 };
-use medchain_types::genesis::ClientInfo;
 use medchain_types::{
-    codec::FORMAT_VERSION, encode, Checkpoint, ClientId, Commit, CommittedBlock, Genesis, Hash32,
-    KeyPair, Limits, PeerMessage, PrePrepare, Prepare, PreparedProof, Proposal, ReplicaId,
-    ReplicaInfo, Request, SeqNum, Signed, SignedRequest, Verifier, ViewChange, ViewNum,
+    encode, Checkpoint, ClientId, Commit, CommittedBlock, Genesis, Hash32, Limits, PeerMessage,
+    PrePrepare, Prepare, PreparedProof, Proposal, ReplicaId, SeqNum, Signed, SignedRequest,
+    Verifier, ViewChange, ViewNum,
 };
 
 /// Replicas in the test genesis (f = 1).
@@ -23,66 +25,32 @@ pub const F: usize = 1;
 pub const QUORUM: usize = 2 * F + 1;
 pub const CLIENTS: usize = 2;
 
+/// This suite's keys (its fixtures were made with them).
+pub const KEYS: TestKeys = TestKeys::new("pbft-test-");
+
 pub fn rid(i: usize) -> ReplicaId {
     ReplicaId(i as u16)
 }
 
-pub fn replica_key(i: usize) -> KeyPair {
-    KeyPair::for_test(&format!("pbft-test-replica-{i}"))
-}
-
-pub fn client_key(i: usize) -> KeyPair {
-    KeyPair::for_test(&format!("pbft-test-client-{i}"))
-}
-
 pub fn genesis() -> Genesis {
-    Genesis {
-        format_version: FORMAT_VERSION,
-        chain_id: "medchain-pbft-tests".into(),
-        replicas: (0..N)
-            .map(|i| ReplicaInfo {
-                id: rid(i),
-                organisation: format!("org-{i}"),
-                public_key: replica_key(i).public(),
-                peer_addr: String::new(),
-                http_addr: String::new(),
-            })
-            .collect(),
-        clients: (0..CLIENTS)
-            .map(|i| ClientInfo {
-                name: format!("client-{i}"),
-                public_key: client_key(i).public(),
-            })
-            .collect(),
-        users: Vec::new(),
-        consents: Vec::new(),
-    }
+    GenesisBuilder::new("medchain-pbft-tests", KEYS)
+        .replicas(N)
+        .clients(CLIENTS)
+        .build()
 }
 
 /// Small limits so that batches, windows and fetches are exercised by a handful of requests.
 pub fn limits() -> Limits {
-    Limits {
-        max_content_pieces: 8,
-        max_content_bytes: 1 << 16,
-        max_message_bytes: 1 << 20,
-        max_batch_requests: 4,
-        max_payload_bytes: 256,
-        window: 16,
-        max_fetch_blocks: 8,
-    }
+    small_limits()
 }
 
 /// K = 4, L = 16, batches of at most 4 proposed at once. Status and resend periods are
 /// long so that tests see only the traffic they cause; tests that need them shorten them.
 pub fn config(id: ReplicaId) -> Config {
-    let mut c = Config::new(id);
-    c.checkpoint_interval = 4;
-    c.limits = limits();
-    c.max_in_flight = 8;
+    let mut c = small_config(id);
     c.max_batch_delay_ms = 0;
     c.request_timeout_ms = 1_000;
     c.view_change_timeout_ms = 1_000;
-    c.max_backoff_exponent = 4;
     c.resend_interval_ms = 10_000;
     c.status_interval_ms = 10_000;
     c.fetch_timeout_ms = 1_000;
@@ -108,13 +76,7 @@ pub fn request(client: u16, id: u64) -> SignedRequest {
 }
 
 pub fn request_with(client: u16, id: u64, payload: &[u8]) -> SignedRequest {
-    Request {
-        client: ClientId(client),
-        request_id: id,
-        payload: payload.to_vec(),
-        content_hashes: Vec::new(),
-    }
-    .sign(&client_key(usize::from(client)))
+    KEYS.request(client, id, payload)
 }
 
 /// A batch first proposed in `view` by that view's primary.
@@ -135,16 +97,7 @@ pub fn proposal(
 
 /// The pre-prepare the primary of `view` signs for `p` at `p.height`.
 pub fn pre_prepare(view: ViewNum, p: &Proposal) -> Signed<PrePrepare> {
-    let primary = primary(view);
-    Signed::sign(
-        PrePrepare {
-            view,
-            seq: p.height,
-            digest: p.digest(),
-            replica: primary,
-        },
-        &replica_key(primary.index()),
-    )
+    KEYS.pre_prepare(view, p, primary(view))
 }
 
 pub fn pre_prepare_msg(view: ViewNum, p: &Proposal) -> PeerMessage {
@@ -155,56 +108,44 @@ pub fn pre_prepare_msg(view: ViewNum, p: &Proposal) -> PeerMessage {
 }
 
 pub fn prepare(view: ViewNum, seq: SeqNum, digest: Hash32, replica: usize) -> Signed<Prepare> {
-    Signed::sign(
-        Prepare {
-            view,
-            seq,
-            digest,
-            replica: rid(replica),
-        },
-        &replica_key(replica),
-    )
+    KEYS.sign(Prepare {
+        view,
+        seq,
+        digest,
+        replica: rid(replica),
+    })
 }
 
 pub fn commit(view: ViewNum, seq: SeqNum, digest: Hash32, replica: usize) -> Signed<Commit> {
-    Signed::sign(
-        Commit {
-            view,
-            seq,
-            digest,
-            replica: rid(replica),
-        },
-        &replica_key(replica),
-    )
+    KEYS.sign(Commit {
+        view,
+        seq,
+        digest,
+        replica: rid(replica),
+    })
 }
 
 /// A prepared certificate for `p` in `view`: the primary's pre-prepare and the prepares
 /// of the first 2f backups.
 pub fn prepared_proof(view: ViewNum, p: &Proposal) -> PreparedProof {
-    let backups: Vec<usize> = (0..N).filter(|i| rid(*i) != primary(view)).collect();
-    PreparedProof {
-        pre_prepare: pre_prepare(view, p),
-        prepares: backups[..2 * F]
-            .iter()
-            .map(|b| prepare(view, p.height, p.digest(), *b))
-            .collect(),
-    }
+    let backups: Vec<u16> = (0..N as u16)
+        .filter(|i| ReplicaId(*i) != primary(view))
+        .collect();
+    KEYS.prepared_proof(view, p, primary(view), &backups[..2 * F])
 }
 
 pub fn checkpoint(seq: SeqNum, digest: Hash32, replica: usize) -> Signed<Checkpoint> {
-    Signed::sign(
-        Checkpoint {
-            seq,
-            digest,
-            replica: rid(replica),
-        },
-        &replica_key(replica),
-    )
+    KEYS.sign(Checkpoint {
+        seq,
+        digest,
+        replica: rid(replica),
+    })
 }
 
 /// 2f+1 checkpoints for (seq, digest), sorted by replica.
 pub fn checkpoint_proof(seq: SeqNum, digest: Hash32) -> Vec<Signed<Checkpoint>> {
-    (0..QUORUM).map(|i| checkpoint(seq, digest, i)).collect()
+    let signers: Vec<u16> = (0..QUORUM as u16).collect();
+    KEYS.checkpoint_proof(seq, digest, &signers)
 }
 
 /// A VIEW-CHANGE from `replica` to `new_view`, with a stable checkpoint (genesis when
@@ -219,20 +160,17 @@ pub fn view_change(
         Some((seq, digest)) => (seq, digest, checkpoint_proof(seq, digest)),
         None => (0, genesis().hash(), Vec::new()),
     };
-    let vc = Signed::sign(
-        ViewChange {
-            new_view,
-            stable_seq,
-            stable_digest,
-            checkpoint_proof,
-            prepared: prepared
-                .iter()
-                .map(|(v, p)| prepared_proof(*v, p))
-                .collect(),
-            replica: rid(replica),
-        },
-        &replica_key(replica),
-    );
+    let vc = KEYS.sign(ViewChange {
+        new_view,
+        stable_seq,
+        stable_digest,
+        checkpoint_proof,
+        prepared: prepared
+            .iter()
+            .map(|(v, p)| prepared_proof(*v, p))
+            .collect(),
+        replica: rid(replica),
+    });
     (vc, prepared.iter().map(|(_, p)| p.clone()).collect())
 }
 
@@ -305,32 +243,22 @@ pub enum Fate {
 /// Decides the fate of a message from `.0` to `.1`.
 pub type Rule = Box<dyn FnMut(ReplicaId, ReplicaId, &PeerMessage) -> Fate>;
 
-/// A message on the wire.
-#[derive(Debug, Clone)]
-pub struct Envelope {
-    pub from: ReplicaId,
-    pub to: ReplicaId,
-    pub bytes: Vec<u8>,
-}
-
-/// Four replicas, a verifier and a FIFO network. Every message is encoded on send and
-/// decoded and verified on delivery, as in the node; `Persist` outputs are folded into
-/// per-replica durable states and `Commit`s appended to per-replica chains.
+/// Four replicas, a verifier and the kit's network, used FIFO: every message is posted
+/// at the current time, encoded on send and decoded and verified on delivery, as in the
+/// node. Each replica's outputs are folded into its `Disk` (durable state and chain).
 pub struct Cluster {
     pub genesis: Genesis,
     pub verifier: Verifier,
     pub configs: Vec<Config>,
     pub replicas: Vec<Replica>,
-    pub durable: Vec<DurableState>,
-    pub chains: Vec<Vec<CommittedBlock>>,
+    pub disks: Vec<Disk>,
     pub replies: Vec<Vec<Reply>>,
     /// Every output of every replica, with the time it was produced.
     pub outputs: Vec<Vec<(u64, Output)>>,
     /// Every delivered message: (time, from, to, message).
     pub delivered: Vec<(u64, ReplicaId, ReplicaId, PeerMessage)>,
-    pub queue: VecDeque<Envelope>,
+    pub net: Network,
     pub held: Vec<Envelope>,
-    pub dropped: usize,
     pub now: u64,
     isolated: BTreeSet<ReplicaId>,
     rule: Option<Rule>,
@@ -340,7 +268,7 @@ impl fmt::Debug for Cluster {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Cluster")
             .field("now", &self.now)
-            .field("queue", &self.queue.len())
+            .field("queue", &self.net.len())
             .field("held", &self.held.len())
             .field("isolated", &self.isolated)
             .finish_non_exhaustive()
@@ -371,18 +299,16 @@ impl Cluster {
         let replicas = configs
             .iter()
             .enumerate()
-            .map(|(i, c)| Replica::new(c.clone(), replica_key(i), &genesis))
+            .map(|(i, c)| Replica::new(c.clone(), KEYS.replica(i), &genesis))
             .collect();
         let mut cluster = Cluster {
             verifier: Verifier::new(&genesis, configs[0].limits.clone()),
-            durable: vec![DurableState::genesis(genesis.hash()); N],
-            chains: vec![Vec::new(); N],
+            disks: vec![Disk::new(&genesis); N],
             replies: vec![Vec::new(); N],
             outputs: vec![Vec::new(); N],
             delivered: Vec::new(),
-            queue: VecDeque::new(),
+            net: Network::new(),
             held: Vec::new(),
-            dropped: 0,
             now: 0,
             isolated: BTreeSet::new(),
             rule: None,
@@ -423,30 +349,32 @@ impl Cluster {
 
     /// Put the held messages back on the wire (rules and isolation are not re-applied).
     pub fn release_held(&mut self) {
-        self.queue.extend(self.held.drain(..));
+        for envelope in std::mem::take(&mut self.held) {
+            self.net.post(self.now, envelope);
+        }
     }
 
     fn enqueue(&mut self, from: ReplicaId, to: ReplicaId, msg: &PeerMessage) {
-        if from == to {
+        if !self.net.offer(from, to) {
             return;
         }
         if self.isolated.contains(&from) || self.isolated.contains(&to) {
-            self.dropped += 1;
+            self.net.lose();
             return;
         }
         let fate = self
             .rule
             .as_mut()
             .map_or(Fate::Deliver, |rule| rule(from, to, msg));
-        let env = Envelope {
+        let envelope = Envelope {
             from,
             to,
-            bytes: encode(msg),
+            bytes: Rc::new(encode(msg)),
         };
         match fate {
-            Fate::Deliver => self.queue.push_back(env),
-            Fate::Hold => self.held.push(env),
-            Fate::Drop => self.dropped += 1,
+            Fate::Deliver => self.net.post(self.now, envelope),
+            Fate::Hold => self.held.push(envelope),
+            Fate::Drop => self.net.lose(),
         }
     }
 
@@ -497,16 +425,18 @@ impl Cluster {
 
     /// Deliver the oldest message on the wire; false when there is none.
     pub fn deliver_one(&mut self) -> bool {
-        let Some(env) = self.queue.pop_front() else {
-            return false;
+        let envelope = match self.net.pop() {
+            None => return false,
+            Some((_, Due::Message(envelope))) => envelope,
+            Some((_, Due::Event(never))) => match never {},
         };
         let msg = self
-            .verifier
-            .decode_message(&env.bytes)
+            .net
+            .open(&self.verifier, &envelope)
             .expect("a correct replica's message decodes and verifies");
         self.delivered
-            .push((self.now, env.from, env.to, msg.get().clone()));
-        self.step(env.to.index(), Input::Message(msg));
+            .push((self.now, envelope.from, envelope.to, msg.get().clone()));
+        self.step(envelope.to.index(), Input::Message(msg));
         true
     }
 
@@ -548,66 +478,39 @@ impl Cluster {
     /// Crash replica `id` and restart it from what its disk holds: the folded durable
     /// records and the committed chain (with the client table replayed from it).
     pub fn restart(&mut self, id: usize) {
-        let mut clients = ClientTable::new(self.genesis.clients.len());
-        for b in &self.chains[id] {
-            clients.apply_block(b);
-        }
-        let chain = ChainState {
-            last_executed: self.chains[id].len() as u64,
-            last_hash: self.chains[id]
-                .last()
-                .map_or(self.genesis.hash(), CommittedBlock::hash),
-            clients,
-            recent_hashes: self.chains[id]
-                .iter()
-                .map(|b| (b.height(), b.hash()))
-                .collect(),
-        };
-        self.replicas[id] = Replica::restore(
+        self.replicas[id] = self.disks[id].restore(
             self.configs[id].clone(),
-            replica_key(id),
+            KEYS.replica(id),
             &self.genesis,
-            self.durable[id].clone(),
-            chain,
+            usize::MAX,
         );
     }
 
     fn apply(&mut self, id: usize, outs: &[Output]) {
         let me = rid(id);
+        let committed_before = self.disks[id].chain.len();
         for o in outs {
             self.outputs[id].push((self.now, o.clone()));
+            if let Some((to, blocks)) = self.disks[id].apply(o) {
+                self.enqueue(me, to, &blocks);
+            }
             match o {
-                Output::Persist(rec) => self.durable[id].apply(rec),
                 Output::Send { to, message } => self.enqueue(me, *to, message),
                 Output::Broadcast(message) => {
                     for to in 0..N {
                         self.enqueue(me, rid(to), message);
                     }
                 }
-                Output::Commit(block) => {
-                    let chain = &self.chains[id];
-                    // The host contract: heights arrive consecutively and link up.
-                    assert_eq!(block.height(), chain.len() as u64 + 1, "r{id} skipped");
-                    let prev = chain.last().map_or(self.genesis.hash(), |b| b.hash());
-                    assert_eq!(block.header.prev_hash, prev, "r{id} broke the hash chain");
-                    self.chains[id].push(block.clone());
-                }
                 Output::Reply(r) => self.replies[id].push(r.clone()),
-                Output::ReadBlocks {
-                    to,
-                    from_height,
-                    max_blocks,
-                } => {
-                    let chain = &self.chains[id];
-                    let start = (*from_height as usize).saturating_sub(1).min(chain.len());
-                    let end = (start + max_blocks).min(chain.len());
-                    let blocks = chain[start..end].to_vec();
-                    if !blocks.is_empty() {
-                        self.enqueue(me, *to, &PeerMessage::Blocks(blocks));
-                    }
-                }
-                Output::ViewInstalled { .. } => {}
+                Output::Persist(_)
+                | Output::Commit(_)
+                | Output::ReadBlocks { .. }
+                | Output::ViewInstalled { .. } => {}
             }
+        }
+        // The host contract: heights arrive consecutively and link up.
+        if let Err(e) = self.disks[id].check_chain(&self.genesis, committed_before) {
+            panic!("r{id}: {e}");
         }
     }
 
@@ -661,6 +564,11 @@ impl Cluster {
     }
 
     pub fn heights(&self) -> Vec<u64> {
-        self.chains.iter().map(|c| c.len() as u64).collect()
+        self.chains().map(|c| c.len() as u64).collect()
+    }
+
+    /// Every replica's committed chain, in replica order.
+    pub fn chains(&self) -> impl Iterator<Item = &[CommittedBlock]> {
+        self.disks.iter().map(|d| d.chain.as_slice())
     }
 }

@@ -1,75 +1,43 @@
-//! Shared fixtures for the integration tests: a 4-replica, 2-client genesis with
-//! deterministic test keys, and builders for signed requests, proposals, commit
-//! certificates and valid chains, so each test only spells out what it tampers with.
+//! Shared fixtures for the integration tests: this suite's 4-replica, 2-client genesis
+//! and keys (built with `medchain-testkit`), and builders for proposals and valid chains,
+//! so each test only spells out what it tampers with.
 
 // Every test binary includes this module but uses a different subset of it.
 #![allow(dead_code)]
 
-use medchain_types::block::{CommitCertificate, CommittedBlock};
-use medchain_types::codec::FORMAT_VERSION;
-use medchain_types::genesis::{ClientInfo, GenesisUser, UserRole};
-use medchain_types::{
-    BlockHeader, ClientId, Commit, Genesis, Hash32, KeyPair, Proposal, ReplicaId, ReplicaInfo,
-    Request, SeqNum, Signable, Signed, SignedRequest, ViewNum,
-};
+use medchain_testkit::{GenesisBuilder, TestKeys};
+use medchain_types::block::CommittedBlock;
+use medchain_types::genesis::UserRole;
+use medchain_types::{Genesis, Proposal, ReplicaId, SeqNum, SignedRequest, ViewNum};
 
 pub const N_REPLICAS: u16 = 4;
 pub const N_CLIENTS: u16 = 2;
 
+/// This suite's keys: `replica-{i}` and `client-{i}` (its fixtures were made with them).
+pub const KEYS: TestKeys = TestKeys::new("");
+
 /// A fixed base so timestamps look realistic but never depend on the clock.
 pub const BASE_TIMESTAMP_MS: u64 = 1_700_000_000_000;
 
-pub fn replica_key(i: u16) -> KeyPair {
-    KeyPair::for_test(&format!("replica-{i}"))
-}
-
-pub fn client_key(i: u16) -> KeyPair {
-    KeyPair::for_test(&format!("client-{i}"))
-}
-
 pub fn genesis() -> Genesis {
-    Genesis {
-        format_version: FORMAT_VERSION,
-        chain_id: "medchain-test".into(),
-        replicas: (0..N_REPLICAS)
-            .map(|i| ReplicaInfo {
-                id: ReplicaId(i),
-                organisation: format!("hospital-{i}"),
-                public_key: replica_key(i).public(),
-                peer_addr: format!("127.0.0.1:{}", 7000 + i),
-                http_addr: format!("127.0.0.1:{}", 8000 + i),
-            })
-            .collect(),
-        clients: (0..N_CLIENTS)
-            .map(|i| ClientInfo {
-                name: format!("gateway-{i}"),
-                public_key: client_key(i).public(),
-            })
-            .collect(),
-        users: vec![GenesisUser {
-            user_id: "admin-0".into(),
-            role: UserRole::Department,
-            organisation: ReplicaId(0),
-            department: "general".into(),
-            display_name: "Admin".into(),
-        }],
-        consents: Vec::new(),
-    }
+    GenesisBuilder::new("medchain-test", KEYS)
+        .replicas(usize::from(N_REPLICAS))
+        .clients(usize::from(N_CLIENTS))
+        .organisations(|i| format!("hospital-{i}"))
+        .addresses(|i| {
+            (
+                format!("127.0.0.1:{}", 7000 + i),
+                format!("127.0.0.1:{}", 8000 + i),
+            )
+        })
+        .client_names(|i| format!("gateway-{i}"))
+        .user_in("admin-0", UserRole::Department, "general", "Admin")
+        .build()
 }
 
 /// The primary of `view` in the 4-replica genesis.
 pub fn primary(view: ViewNum) -> ReplicaId {
     ReplicaId((view % u64::from(N_REPLICAS)) as u16)
-}
-
-pub fn signed_request(client: u16, request_id: u64, payload: &[u8]) -> SignedRequest {
-    Request {
-        client: ClientId(client),
-        request_id,
-        payload: payload.to_vec(),
-        content_hashes: Vec::new(),
-    }
-    .sign(&client_key(client))
 }
 
 /// `count` requests alternating between the two clients; `first_id` keeps request ids
@@ -79,7 +47,7 @@ pub fn requests(first_id: u64, count: usize) -> Vec<SignedRequest> {
         .map(|k| {
             let id = first_id + k;
             let client = (id % u64::from(N_CLIENTS)) as u16;
-            signed_request(client, id, format!("record-update-{id}").as_bytes())
+            KEYS.request(client, id, format!("record-update-{id}").as_bytes())
         })
         .collect()
 }
@@ -92,54 +60,6 @@ pub fn proposal(height: SeqNum, view: ViewNum, requests: Vec<SignedRequest>) -> 
         proposer: primary(view),
         timestamp_ms: BASE_TIMESTAMP_MS + height * 1000,
         requests,
-    }
-}
-
-/// Sign a replica message body with the key of the replica it names.
-pub fn sign<T: Signable>(body: T) -> Signed<T> {
-    let key = replica_key(body.signer().0);
-    Signed::sign(body, &key)
-}
-
-/// A commit certificate over `digest` for (`view`, `height`) signed by `signers`, in the
-/// order given (callers wanting a valid certificate pass them sorted).
-pub fn certificate(
-    view: ViewNum,
-    height: SeqNum,
-    digest: Hash32,
-    signers: &[u16],
-) -> CommitCertificate {
-    CommitCertificate {
-        view,
-        height,
-        proposal_digest: digest,
-        signatures: signers
-            .iter()
-            .map(|&r| {
-                let commit = Commit {
-                    view,
-                    seq: height,
-                    digest,
-                    replica: ReplicaId(r),
-                };
-                (ReplicaId(r), sign(commit).signature)
-            })
-            .collect(),
-    }
-}
-
-/// Commit `proposal` after `prev_hash`, certified in `view` by `signers`.
-pub fn commit_block(
-    proposal: &Proposal,
-    prev_hash: Hash32,
-    cert_view: ViewNum,
-    signers: &[u16],
-) -> CommittedBlock {
-    let header = proposal.header();
-    CommittedBlock {
-        header: BlockHeader::new(&header, prev_hash),
-        requests: proposal.requests.clone(),
-        certificate: certificate(cert_view, proposal.height, header.digest(), signers),
     }
 }
 
@@ -182,7 +102,7 @@ pub fn build_chain_with(
         let mut p = proposal(height, view, requests(next_request_id, count));
         next_request_id += count as u64;
         adjust(&mut p);
-        let block = commit_block(&p, prev, view, &quorum_for(height));
+        let block = KEYS.commit_block(&p, prev, view, &quorum_for(height));
         prev = block.hash();
         blocks.push(block);
     }
