@@ -17,11 +17,8 @@ use medchain_api::state::{
 };
 use medchain_records::{Batch, Envelope, Ledger};
 use medchain_store::{Store, WriteOp};
-use medchain_types::genesis::{ClientInfo, GenesisConsent, GenesisUser};
-use medchain_types::{
-    BlockHeader, ClientId, Commit, CommitCertificate, CommittedBlock, Genesis, Hash32, KeyPair,
-    Proposal, ReplicaId, ReplicaInfo, Request, Signed, UserRole,
-};
+use medchain_testkit::{GenesisBuilder, TestKeys};
+use medchain_types::{ClientId, Genesis, Hash32, KeyPair, Proposal, ReplicaId, Request, UserRole};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
@@ -44,10 +41,13 @@ impl Clock for ClockHandle {
     }
 }
 
-fn replica_key(i: u16) -> KeyPair {
-    KeyPair::for_test(&format!("api-replica-{i}"))
+/// The test chain's replica keys (the local certifier signs with them).
+fn keys() -> TestKeys {
+    TestKeys::new("api-")
 }
 
+/// Nine users of organisation 0 in two departments, with three standing consents; one
+/// client, the organisation's gateway.
 pub fn genesis() -> Genesis {
     let users = [
         ("d001", UserRole::Doctor, "cardiology"),
@@ -60,47 +60,23 @@ pub fn genesis() -> Genesis {
         ("dep001", UserRole::Department, "cardiology"),
         ("dep002", UserRole::Department, "oncology"),
     ];
-    Genesis {
-        format_version: medchain_types::codec::FORMAT_VERSION,
-        chain_id: "api-test".into(),
-        replicas: (0..4)
-            .map(|i| ReplicaInfo {
-                id: ReplicaId(i),
-                organisation: format!("Org {i}"),
-                public_key: replica_key(i).public(),
-                peer_addr: format!("127.0.0.1:{}", 7000 + i),
-                http_addr: format!("127.0.0.1:{}", 5000 + i),
-            })
-            .collect(),
-        clients: vec![ClientInfo {
-            name: "gateway".into(),
-            public_key: KeyPair::for_test("api-gateway").public(),
-        }],
-        users: users
-            .iter()
-            .map(|(id, role, dept)| GenesisUser {
-                user_id: (*id).into(),
-                role: *role,
-                organisation: ReplicaId(0),
-                department: (*dept).into(),
-                display_name: format!("User {id}"),
-            })
-            .collect(),
-        consents: vec![
-            GenesisConsent {
-                patient: "p001".into(),
-                doctor: "d001".into(),
-            },
-            GenesisConsent {
-                patient: "p002".into(),
-                doctor: "d001".into(),
-            },
-            GenesisConsent {
-                patient: "p002".into(),
-                doctor: "d002".into(),
-            },
-        ],
+    let mut b = GenesisBuilder::new("api-test", keys())
+        .clients(0)
+        .client("gateway", KeyPair::for_test("api-gateway").public())
+        .organisations(|i| format!("Org {i}"))
+        .addresses(|i| {
+            (
+                format!("127.0.0.1:{}", 7000 + i),
+                format!("127.0.0.1:{}", 5000 + i),
+            )
+        });
+    for (id, role, department) in users {
+        b = b.user_in(id, role, department, &format!("User {id}"));
     }
+    b.consent("p001", "d001")
+        .consent("p002", "d001")
+        .consent("p002", "d002")
+        .build()
 }
 
 /// The local ledger's last block and the next request id of its one client.
@@ -137,29 +113,7 @@ impl LocalLedger {
             timestamp_ms: self.clock.now_ms(),
             requests: vec![request],
         };
-        let header = proposal.header();
-        let digest = header.digest();
-        let signatures = (0..3u16)
-            .map(|r| {
-                let c = Commit {
-                    view: 0,
-                    seq: height,
-                    digest,
-                    replica: ReplicaId(r),
-                };
-                (ReplicaId(r), Signed::sign(c, &replica_key(r)).signature)
-            })
-            .collect();
-        let block = CommittedBlock {
-            header: BlockHeader::new(&header, prev),
-            requests: proposal.requests,
-            certificate: CommitCertificate {
-                view: 0,
-                height,
-                proposal_digest: digest,
-                signatures,
-            },
-        };
+        let block = keys().commit_block(&proposal, prev, 0, &[0, 1, 2]);
         let hash = block.hash();
         self.store
             .write(vec![WriteOp::Block(block)])

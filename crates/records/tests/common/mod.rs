@@ -11,11 +11,12 @@ use medchain_records::query;
 use medchain_records::{Actor, Batch, Envelope, Ledger, Outcome, RecordContent, Transaction};
 use medchain_store::rusqlite::{types::ValueRef, Connection};
 use medchain_store::StateMachine;
+use medchain_testkit::{GenesisBuilder, TestKeys};
 use medchain_types::block::tx_root;
-use medchain_types::genesis::{ClientInfo, GenesisConsent, GenesisUser};
+use medchain_types::genesis::GenesisUser;
 use medchain_types::{
     BlockHeader, ClientId, CommitCertificate, CommittedBlock, Genesis, Hash32, KeyPair, ReplicaId,
-    ReplicaInfo, Request, SignedRequest, UserRole,
+    Request, SignedRequest, UserRole,
 };
 
 /// Number of organisations, each with one replica, one gateway and one operator key.
@@ -40,6 +41,9 @@ pub const USERS: &[(&str, UserRole, u16, &str)] = &[
 /// Standing consents of the genesis: (patient, doctor).
 pub const CONSENTS: &[(&str, &str)] = &[("p-card", "d-card"), ("p-onc", "d-onc")];
 
+/// The test chain's keys (the shared test kit's, under this suite's prefix).
+pub const KEYS: TestKeys = TestKeys::new("rules-");
+
 /// Which key signs a request: an organisation's gateway or its operator (the CLI).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Signer {
@@ -57,10 +61,7 @@ impl Signer {
     }
 
     fn key(self) -> KeyPair {
-        match self {
-            Signer::Gateway(org) => KeyPair::for_test(&format!("rules-gateway-{org}")),
-            Signer::Operator(org) => KeyPair::for_test(&format!("rules-operator-{org}")),
-        }
+        KEYS.client(usize::from(self.client()))
     }
 }
 
@@ -138,46 +139,24 @@ pub fn home_of(user: &str) -> u16 {
 }
 
 pub fn genesis() -> Genesis {
-    Genesis {
-        format_version: medchain_types::codec::FORMAT_VERSION,
-        chain_id: "records-rules".into(),
-        replicas: (0..ORGS).map(replica).collect(),
-        clients: (0..ORGS)
-            .map(Signer::Gateway)
-            .chain((0..ORGS).map(Signer::Operator))
-            .map(|s| ClientInfo {
-                name: format!("{s:?}"),
-                public_key: s.key().public(),
-            })
-            .collect(),
-        users: USERS
-            .iter()
-            .map(|(id, role, org, dept)| GenesisUser {
-                user_id: (*id).into(),
-                role: *role,
-                organisation: ReplicaId(*org),
-                department: (*dept).into(),
-                display_name: format!("User {id}"),
-            })
-            .collect(),
-        consents: CONSENTS
-            .iter()
-            .map(|(p, d)| GenesisConsent {
-                patient: (*p).into(),
-                doctor: (*d).into(),
-            })
-            .collect(),
+    let mut b = GenesisBuilder::new("records-rules", KEYS)
+        .replicas(usize::from(ORGS))
+        .clients(2 * usize::from(ORGS))
+        .organisations(|i| format!("Org {i}"))
+        .client_names(|i| format!("client {i}"));
+    for (id, role, org, dept) in USERS {
+        b = b.user(GenesisUser {
+            user_id: (*id).into(),
+            role: *role,
+            organisation: ReplicaId(*org),
+            department: (*dept).into(),
+            display_name: format!("User {id}"),
+        });
     }
-}
-
-fn replica(i: u16) -> ReplicaInfo {
-    ReplicaInfo {
-        id: ReplicaId(i),
-        organisation: format!("Org {i}"),
-        public_key: KeyPair::for_test(&format!("rules-replica-{i}")).public(),
-        peer_addr: format!("127.0.0.1:{}", 7000 + i),
-        http_addr: format!("127.0.0.1:{}", 5000 + i),
+    for (patient, doctor) in CONSENTS {
+        b = b.consent(patient, doctor);
     }
+    b.build()
 }
 
 /// A fresh ledger database and the blocks applied to it so far.
