@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sha2::{Digest, Sha256};
 
-use medchain_pbft::{Config, Input, Mode, Output, Replica};
+use medchain_pbft::{Config, Input, Output, Replica};
 use medchain_testkit::{
     small_config, small_limits, Disk, Due, Envelope, GenesisBuilder, Network, TestKeys,
 };
@@ -19,7 +19,9 @@ use medchain_types::{
 };
 
 use crate::byzantine::{ByzantineMock, Wire};
-use crate::invariants::{Agreement, Certificates, Integrity, Liveness, ViewChangeProgress};
+use crate::invariants::{
+    Agreement, Certificates, Integrity, Liveness, ReplicaView, ViewChangeProgress, Violation,
+};
 use crate::scenario::Scenario;
 
 /// What one seed did.
@@ -28,7 +30,7 @@ pub struct SeedOutcome {
     pub seed: u64,
     pub n: usize,
     pub trace_hash: Hash32,
-    pub violations: Vec<String>,
+    pub violations: Vec<Violation>,
     pub faults: u64,
     pub view_changes: u64,
     /// Highest view a correct replica ended in.
@@ -126,7 +128,7 @@ struct Sim<'a> {
     integrity: Integrity,
     liveness: Liveness,
     progress: ViewChangeProgress,
-    violations: Vec<String>,
+    violations: Vec<Violation>,
     faults: u64,
     views_installed: BTreeSet<u64>,
 }
@@ -167,7 +169,12 @@ pub fn run_scenario(s: &Scenario, trace: bool) -> (SeedOutcome, String) {
         violations: sim.violations.clone(),
         faults: sim.faults,
         view_changes: sim.views_installed.len() as u64,
-        max_view: sim.correct_states().iter().map(|s| s.2).max().unwrap_or(0),
+        max_view: sim
+            .correct_states()
+            .iter()
+            .map(|s| s.view)
+            .max()
+            .unwrap_or(0),
         committed_blocks: sim.agreement.height(),
         requests: sim.issued.len() as u64,
         end_ms: sim.now,
@@ -342,27 +349,30 @@ impl Sim<'_> {
         }
         self.now = self.now.max(deadline);
         let states = self.correct_states();
-        let heights: Vec<_> = states.iter().map(|(r, _, _, h)| (*r, *h)).collect();
-        let modes: Vec<_> = states.iter().map(|(r, m, v, _)| (*r, *m, *v)).collect();
+        let heights: Vec<_> = states.iter().map(|s| (s.replica, s.height)).collect();
+        let modes: Vec<_> = states.iter().map(|s| (s.replica, s.mode, s.view)).collect();
         let mut v = self
             .liveness
             .check(&self.issued, self.f, &heights, deadline);
         v.extend(self.progress.check(&modes, self.f, deadline));
-        for line in v {
-            self.log(|| format!("VIOLATION {line}"));
-            self.violations.push(line);
+        for violation in v {
+            self.log(|| format!("VIOLATION {violation}"));
+            self.violations.push(violation);
         }
     }
 
-    fn correct_states(&self) -> Vec<(ReplicaId, Mode, u64, u64)> {
+    fn correct_states(&self) -> Vec<ReplicaView> {
         self.nodes
             .iter()
             .enumerate()
             .filter(|(_, n)| n.byz.is_none())
             .filter_map(|(i, n)| {
-                n.replica
-                    .as_ref()
-                    .map(|r| (ReplicaId(i as u16), r.mode(), r.view(), r.last_executed()))
+                n.replica.as_ref().map(|r| ReplicaView {
+                    replica: ReplicaId(i as u16),
+                    mode: r.mode(),
+                    view: r.view(),
+                    height: r.last_executed(),
+                })
             })
             .collect()
     }
@@ -375,10 +385,10 @@ impl Sim<'_> {
         if states.len() < self.s.n - self.s.byzantine.len() {
             return false;
         }
-        let modes: Vec<_> = states.iter().map(|(r, m, v, _)| (*r, *m, *v)).collect();
-        let h = states.first().map(|s| s.3);
+        let modes: Vec<_> = states.iter().map(|s| (s.replica, s.mode, s.view)).collect();
+        let h = states.first().map(|s| s.height);
         self.issued.iter().all(|k| self.liveness.is_done(k, self.f))
-            && states.iter().all(|s| Some(s.3) == h)
+            && states.iter().all(|s| Some(s.height) == h)
             && self.progress.settled(&modes)
     }
 

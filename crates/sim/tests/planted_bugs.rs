@@ -3,10 +3,11 @@
 #![cfg(feature = "planted-bugs")]
 
 use medchain_pbft::PlantedBug;
+use medchain_sim::invariants::Violation;
 use medchain_sim::{run_scenario, Scenario};
 
 /// The first seed below `limit` whose run reports a violation with `bug` planted.
-fn first_violation(bug: PlantedBug, limit: u64) -> Option<(u64, Vec<String>)> {
+fn first_violation(bug: PlantedBug, limit: u64) -> Option<(u64, Vec<Violation>)> {
     medchain_types::crypto::set_thread_verification_memo(true);
     (0..limit).find_map(|seed| {
         let mut s = Scenario::from_seed(seed, 4);

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use medchain_types::{CommittedBlock, Hash32, ReplicaId, SeqNum};
 
+use super::Violation;
+
 /// The first block hash any correct replica committed at each height.
 #[derive(Debug, Default)]
 pub struct Agreement {
@@ -12,13 +14,21 @@ pub struct Agreement {
 }
 
 impl Agreement {
-    pub fn on_commit(&mut self, replica: ReplicaId, block: &CommittedBlock) -> Result<(), String> {
+    pub fn on_commit(
+        &mut self,
+        replica: ReplicaId,
+        block: &CommittedBlock,
+    ) -> Result<(), Violation> {
         let h = block.height();
         let hash = block.hash();
         match self.committed.get(&h) {
-            Some((first, other)) if *other != hash => Err(format!(
-                "agreement: {replica} committed {hash:?} at height {h}, {first} committed {other:?}"
-            )),
+            Some((first, other)) if *other != hash => Err(Violation::Agreement {
+                replica,
+                hash,
+                height: h,
+                first: *first,
+                other: *other,
+            }),
             Some(_) => Ok(()),
             None => {
                 self.committed.insert(h, (replica, hash));

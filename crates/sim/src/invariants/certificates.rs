@@ -5,6 +5,8 @@
 
 use medchain_types::{CommittedBlock, Hash32, ReplicaId, SeqNum, Verifier};
 
+use super::Violation;
+
 #[derive(Debug)]
 pub struct Certificates {
     verifier: Verifier,
@@ -19,19 +21,25 @@ impl Certificates {
         }
     }
 
-    pub fn on_commit(&mut self, replica: ReplicaId, block: &CommittedBlock) -> Result<(), String> {
-        self.verifier.check_block(block).map_err(|e| {
-            format!(
-                "certificates: {replica} committed block {}: {e}",
-                block.height()
-            )
-        })?;
+    pub fn on_commit(
+        &mut self,
+        replica: ReplicaId,
+        block: &CommittedBlock,
+    ) -> Result<(), Violation> {
+        self.verifier
+            .check_block(block)
+            .map_err(|e| Violation::BadCertificate {
+                replica,
+                height: block.height(),
+                error: e.to_string(),
+            })?;
         let (height, hash) = self.heads[replica.index()];
         if block.height() != height + 1 || block.header.prev_hash != hash {
-            return Err(format!(
-                "certificates: {replica} committed block {} that does not extend its chain at {height}",
-                block.height()
-            ));
+            return Err(Violation::NotExtending {
+                replica,
+                height: block.height(),
+                head: height,
+            });
         }
         self.heads[replica.index()] = (block.height(), block.hash());
         Ok(())

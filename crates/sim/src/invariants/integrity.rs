@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use medchain_pbft::Reply;
 use medchain_types::{encode, ClientId, CommittedBlock, Hash32, ReplicaId, SignedRequest};
 
+use super::Violation;
+
 #[derive(Debug, Default)]
 pub struct Integrity {
     issued: BTreeMap<(ClientId, u64), Hash32>,
@@ -18,20 +20,24 @@ impl Integrity {
         self.issued.insert(r.key(), Hash32::sha256(&encode(r)));
     }
 
-    pub fn on_commit(&mut self, replica: ReplicaId, block: &CommittedBlock) -> Result<(), String> {
+    pub fn on_commit(
+        &mut self,
+        replica: ReplicaId,
+        block: &CommittedBlock,
+    ) -> Result<(), Violation> {
         for r in &block.requests {
             if self.issued.get(&r.key()) != Some(&Hash32::sha256(&encode(r))) {
-                return Err(format!(
-                    "integrity: {replica} committed request {:?} at {} that no client issued",
-                    r.key(),
-                    block.height()
-                ));
+                return Err(Violation::NotIssued {
+                    replica,
+                    request: r.key(),
+                    height: block.height(),
+                });
             }
         }
         Ok(())
     }
 
-    pub fn on_reply(&mut self, reply: &Reply) -> Result<(), String> {
+    pub fn on_reply(&mut self, reply: &Reply) -> Result<(), Violation> {
         if reply.retransmission {
             return Ok(());
         }
@@ -39,10 +45,10 @@ impl Integrity {
             .executed
             .insert((reply.replica, reply.client, reply.request_id))
         {
-            return Err(format!(
-                "integrity: {} executed request ({:?}, {}) twice",
-                reply.replica, reply.client, reply.request_id
-            ));
+            return Err(Violation::ExecutedTwice {
+                replica: reply.replica,
+                request: (reply.client, reply.request_id),
+            });
         }
         Ok(())
     }

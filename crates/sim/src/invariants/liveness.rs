@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use medchain_pbft::Reply;
 use medchain_types::{ClientId, ReplicaId, SeqNum};
 
+use super::Violation;
+
 #[derive(Debug, Default)]
 pub struct Liveness {
     pub replies: BTreeMap<(ClientId, u64), BTreeSet<ReplicaId>>,
@@ -32,21 +34,22 @@ impl Liveness {
         f: usize,
         heights: &[(ReplicaId, SeqNum)],
         deadline_ms: u64,
-    ) -> Vec<String> {
+    ) -> Vec<Violation> {
         let mut v = Vec::new();
         let missing: Vec<_> = issued.iter().filter(|k| !self.is_done(k, f)).collect();
         if !missing.is_empty() {
-            v.push(format!(
-                "liveness: {} request(s) not committed by {deadline_ms} ms (first: {:?})",
-                missing.len(),
-                missing[0]
-            ));
+            v.push(Violation::NotCommitted {
+                missing: missing.len(),
+                first: *missing[0],
+                deadline_ms,
+            });
         }
         let first = heights.first().map(|(_, h)| *h);
         if heights.iter().any(|(_, h)| Some(*h) != first) {
-            v.push(format!(
-                "liveness: correct replicas at different heights at {deadline_ms} ms: {heights:?}"
-            ));
+            v.push(Violation::HeightsDiverge {
+                heights: heights.to_vec(),
+                deadline_ms,
+            });
         }
         v
     }

@@ -8,9 +8,11 @@ pub mod certificates;
 pub mod integrity;
 pub mod liveness;
 pub mod view_change_progress;
+pub mod violation;
 
 pub use agreement::Agreement;
 pub use certificates::Certificates;
 pub use integrity::Integrity;
 pub use liveness::Liveness;
 pub use view_change_progress::ViewChangeProgress;
+pub use violation::{ReplicaView, Violation};

@@ -12,6 +12,8 @@
 use medchain_pbft::Mode;
 use medchain_types::{ReplicaId, ViewNum};
 
+use super::Violation;
+
 #[derive(Debug, Default)]
 pub struct ViewChangeProgress;
 
@@ -21,7 +23,7 @@ impl ViewChangeProgress {
         states: &[(ReplicaId, Mode, ViewNum)],
         f: usize,
         deadline_ms: u64,
-    ) -> Vec<String> {
+    ) -> Vec<Violation> {
         let normal: Vec<ViewNum> = states
             .iter()
             .filter(|(_, m, _)| *m == Mode::Normal)
@@ -30,9 +32,10 @@ impl ViewChangeProgress {
         let waiting = states.len() - normal.len();
         let one_view = normal.windows(2).all(|w| w[0] == w[1]);
         if normal.is_empty() || !one_view || waiting > f {
-            vec![format!(
-                "view-change progress: correct replicas not in one normal view by {deadline_ms} ms: {states:?}"
-            )]
+            vec![Violation::NoCommonView {
+                states: states.to_vec(),
+                deadline_ms,
+            }]
         } else {
             Vec::new()
         }
