@@ -5,6 +5,7 @@ pub mod chain;
 pub mod department;
 pub mod fhir;
 pub mod metrics;
+pub mod openapi_limits;
 pub mod patient;
 pub mod pharmacy;
 pub mod records;
@@ -25,6 +26,7 @@ use utoipa::{IntoParams, OpenApi};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use openapi_limits::PublishLimits;
 
 /// Largest request body (413 above it).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
@@ -95,7 +97,7 @@ pub fn rfc3339(ms: u64) -> String {
 
 #[derive(Debug, OpenApi)]
 #[openapi(
-    info(title = "MedChain API", description = "Medical records on a PBFT ledger. Errors are {\"error\":{\"code\",\"message\"}}."),
+    info(title = "MedChain API", description = "Medical records on a PBFT ledger. Errors are {\"error\":{\"code\",\"message\",\"field\"}} (field: the request field at fault, on validation errors)."),
     paths(
         session::login, session::refresh, session::logout, session::me,
         records::add_record, records::validate_block, records::get_chain, records::patients,
@@ -108,7 +110,7 @@ pub fn rfc3339(ms: u64) -> String {
         fhir::everything,
         metrics::prometheus, metrics::json,
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &PublishLimits)
 )]
 pub struct ApiDoc;
 
