@@ -58,6 +58,7 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field() {
             .contains("diagnosis"),
         "{v}"
     );
+    assert_eq!(v["error"]["field"], "diagnosis", "missing field named: {v}");
     let (s, v) = api
         .call(
             "POST",
@@ -68,6 +69,7 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["message"], "diagnosis: required");
+    assert_eq!(v["error"]["field"], "diagnosis");
     let (s, v) = api
         .call(
             "POST",
@@ -81,6 +83,7 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field() {
         v["error"]["message"].as_str().unwrap().contains("dosage"),
         "{v}"
     );
+    assert_eq!(v["error"]["field"], "dosage", "unknown field named: {v}");
     let (s, v) = api
         .call(
             "POST",
@@ -91,6 +94,7 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(v["error"]["message"], "diagnosis: at most 2000 characters");
+    assert_eq!(v["error"]["field"], "diagnosis");
     let (s, v) = api
         .call(
             "POST",
