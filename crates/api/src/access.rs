@@ -26,6 +26,24 @@ impl ReadAccess {
     }
 }
 
+/// Users sign in only at their home organisation's nodes: this node's organisation is
+/// the one whose replica it runs (`replica`). Another organisation's node holding a
+/// password for a user is exactly the attack this refuses.
+pub fn signs_in_here(user: &UserRow, replica: u16) -> ApiResult<()> {
+    if user.organisation == replica {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "wrong_organisation",
+            format!(
+                "{} signs in at the nodes of organisation {}, not here",
+                user.user_id, user.organisation
+            ),
+        ))
+    }
+}
+
 /// The patient `patient_id` as a user, or 404.
 pub fn patient(conn: &Connection, patient_id: &str) -> ApiResult<UserRow> {
     match medchain_records::user(conn, patient_id)? {

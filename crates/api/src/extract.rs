@@ -45,6 +45,7 @@ impl FromRequestParts<AppState> for Session {
         if user.role.as_str() != claims.role {
             return Err(ApiError::unauthorized("role changed; sign in again"));
         }
+        crate::access::signs_in_here(&user, state.inner.replica)?;
         Ok(Session { user, claims })
     }
 }

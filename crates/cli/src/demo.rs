@@ -47,14 +47,18 @@ pub fn run() -> anyhow::Result<()> {
         );
     }
     println!("Open http://127.0.0.1:5000 in a browser (API: /api/openapi.json).");
-    println!("Demo accounts (sign in at any replica):");
-    for (user, password, role, _, department, name) in crate::init::DEMO_ACCOUNTS {
+    println!(
+        "Demo accounts (all of St Mary's, organisation 0: users sign in only at their home \
+         organisation's node, here http://127.0.0.1:5000):"
+    );
+    for (user, password, role, org, department, name) in crate::init::DEMO_ACCOUNTS {
         println!(
-            "  {:<7} {:<14} {:<11} {:<11} {name}",
+            "  {:<7} {:<14} {:<11} {:<11} {name} (sign in at http://127.0.0.1:{})",
             user,
             password,
             role.as_str(),
-            department
+            department,
+            5000 + org
         );
     }
     println!("Standing consents: p001 and p002 -> d001; p002 -> d002.");

@@ -205,9 +205,9 @@ pub const DEMO_ACCOUNTS: [(&str, &str, UserRole, u16, &str, &str); 6] = [
         "ph001",
         "pharmacy123",
         UserRole::Pharmacy,
-        2,
+        0,
         "pharmacy",
-        "City Pharmacy counter",
+        "St Mary's outpatient pharmacy",
     ),
     (
         "dep001",
@@ -243,26 +243,21 @@ fn demo_users() -> (Vec<GenesisUser>, Vec<GenesisConsent>) {
     (users, consents)
 }
 
-/// Demo accounts can sign in at every replica of a demo cluster: each node's local
-/// database gets their Argon2id hashes (hashed once, with one salt per account).
+/// Each demo account's password goes to its home organisation's node only (users sign
+/// in only at their home organisation's nodes; a node holds password hashes of its own
+/// users alone). The demo's accounts are all St Mary's, so they sign in at replica 0.
 fn seed_demo_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
-    let hashes = DEMO_ACCOUNTS
-        .iter()
-        .map(|(id, pw, ..)| {
-            Ok((
-                *id,
-                medchain_api::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e.message))?,
-            ))
-        })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    for i in 0..replicas {
-        let data = dir.join(format!("node{i}"));
+    for (id, pw, _, org, ..) in DEMO_ACCOUNTS {
+        let org = usize::from(org);
+        if org >= replicas {
+            bail!("demo account {id} belongs to organisation {org}, beyond the replicas");
+        }
+        let data = dir.join(format!("node{org}"));
         std::fs::create_dir_all(&data)?;
         let conn = medchain_api::auth::open_local_db(&data.join(GATEWAY_DB))?;
-        for (id, phc) in &hashes {
-            medchain_api::auth::set_password_hash(&conn, id, phc)
-                .map_err(|e| anyhow::anyhow!(e.message))?;
-        }
+        let phc = medchain_api::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e.message))?;
+        medchain_api::auth::set_password_hash(&conn, id, &phc)
+            .map_err(|e| anyhow::anyhow!(e.message))?;
     }
     Ok(())
 }

@@ -48,7 +48,24 @@ fn read_password() -> anyhow::Result<String> {
     Ok(pw)
 }
 
+/// Set a password on this node, for a user of this node's own organisation only: a node
+/// holds password hashes of its own users (users sign in only at their home
+/// organisation's nodes, and another organisation's operator must not be able to sign in
+/// as them).
 fn set_password(files: &NodeFiles, user_id: &str, password: &str) -> anyhow::Result<()> {
+    let reader = medchain_store::Reader::open(&files.db_path())
+        .with_context(|| format!("opening {}", files.db_path().display()))?;
+    let Some(user) = medchain_records::user(reader.connection(), user_id)? else {
+        bail!("no user {user_id} on the ledger (register them first with `medchain user add`)");
+    };
+    if user.organisation != files.id().0 {
+        bail!(
+            "{user_id} belongs to organisation {}; only that organisation's nodes hold their \
+             password (this is replica {})",
+            user.organisation,
+            files.id()
+        );
+    }
     let phc =
         medchain_api::auth::hash_password(password).map_err(|e| anyhow::anyhow!(e.message))?;
     let conn = medchain_api::auth::open_local_db(&files.gateway_db_path())?;

@@ -67,11 +67,66 @@ pub fn user(conn: &Connection, id: &str) -> rusqlite::Result<Option<UserRow>> {
     .optional()
 }
 
+/// A consent's grantee as the state stores it. Departments are named per organisation,
+/// so a department's id is `"{organisation}:{department}"`: no string equality across
+/// organisations grants anything.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GranteeKey {
+    pub kind: &'static str,
+    pub id: String,
+}
+
+impl GranteeKey {
+    pub fn doctor(user_id: &str) -> Self {
+        GranteeKey {
+            kind: "doctor",
+            id: user_id.to_string(),
+        }
+    }
+
+    pub fn pharmacy(user_id: &str) -> Self {
+        GranteeKey {
+            kind: "pharmacy",
+            id: user_id.to_string(),
+        }
+    }
+
+    pub fn department(organisation: u16, department: &str) -> Self {
+        GranteeKey {
+            kind: "department",
+            id: format!("{organisation}:{department}"),
+        }
+    }
+
+    /// The key of `grantee` in a consent of a patient of `patient_organisation`.
+    pub fn of(grantee: &Grantee, patient_organisation: u16) -> Self {
+        match grantee {
+            Grantee::Doctor(id) => Self::doctor(id),
+            Grantee::Pharmacy(id) => Self::pharmacy(id),
+            Grantee::Department(d) => Self::department(patient_organisation, d),
+            Grantee::DepartmentOf {
+                organisation,
+                department,
+            } => Self::department(*organisation, department),
+        }
+    }
+
+    /// A stored department id split into (organisation, department); `None` for ids of
+    /// users.
+    pub fn split_department(kind: &str, id: &str) -> Option<(u16, String)> {
+        if kind != "department" {
+            return None;
+        }
+        let (org, name) = id.split_once(':')?;
+        Some((org.parse().ok()?, name.to_string()))
+    }
+}
+
 /// Whether `patient` has an unexpired, unrevoked consent to this grantee at `now_ms`.
 pub fn consent_active(
     conn: &Connection,
     patient: &str,
-    grantee: &Grantee,
+    grantee: &GranteeKey,
     now_ms: u64,
 ) -> rusqlite::Result<bool> {
     let row: Option<(Option<i64>, Option<i64>)> = conn
@@ -79,7 +134,7 @@ pub fn consent_active(
             "SELECT expires_at_ms, revoked_at_ms FROM consents
              WHERE patient = ?1 AND grantee_kind = ?2 AND grantee_id = ?3",
         )?
-        .query_row(params![patient, grantee.kind(), grantee.id()], |r| {
+        .query_row(params![patient, grantee.kind, grantee.id], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?;
@@ -87,24 +142,22 @@ pub fn consent_active(
 }
 
 /// Whether a doctor may see a patient's records through consent (their own, or their
-/// department's).
+/// department's: the department of the doctor's own organisation).
 pub fn doctor_has_consent(
     conn: &Connection,
     doctor: &UserRow,
     patient: &str,
     now_ms: u64,
 ) -> rusqlite::Result<bool> {
-    Ok(consent_active(
-        conn,
-        patient,
-        &Grantee::Doctor(doctor.user_id.clone()),
-        now_ms,
-    )? || consent_active(
-        conn,
-        patient,
-        &Grantee::Department(doctor.department.clone()),
-        now_ms,
-    )?)
+    Ok(
+        consent_active(conn, patient, &GranteeKey::doctor(&doctor.user_id), now_ms)?
+            || consent_active(
+                conn,
+                patient,
+                &GranteeKey::department(doctor.organisation, &doctor.department),
+                now_ms,
+            )?,
+    )
 }
 
 /// When a doctor's latest break-glass access to a patient ends (or ended), if ever granted.

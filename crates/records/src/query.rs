@@ -1,12 +1,14 @@
 //! Reads of the committed records state, for the API. Each takes a read-only connection
 //! (its own, never the writer's) and returns plain values the API turns into JSON.
 
-use medchain_store::rusqlite::{self, params, Connection, OptionalExtension};
+use medchain_store::rusqlite::{
+    self, params, params_from_iter, types::Value, Connection, OptionalExtension,
+};
 use medchain_types::Hash32;
 use serde::Serialize;
 
 use crate::outcome::Outcome;
-use crate::policy::{role_column, UserRow};
+use crate::policy::{role_column, GranteeKey, UserRow};
 use crate::tx::{prescription_code_hash, Medication, RecordContent};
 
 /// Largest page any list returns.
@@ -55,7 +57,10 @@ pub struct DispenseView {
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 pub struct ConsentView {
     pub grantee_kind: String,
+    /// The user, or the department's name.
     pub grantee_id: String,
+    /// The department's organisation (departments only).
+    pub grantee_organisation: Option<u16>,
     pub granted_at_ms: u64,
     pub expires_at_ms: Option<u64>,
     pub revoked_at_ms: Option<u64>,
@@ -286,9 +291,15 @@ pub fn consents_of_patient(
     let rows = stmt.query_map(params![patient], |r| {
         let expires: Option<i64> = r.get(3)?;
         let revoked: Option<i64> = r.get(4)?;
+        let (kind, id): (String, String) = (r.get(0)?, r.get(1)?);
+        let (organisation, id) = match GranteeKey::split_department(&kind, &id) {
+            Some((org, name)) => (Some(org), name),
+            None => (None, id),
+        };
         Ok(ConsentView {
-            grantee_kind: r.get(0)?,
-            grantee_id: r.get(1)?,
+            grantee_kind: kind,
+            grantee_id: id,
+            grantee_organisation: organisation,
             granted_at_ms: r.get::<_, i64>(2)? as u64,
             expires_at_ms: expires.map(|e| e as u64),
             revoked_at_ms: revoked.map(|e| e as u64),
@@ -302,16 +313,19 @@ pub fn consents_of_patient(
 fn audit_rows(
     conn: &Connection,
     filter: &str,
-    arg: &str,
+    args: Vec<Value>,
     page: Page,
 ) -> rusqlite::Result<Vec<AuditView>> {
-    let (limit, offset) = page.bounds();
-    let sql = format!(
+    let (sql, args) = paged(
         "SELECT a.id, a.patient, a.reader, a.reader_role, a.action, a.reason, a.at_ms, a.height
-         FROM audit a WHERE {filter} ORDER BY a.id DESC LIMIT ?2 OFFSET ?3"
+         FROM audit a",
+        filter,
+        "a.id DESC",
+        args,
+        page,
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![arg, limit, offset], |r| {
+    let rows = stmt.query_map(params_from_iter(args), |r| {
         Ok(AuditView {
             id: r.get(0)?,
             patient_id: r.get(1)?,
@@ -326,25 +340,68 @@ fn audit_rows(
     rows.collect()
 }
 
+/// `select WHERE filter ORDER BY order LIMIT .. OFFSET ..` with the filter's own
+/// arguments first (?1..?k) and the page's after them.
+fn paged(
+    select: &str,
+    filter: &str,
+    order: &str,
+    mut args: Vec<Value>,
+    page: Page,
+) -> (String, Vec<Value>) {
+    let (limit, offset) = page.bounds();
+    let k = args.len();
+    args.push(Value::Integer(limit));
+    args.push(Value::Integer(offset));
+    let sql = format!(
+        "{select} WHERE {filter} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+        k + 1,
+        k + 2
+    );
+    (sql, args)
+}
+
+/// A department of an organisation: departments are named per organisation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DepartmentRef<'a> {
+    pub organisation: u16,
+    pub department: &'a str,
+}
+
+impl DepartmentRef<'_> {
+    fn args(&self) -> Vec<Value> {
+        vec![
+            Value::Integer(i64::from(self.organisation)),
+            Value::Text(self.department.to_string()),
+        ]
+    }
+}
+
 /// Who read a patient's data, newest first.
 pub fn audit_of_patient(
     conn: &Connection,
     patient: &str,
     page: Page,
 ) -> rusqlite::Result<Vec<AuditView>> {
-    audit_rows(conn, "a.patient = ?1", patient, page)
+    audit_rows(
+        conn,
+        "a.patient = ?1",
+        vec![Value::Text(patient.to_string())],
+        page,
+    )
 }
 
 /// Reads of the department's patients, newest first.
 pub fn audit_of_department(
     conn: &Connection,
-    department: &str,
+    dept: DepartmentRef<'_>,
     page: Page,
 ) -> rusqlite::Result<Vec<AuditView>> {
     audit_rows(
         conn,
-        "a.patient IN (SELECT user_id FROM users WHERE department = ?1 AND role = 'patient')",
-        department,
+        "a.patient IN (SELECT user_id FROM users
+                       WHERE organisation = ?1 AND department = ?2 AND role = 'patient')",
+        dept.args(),
         page,
     )
 }
@@ -352,16 +409,19 @@ pub fn audit_of_department(
 fn break_glass_rows(
     conn: &Connection,
     filter: &str,
-    arg: &str,
+    args: Vec<Value>,
     page: Page,
 ) -> rusqlite::Result<Vec<BreakGlassView>> {
-    let (limit, offset) = page.bounds();
-    let sql = format!(
+    let (sql, args) = paged(
         "SELECT id, doctor, patient, department, reason, at_ms, until_ms, height
-         FROM break_glass WHERE {filter} ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+         FROM break_glass",
+        filter,
+        "id DESC",
+        args,
+        page,
     );
     let mut stmt = conn.prepare_cached(&sql)?;
-    let rows = stmt.query_map(params![arg, limit, offset], |r| {
+    let rows = stmt.query_map(params_from_iter(args), |r| {
         Ok(BreakGlassView {
             id: r.get(0)?,
             doctor_id: r.get(1)?,
@@ -381,19 +441,25 @@ pub fn break_glass_of_patient(
     patient: &str,
     page: Page,
 ) -> rusqlite::Result<Vec<BreakGlassView>> {
-    break_glass_rows(conn, "patient = ?1", patient, page)
+    break_glass_rows(
+        conn,
+        "patient = ?1",
+        vec![Value::Text(patient.to_string())],
+        page,
+    )
 }
 
 /// Break-glass events by the department's doctors or on its patients.
 pub fn break_glass_of_department(
     conn: &Connection,
-    department: &str,
+    dept: DepartmentRef<'_>,
     page: Page,
 ) -> rusqlite::Result<Vec<BreakGlassView>> {
     break_glass_rows(
         conn,
-        "department = ?1 OR patient IN (SELECT user_id FROM users WHERE department = ?1)",
-        department,
+        "(department = ?2 AND doctor IN (SELECT user_id FROM users WHERE organisation = ?1))
+         OR patient IN (SELECT user_id FROM users WHERE organisation = ?1 AND department = ?2)",
+        dept.args(),
         page,
     )
 }
@@ -401,7 +467,7 @@ pub fn break_glass_of_department(
 /// Record metadata of a department, newest first.
 pub fn department_activity(
     conn: &Connection,
-    department: &str,
+    dept: DepartmentRef<'_>,
     page: Page,
 ) -> rusqlite::Result<Vec<ActivityView>> {
     let (limit, offset) = page.bounds();
@@ -409,26 +475,30 @@ pub fn department_activity(
         "SELECT r.record_id, r.patient, r.doctor, r.created_at_ms, r.height,
                 r.rx_code_hash IS NOT NULL, d.record_id IS NOT NULL
          FROM records r LEFT JOIN dispenses d ON d.record_id = r.record_id
-         WHERE r.department = ?1 ORDER BY r.height DESC, r.record_id LIMIT ?2 OFFSET ?3",
+         WHERE r.department = ?2 AND r.doctor IN (SELECT user_id FROM users WHERE organisation = ?1)
+         ORDER BY r.height DESC, r.record_id LIMIT ?3 OFFSET ?4",
     )?;
-    let rows = stmt.query_map(params![department, limit, offset], |r| {
-        Ok(ActivityView {
-            record_id: r.get(0)?,
-            patient_id: r.get(1)?,
-            doctor_id: r.get(2)?,
-            created_at_ms: r.get::<_, i64>(3)? as u64,
-            block_height: r.get::<_, i64>(4)? as u64,
-            has_prescription: r.get(5)?,
-            dispensed: r.get(6)?,
-        })
-    })?;
+    let rows = stmt.query_map(
+        params![dept.organisation, dept.department, limit, offset],
+        |r| {
+            Ok(ActivityView {
+                record_id: r.get(0)?,
+                patient_id: r.get(1)?,
+                doctor_id: r.get(2)?,
+                created_at_ms: r.get::<_, i64>(3)? as u64,
+                block_height: r.get::<_, i64>(4)? as u64,
+                has_prescription: r.get(5)?,
+                dispensed: r.get(6)?,
+            })
+        },
+    )?;
     rows.collect()
 }
 
-/// Users, optionally of one department and one role, by id.
+/// Users, optionally of one department (of one organisation) and one role, by id.
 pub fn users(
     conn: &Connection,
-    department: Option<&str>,
+    department: Option<DepartmentRef<'_>>,
     role: Option<&str>,
     search: Option<&str>,
     page: Page,
@@ -443,11 +513,13 @@ pub fn users(
     });
     let mut stmt = conn.prepare_cached(
         "SELECT user_id, role, organisation, department, display_name, active FROM users
-         WHERE (?1 IS NULL OR department = ?1) AND (?2 IS NULL OR role = ?2)
+         WHERE (?6 IS NULL OR (organisation = ?6 AND department = ?1)) AND (?2 IS NULL OR role = ?2)
            AND (?3 IS NULL OR user_id LIKE ?3 ESCAPE '\\' OR display_name LIKE ?3 ESCAPE '\\')
          ORDER BY user_id LIMIT ?4 OFFSET ?5",
     )?;
-    let rows = stmt.query_map(params![department, role, pattern, limit, offset], |r| {
+    let (org, dept) =
+        department.map_or((None, None), |d| (Some(d.organisation), Some(d.department)));
+    let rows = stmt.query_map(params![dept, role, pattern, limit, offset, org], |r| {
         Ok(UserView {
             user_id: r.get(0)?,
             role: role_column(r, 1)?.as_str().to_string(),

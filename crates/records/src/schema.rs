@@ -18,7 +18,7 @@ CREATE TABLE IF NOT EXISTS users (
     active       INTEGER NOT NULL,
     height       INTEGER NOT NULL
 );
-CREATE INDEX IF NOT EXISTS users_department ON users(department, role);
+CREATE INDEX IF NOT EXISTS users_org_department ON users(organisation, department, role);
 CREATE TABLE IF NOT EXISTS consents (
     patient       TEXT NOT NULL,
     grantee_kind  TEXT NOT NULL,
@@ -91,6 +91,23 @@ CREATE TABLE IF NOT EXISTS outcomes (
 );
 ";
 
+/// The records state's layout version, kept in `records_meta` (the store's own tables
+/// are versioned by SQLite's `user_version`).
+pub const RECORDS_SCHEMA_VERSION: i64 = 2;
+
+/// Upgrades from version `i + 1` to `i + 2`. Each must give exactly the state that
+/// replaying the chain from the genesis under the current rules gives.
+const UPGRADES: &[&str] = &[
+    // 2: departments are named per organisation. A consent to a department always meant
+    // the department of the patient's own organisation, which is how the current rules
+    // execute those old transactions too.
+    "UPDATE consents SET grantee_id =
+         (SELECT organisation FROM users WHERE users.user_id = consents.patient)
+         || ':' || grantee_id
+     WHERE grantee_kind = 'department';
+     DROP INDEX IF EXISTS users_department;",
+];
+
 /// Create or check the tables, and seed the genesis state once.
 pub fn migrate(conn: &Connection, genesis: &Genesis) -> Result<(), ApplyError> {
     conn.execute_batch(SCHEMA)?;
@@ -114,12 +131,43 @@ pub fn migrate(conn: &Connection, genesis: &Genesis) -> Result<(), ApplyError> {
             |r| r.get(0),
         )
         .optional()?;
-    if seeded.is_none() {
-        conn.execute_batch("BEGIN")?;
-        let r = seed_genesis(conn, genesis);
-        conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
-        r?;
+    conn.execute_batch("BEGIN")?;
+    let r = if seeded.is_none() {
+        seed_genesis(conn, genesis)
+    } else {
+        upgrade(conn)
+    };
+    conn.execute_batch(if r.is_ok() { "COMMIT" } else { "ROLLBACK" })?;
+    r
+}
+
+/// Bring a database of an older layout to the current one (inside the caller's
+/// transaction).
+fn upgrade(conn: &Connection) -> Result<(), ApplyError> {
+    let version: i64 = conn
+        .query_row(
+            "SELECT value FROM records_meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(1);
+    if version > RECORDS_SCHEMA_VERSION {
+        return Err(ApplyError::Unsupported(
+            "the records state was written by a newer MedChain",
+        ));
     }
+    for sql in UPGRADES.iter().skip((version - 1) as usize) {
+        conn.execute_batch(sql)?;
+    }
+    set_version(conn)
+}
+
+fn set_version(conn: &Connection) -> Result<(), ApplyError> {
+    conn.execute(
+        "INSERT OR REPLACE INTO records_meta (key, value) VALUES ('schema_version', ?1)",
+        params![RECORDS_SCHEMA_VERSION],
+    )?;
     Ok(())
 }
 
@@ -146,5 +194,68 @@ fn seed_genesis(conn: &Connection, g: &Genesis) -> Result<(), ApplyError> {
         "INSERT INTO records_meta (key, value) VALUES ('genesis_seeded', 1)",
         [],
     )?;
-    Ok(())
+    set_version(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medchain_types::genesis::{GenesisConsent, GenesisUser, UserRole};
+    use medchain_types::ReplicaId;
+
+    fn genesis() -> Genesis {
+        let user = |id: &str, role, org| GenesisUser {
+            user_id: id.into(),
+            role,
+            organisation: ReplicaId(org),
+            department: "cardiology".into(),
+            display_name: id.into(),
+        };
+        Genesis {
+            format_version: medchain_types::codec::FORMAT_VERSION,
+            chain_id: "schema-test".into(),
+            replicas: Vec::new(),
+            clients: Vec::new(),
+            users: vec![
+                user("p0", UserRole::Patient, 0),
+                user("p2", UserRole::Patient, 2),
+            ],
+            consents: vec![GenesisConsent {
+                patient: "p0".into(),
+                doctor: "d0".into(),
+            }],
+        }
+    }
+
+    /// A version-1 database (department consents keyed by the bare name) comes out keyed
+    /// by the patient's organisation, as replaying the chain under the current rules
+    /// would key them; a second start changes nothing.
+    #[test]
+    fn version_1_department_consents_are_keyed_by_the_patients_organisation() {
+        let conn = Connection::open_in_memory().expect("db");
+        migrate(&conn, &genesis()).expect("fresh");
+        conn.execute_batch(
+            "INSERT INTO consents VALUES ('p0', 'department', 'cardiology', 1, NULL, NULL, 1);
+             INSERT INTO consents VALUES ('p2', 'department', 'cardiology', 1, NULL, NULL, 1);
+             DELETE FROM records_meta WHERE key = 'schema_version';",
+        )
+        .expect("a version-1 state");
+        for _ in 0..2 {
+            migrate(&conn, &genesis()).expect("upgrade");
+            let mut ids: Vec<String> = conn
+                .prepare("SELECT grantee_id FROM consents WHERE grantee_kind = 'department' ORDER BY patient")
+                .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                .expect("read");
+            ids.sort();
+            assert_eq!(ids, ["0:cardiology", "2:cardiology"]);
+        }
+        let v: i64 = conn
+            .query_row(
+                "SELECT value FROM records_meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("version");
+        assert_eq!(v, RECORDS_SCHEMA_VERSION);
+    }
 }

@@ -72,21 +72,32 @@ impl Batch {
 #[serde(tag = "kind", content = "id", rename_all = "lowercase")]
 pub enum Grantee {
     Doctor(String),
+    /// A department of the patient's own home organisation (departments are named per
+    /// organisation; this is what every consent to a department meant before
+    /// `DepartmentOf`).
     Department(String),
     Pharmacy(String),
+    /// A department of any organisation.
+    DepartmentOf {
+        organisation: u16,
+        department: String,
+    },
 }
 
 impl Grantee {
     pub fn kind(&self) -> &'static str {
         match self {
             Grantee::Doctor(_) => "doctor",
-            Grantee::Department(_) => "department",
+            Grantee::Department(_) | Grantee::DepartmentOf { .. } => "department",
             Grantee::Pharmacy(_) => "pharmacy",
         }
     }
-    pub fn id(&self) -> &str {
+
+    /// The user or department named (without its organisation).
+    pub fn name(&self) -> &str {
         match self {
             Grantee::Doctor(s) | Grantee::Department(s) | Grantee::Pharmacy(s) => s,
+            Grantee::DepartmentOf { department, .. } => department,
         }
     }
 }

@@ -148,6 +148,13 @@ fn vectors() -> Vec<(&'static str, String)> {
             hex_of(&Grantee::Department("cardiology".into())),
         ),
         ("grantee/pharmacy", hex_of(&Grantee::Pharmacy("ph1".into()))),
+        (
+            "grantee/department-of",
+            hex_of(&Grantee::DepartmentOf {
+                organisation: 1,
+                department: "oncology".into(),
+            }),
+        ),
         ("envelope", hex_of(&envelope())),
         ("batch", hex::encode(batch().encode())),
         (
@@ -187,6 +194,8 @@ const EXPECTED: &[(&str, &str)] = &[
     ("grantee/doctor", "00020000006431"),
     ("grantee/department", "010a00000063617264696f6c6f6779"),
     ("grantee/pharmacy", "0203000000706831"),
+    // Written by hand: variant 3, organisation 1 as little-endian u16, then the name.
+    ("grantee/department-of", "030100080000006f6e636f6c6f6779"),
     ("envelope", "000200000064310602000000723200"),
     ("batch", "020000000002000000643106020000007232000109"),
     ("consent-code-hash", "77cecfcc8828a4d6b3d7253a958f334ac7f57e7e94fd2e39d8066cba179bb17d"),

@@ -4,8 +4,8 @@
 //! ledger does with a transaction a faulty (or hostile) gateway sends anyway. This is
 //! a table of transaction x actor x state -> outcome, run against the deterministic
 //! executor with real signed requests, including rows a faulty gateway would send
-//! (`faulty_gateway`). What the ledger accepts today but should not is kept apart, in
-//! `KNOWN_GAPS`, so that the fix flips those rows visibly instead of silently.
+//! (`faulty_gateway`) and rows another organisation would send with its own node, keys
+//! and operator (`faulty organisation:`), each refused by the ledger itself.
 
 mod common;
 
@@ -18,7 +18,6 @@ use medchain_records::tx::{consent_code_hash, prescription_code_hash};
 use medchain_records::Outcome::{self, Conflict, Forbidden, Invalid, NotFound};
 use medchain_records::{Actor, Batch, Envelope, Grantee, Transaction};
 use medchain_types::{Hash32, UserRole};
-use std::sync::LazyLock;
 
 const OK: Outcome = Outcome::Ok;
 /// The row's block comes this long after the first set-up block, so that set-up
@@ -340,7 +339,16 @@ fn consent_rows() -> Vec<Row> {
         row("grant: patient to a doctor", by("p-card2", grant(doctor("d-card"))), OK),
         row("grant: patient to a doctor of another organisation",
             by("p-card2", grant(doctor("d-onc"))), OK),
-        row("grant: patient to a department", by("p-card2", grant(department("oncology"))), OK),
+        row("grant: patient to a department of their own organisation",
+            by("p-card2", grant(department("cardiology"))), OK),
+        // Departments are named per organisation: "oncology" is org 1's, not org 0's.
+        row("grant: patient to another organisation's department name, as their own",
+            by("p-card2", grant(department("oncology"))), NotFound).saying("organisation 0"),
+        row("grant: patient to a department of another organisation, named with it",
+            by("p-card2", grant(Grantee::DepartmentOf { organisation: 1, department: "oncology".into() })), OK),
+        row("record: a doctor of org 1 with the consent of org 0's patient to org 1's department",
+            via(1, "d-onc", record("r-1", "p-card2")), OK)
+            .after(vec![by("p-card2", grant(Grantee::DepartmentOf { organisation: 1, department: "oncology".into() }))]),
         row("grant: patient to a pharmacy", by("p-card", grant(pharmacy("ph-1"))), OK),
         row("grant: patient, with an expiry",
             by("p-card", grant_until(doctor("d-card2"), START_MS + 86_400_000)), OK),
@@ -575,8 +583,9 @@ fn faulty_rows() -> Vec<Row> {
         row("faulty gateway: a doctor as the actor grants consent to himself",
             by("d-card2", grant(doctor("d-card2"))), Forbidden),
         // The home gateway authenticates its users: the ledger cannot tell a forged
-        // actor of the gateway's own organisation from a real one (see KNOWN_GAPS for
-        // another organisation's gateway doing the same).
+        // actor of the gateway's own organisation from a real one (another
+        // organisation's gateway doing the same is refused: see
+        // `faulty_organisation_rows`).
         row("faulty gateway: own organisation's gateway forges its patient's consent",
             via(0, "p-card2", grant(doctor("d-onc"))), OK),
         row("faulty gateway: content hash not in the request",
@@ -611,7 +620,7 @@ fn faulty_rows() -> Vec<Row> {
             batch_of(vec![audit_of_exactly(TX_MAX_BYTES)]), Invalid).saying("action is longer"),
     ]
     .into_iter()
-    .map(|r| if r.name.starts_with("faulty gateway:") { r.faulty() } else { r })
+    .map(|r| if r.name.starts_with("faulty") { r.faulty() } else { r })
     .collect()
 }
 
@@ -624,45 +633,60 @@ fn rules() -> Vec<Row> {
     rows.extend(dispense_rows());
     rows.extend(audit_and_break_glass_rows());
     rows.extend(faulty_rows());
+    rows.extend(faulty_organisation_rows().into_iter().map(|r| {
+        if r.name.starts_with("faulty") {
+            r.faulty()
+        } else {
+            r
+        }
+    }));
     rows
 }
 
-/// What the ledger accepts today although it should not: a gateway (or operator key)
-/// of one organisation acts for a user of another, because the ledger does not yet
-/// know which organisation vouches for which user. Issue 16 (home organisation on the
-/// ledger) will change every outcome here to a refusal; then move each row into the
-/// table above with its new outcome.
-static KNOWN_GAPS: LazyLock<Vec<Row>> = LazyLock::new(known_gaps);
-
+/// Another organisation's node, keys and operator acting for users they did not
+/// register: each refused by the ledger itself (issue 16, home organisation on the
+/// ledger). Before it, every one of these was accepted.
 #[rustfmt::skip]
-fn known_gaps() -> Vec<Row> {
+fn faulty_organisation_rows() -> Vec<Row> {
     vec![
-        row("gap: gateway of org 3 adds a record as a doctor of org 0",
-            via(3, "d-card", record("r-1", "p-card")), OK),
-        row("gap: gateway of org 1 grants consent as a patient of org 0",
-            via(1, "p-card", grant(doctor("d-onc"))), OK),
-        row("gap: gateway of org 2 revokes a consent as a patient of org 0",
-            via(2, "p-card", revoke(doctor("d-card"))), OK),
-        row("gap: gateway of org 2 creates a consent code as a patient of org 0",
-            via(2, "p-card", new_code("p-card", "K7Q2-9XTR")), OK),
-        row("gap: gateway of org 2 registers a doctor as org 0's department",
-            via(2, "dep-card", register("d-new", UserRole::Doctor, "cardiology")), OK),
-        row("gap: gateway of org 1 deactivates a patient as org 0's department",
-            via(1, "dep-card", deactivate("p-card")), OK),
-        row("gap: gateway of org 3 dispenses as org 0's pharmacy",
-            via(3, "ph-0", dispense("rx-1", Some("RX-1111"))), OK)
+        row("faulty organisation: gateway of org 3 adds a record as a doctor of org 0",
+            via(3, "d-card", record("r-1", "p-card")), Forbidden).saying("organisation 3 cannot act"),
+        row("faulty organisation: gateway of org 1 grants consent as a patient of org 0",
+            via(1, "p-card", grant(doctor("d-onc"))), Forbidden).saying("belongs to organisation 0"),
+        row("faulty organisation: gateway of org 2 revokes a consent as a patient of org 0",
+            via(2, "p-card", revoke(doctor("d-card"))), Forbidden),
+        row("faulty organisation: gateway of org 2 creates a consent code as a patient of org 0",
+            via(2, "p-card", new_code("p-card", "K7Q2-9XTR")), Forbidden),
+        row("faulty organisation: gateway of org 2 registers a doctor as org 0's department",
+            via(2, "dep-card", register("d-new", UserRole::Doctor, "cardiology")), Forbidden),
+        row("faulty organisation: gateway of org 1 deactivates a patient as org 0's department",
+            via(1, "dep-card", deactivate("p-card")), Forbidden),
+        row("faulty organisation: gateway of org 3 dispenses as org 0's pharmacy",
+            via(3, "ph-0", dispense("rx-1", Some("RX-1111"))), Forbidden)
             .after(vec![prescription("rx-1", "RX-1111")]),
-        row("gap: gateway of org 2 writes an audit entry as a doctor of org 0",
-            via(2, "d-card", audit("p-card", "forged")), OK),
-        row("gap: gateway of org 3 breaks the glass as a doctor of org 0",
-            via(3, "d-card", break_glass("p-card", "forged", 60_000)), OK),
-        row("gap: operator key of org 1 acts as a doctor of org 0",
-            Submission::one(Signer::Operator(1), user("d-card"), record("r-1", "p-card")), OK),
-        // Department names are not scoped by organisation, so org 1's operator can make
-        // an administrator of "cardiology" who then governs org 0's cardiology.
-        row("gap: org 1's administrator of a same-named department deactivates org 0's doctor",
-            via(1, "dep-card-1", deactivate("d-card")), OK)
+        row("faulty organisation: gateway of org 2 writes an audit entry as a doctor of org 0",
+            via(2, "d-card", audit("p-card", "forged")), Forbidden),
+        row("faulty organisation: gateway of org 3 breaks the glass as a doctor of org 0",
+            via(3, "d-card", break_glass("p-card", "forged", 60_000)), Forbidden),
+        row("faulty organisation: operator key of org 1 acts as a doctor of org 0",
+            Submission::one(Signer::Operator(1), user("d-card"), record("r-1", "p-card")), Forbidden),
+        // Departments are named per organisation: org 1's administrator of its own
+        // "cardiology" has no say over org 0's cardiology.
+        row("faulty organisation: org 1's administrator of a same-named department deactivates org 0's doctor",
+            via(1, "dep-card-1", deactivate("d-card")), Forbidden)
             .after(vec![operator(1, register("dep-card-1", UserRole::Department, "cardiology"))]),
+        row("faulty organisation: org 1's operator deactivates org 0's patient",
+            operator(1, deactivate("p-card")), Forbidden),
+        // Org 3 replays org 0's batch (its actors are org 0's users) under its own key.
+        row("faulty organisation: org 0's batch replayed under org 3's gateway key",
+            Submission {
+                signer: Signer::Gateway(3),
+                ..by("d-card", record("r-1", "p-card"))
+            }, Forbidden),
+        // The operator key of the user's own organisation may act for them (the CLI's
+        // user administration): the boundary is between organisations.
+        row("operator key of org 0 acts as org 0's doctor",
+            Submission::one(Signer::Operator(0), user("d-card"), audit("p-card", "admin")), OK),
     ]
 }
 
@@ -726,17 +750,6 @@ fn the_rules_table() {
     );
 }
 
-#[test]
-fn known_gaps_are_still_open() {
-    let failed = failures(&KNOWN_GAPS);
-    assert!(
-        failed.is_empty(),
-        "a KNOWN_GAPS row changed; if issue 16 closed it, move it into the rules table \
-         with its new outcome:\n{}",
-        failed.join("\n")
-    );
-}
-
 /// The name of a transaction's variant: a new variant fails to compile here, a
 /// reminder that it needs rows.
 fn variant(tx: &Transaction) -> &'static str {
@@ -766,16 +779,11 @@ fn the_table_covers_every_variant_role_and_outcome() {
     let rows = rules();
     let faulty = rows.iter().filter(|r| r.faulty_gateway).count();
     println!(
-        "{} rows ({faulty} faulty-gateway), {} known gaps",
-        rows.len(),
-        KNOWN_GAPS.len()
+        "{} rows ({faulty} faulty-gateway or faulty-organisation)",
+        rows.len()
     );
     assert!(rows.len() >= 60, "only {} rows", rows.len());
-    let mut names: Vec<_> = rows
-        .iter()
-        .chain(KNOWN_GAPS.iter())
-        .map(|r| r.name)
-        .collect();
+    let mut names: Vec<_> = rows.iter().map(|r| r.name).collect();
     names.sort_unstable();
     let before = names.len();
     names.dedup();
@@ -933,7 +941,7 @@ fn on_fresh_database(blocks: impl Fn(&mut Chain) -> Seen) -> (Seen, Vec<String>)
 
 #[test]
 fn every_row_gives_the_same_state_on_two_databases() {
-    for r in rules().iter().chain(KNOWN_GAPS.iter()) {
+    for r in rules().iter() {
         let a = on_fresh_database(|c| replay(c, r));
         let b = on_fresh_database(|c| replay(c, r));
         assert_eq!(a, b, "{}: two databases differ", r.name);

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, Query, State};
 use medchain_records::limits::{DISPLAY_NAME_MAX_CHARS, SEARCH_MAX_CHARS, USER_ID_MAX_CHARS};
-use medchain_records::query::{self, ActivityView, UserView};
+use medchain_records::query::{self, ActivityView, DepartmentRef, UserView};
 use medchain_records::{Actor, Envelope, Transaction};
 use medchain_types::UserRole;
 use serde::{Deserialize, Serialize};
@@ -48,10 +48,14 @@ pub async fn list_users(
     }
     .page();
     let dept = (q.role.as_deref() != Some("pharmacy")).then(|| d.user.department.clone());
+    let organisation = d.user.organisation;
     s.read(move |c| {
         Ok(ApiJson(query::users(
             c,
-            dept.as_deref(),
+            dept.as_deref().map(|department| DepartmentRef {
+                organisation,
+                department,
+            }),
             q.role.as_deref(),
             q.search.as_deref(),
             page,
@@ -176,10 +180,15 @@ pub async fn activity(
 ) -> ApiResult<ApiJson<Activity>> {
     let page = page.page();
     let dept = d.user.department.clone();
+    let organisation = d.user.organisation;
     let activity = s
         .read(move |c| {
+            let at = DepartmentRef {
+                organisation,
+                department: &dept,
+            };
             Ok(Activity {
-                records: query::department_activity(c, &dept, page)?,
+                records: query::department_activity(c, at, page)?,
                 department: dept,
             })
         })

@@ -3,7 +3,7 @@
 
 use axum::extract::{Query, State};
 use medchain_records::limits::{CONSENT_CODE_TTL_MS, USER_ID_MAX_CHARS};
-use medchain_records::query::{self, AuditView, BreakGlassView, ConsentView};
+use medchain_records::query::{self, AuditView, BreakGlassView, ConsentView, DepartmentRef};
 use medchain_records::tx::consent_code_hash;
 use medchain_records::{Actor, Envelope, Grantee, Transaction};
 use medchain_types::UserRole;
@@ -21,6 +21,10 @@ pub struct ConsentRequest {
     /// "doctor", "department" or "pharmacy".
     pub grantee_kind: String,
     pub grantee_id: String,
+    /// For a department: its organisation (default: the patient's own). Departments
+    /// are named per organisation.
+    #[serde(default)]
+    pub grantee_organisation: Option<u16>,
     /// Optional expiry (Unix milliseconds), in the future.
     #[serde(default)]
     pub expires_at_ms: Option<u64>,
@@ -31,13 +35,28 @@ pub struct ConsentRequest {
 pub struct RevokeRequest {
     pub grantee_kind: String,
     pub grantee_id: String,
+    /// For a department: its organisation (default: the patient's own).
+    #[serde(default)]
+    pub grantee_organisation: Option<u16>,
 }
 
-fn grantee(kind: &str, id: &str) -> ApiResult<Grantee> {
+fn grantee(kind: &str, id: &str, organisation: Option<u16>) -> ApiResult<Grantee> {
     check_text("grantee_id", id, USER_ID_MAX_CHARS, true)?;
+    if organisation.is_some() && kind != "department" {
+        return Err(
+            ApiError::invalid("grantee_organisation: for departments only")
+                .with_field("grantee_organisation"),
+        );
+    }
     match kind {
         "doctor" => Ok(Grantee::Doctor(id.into())),
-        "department" => Ok(Grantee::Department(id.into())),
+        "department" => Ok(match organisation {
+            None => Grantee::Department(id.into()),
+            Some(organisation) => Grantee::DepartmentOf {
+                organisation,
+                department: id.into(),
+            },
+        }),
         "pharmacy" => Ok(Grantee::Pharmacy(id.into())),
         _ => Err(ApiError::invalid(
             "grantee_kind: one of doctor, department, pharmacy",
@@ -72,7 +91,7 @@ pub async fn grant_consent(
     Patient(p): Patient,
     ApiJson(req): ApiJson<ConsentRequest>,
 ) -> ApiResult<ApiJson<Done>> {
-    let g = grantee(&req.grantee_kind, &req.grantee_id)?;
+    let g = grantee(&req.grantee_kind, &req.grantee_id, req.grantee_organisation)?;
     if req.expires_at_ms.is_some_and(|e| e <= s.now_ms()) {
         return Err(ApiError::invalid("expires_at_ms: must be in the future"));
     }
@@ -99,7 +118,7 @@ pub async fn revoke_consent(
     Patient(p): Patient,
     ApiJson(req): ApiJson<RevokeRequest>,
 ) -> ApiResult<ApiJson<Done>> {
-    let g = grantee(&req.grantee_kind, &req.grantee_id)?;
+    let g = grantee(&req.grantee_kind, &req.grantee_id, req.grantee_organisation)?;
     let env = Envelope {
         actor: Actor::User(p.user.user_id.clone()),
         tx: Transaction::RevokeConsent { grantee: g },
@@ -175,7 +194,10 @@ pub async fn audit(
             s.read(move |c| {
                 Ok(ApiJson(query::audit_of_department(
                     c,
-                    &who.user.department,
+                    DepartmentRef {
+                        organisation: who.user.organisation,
+                        department: &who.user.department,
+                    },
                     page,
                 )?))
             })
@@ -211,8 +233,15 @@ pub async fn break_glass_events(
         }
         UserRole::Department => {
             let dept = who.user.department.clone();
+            let organisation = who.user.organisation;
             let events = s
-                .read(move |c| Ok(query::break_glass_of_department(c, &dept, page)?))
+                .read(move |c| {
+                    let at = DepartmentRef {
+                        organisation,
+                        department: &dept,
+                    };
+                    Ok(query::break_glass_of_department(c, at, page)?)
+                })
                 .await?;
             crate::audit::audit_department_read(
                 &s,

@@ -3,8 +3,9 @@
 
 use axum::extract::{Path, State};
 use medchain_records::limits::{CODE_MAX_CHARS, RECORD_ID_MAX_BYTES, USER_ID_MAX_CHARS};
+use medchain_records::policy::GranteeKey;
 use medchain_records::query::{self, Page, PrescriptionView};
-use medchain_records::{consent_active, Actor, Envelope, Grantee, Transaction};
+use medchain_records::{consent_active, Actor, Envelope, Transaction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -47,7 +48,7 @@ pub async fn search(
             check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
             s.read(move |c| {
                 patient(c, &pid)?;
-                if !consent_active(c, &pid, &Grantee::Pharmacy(me), now)? {
+                if !consent_active(c, &pid, &GranteeKey::pharmacy(&me), now)? {
                     return Err(ApiError::forbidden(format!(
                         "{pid} has not consented to this pharmacy; ask for the prescription code"
                     )));

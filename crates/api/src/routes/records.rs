@@ -380,7 +380,9 @@ pub async fn patients(
         for u in query::users(c, None, Some("patient"), q.search.as_deref(), page)? {
             let consent = medchain_records::doctor_has_consent(c, &doc.user, &u.user_id, now)?;
             let bg = medchain_records::break_glass_active(c, &doc.user.user_id, &u.user_id, now)?;
-            if u.active && (consent || bg || u.department == doc.user.department) {
+            let same_department =
+                u.organisation == doc.user.organisation && u.department == doc.user.department;
+            if u.active && (consent || bg || same_department) {
                 out.push(PatientSummary {
                     user_id: u.user_id,
                     display_name: u.display_name,

@@ -77,6 +77,7 @@ pub async fn login(
         .await?
         .filter(|u| u.active)
         .ok_or_else(|| ApiError::unauthorized("wrong username or password"))?;
+    crate::access::signs_in_here(&user, s.inner.replica)?;
     let issued = s.inner.auth.issue(&user.user_id, user.role.as_str(), now)?;
     Ok(ApiJson(LoginResponse {
         token: issued.token,

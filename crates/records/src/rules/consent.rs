@@ -9,7 +9,7 @@ use super::{Acting, Request};
 use crate::ledger::exec;
 use crate::limits::CONSENT_CODE_TTL_MS;
 use crate::outcome::{reject, Checked, Outcome};
-use crate::policy::{user, UserRow};
+use crate::policy::{user, GranteeKey, UserRow};
 use crate::tx::Grantee;
 
 const ONLY_THE_PATIENT: &str = "only the patient may do this";
@@ -25,14 +25,15 @@ pub(super) fn grant(
     expires_at_ms: Option<u64>,
 ) -> Checked {
     let p = patient(actor)?;
-    grantee_exists(r, grantee)?;
+    let key = GranteeKey::of(grantee, p.organisation);
+    grantee_exists(r, grantee, &key)?;
     exec(
         r.conn,
         "INSERT OR REPLACE INTO consents VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
         params![
             p.user_id,
-            grantee.kind(),
-            grantee.id(),
+            key.kind,
+            key.id,
             r.now_ms as i64,
             expires_at_ms.map(|e| e as i64),
             r.height as i64
@@ -43,6 +44,7 @@ pub(super) fn grant(
 
 pub(super) fn revoke(r: &Request<'_>, actor: &Acting, grantee: &Grantee) -> Checked {
     let p = patient(actor)?;
+    let key = GranteeKey::of(grantee, p.organisation);
     let n = exec(
         r.conn,
         "UPDATE consents SET revoked_at_ms = ?4, height = ?5
@@ -50,8 +52,8 @@ pub(super) fn revoke(r: &Request<'_>, actor: &Acting, grantee: &Grantee) -> Chec
            AND revoked_at_ms IS NULL",
         params![
             p.user_id,
-            grantee.kind(),
-            grantee.id(),
+            key.kind,
+            key.id,
             r.now_ms as i64,
             r.height as i64
         ],
@@ -79,24 +81,35 @@ pub(super) fn create_code(r: &Request<'_>, actor: &Acting, code_hash: &Hash32) -
     Ok(())
 }
 
-fn grantee_exists(r: &Request<'_>, g: &Grantee) -> Checked {
+/// A department exists in its organisation when someone of that organisation works or
+/// is registered in it; a user grantee must be an active user of the right role.
+fn grantee_exists(r: &Request<'_>, g: &Grantee, key: &GranteeKey) -> Checked {
     let want = match g {
-        Grantee::Department(d) => {
+        Grantee::Department(_) | Grantee::DepartmentOf { .. } => {
+            let Some((org, d)) = GranteeKey::split_department(key.kind, &key.id) else {
+                return Err(crate::outcome::ApplyError::Invariant(
+                    "a department key always names its organisation",
+                )
+                .into());
+            };
             let n: i64 = r.conn.query_row(
-                "SELECT COUNT(*) FROM users WHERE department = ?1",
-                params![d],
+                "SELECT COUNT(*) FROM users WHERE organisation = ?1 AND department = ?2",
+                params![org, d],
                 |row| row.get(0),
             )?;
             return if n > 0 {
                 Ok(())
             } else {
-                reject(Outcome::NotFound, format!("no department {d}"))
+                reject(
+                    Outcome::NotFound,
+                    format!("no department {d} in organisation {org}"),
+                )
             };
         }
         Grantee::Doctor(_) => UserRole::Doctor,
         Grantee::Pharmacy(_) => UserRole::Pharmacy,
     };
-    let id = g.id();
+    let id = g.name();
     match user(r.conn, id)? {
         Some(u) if u.role == want && u.active => Ok(()),
         Some(_) => reject(

@@ -8,8 +8,8 @@ use medchain_types::UserRole;
 use super::{Acting, Request};
 use crate::ledger::exec;
 use crate::outcome::{reject, Checked, Outcome};
-use crate::policy::consent_active;
-use crate::tx::{prescription_code_hash, Grantee};
+use crate::policy::{consent_active, GranteeKey};
+use crate::tx::prescription_code_hash;
 
 pub(super) fn dispense(
     r: &Request<'_>,
@@ -33,7 +33,7 @@ pub(super) fn dispense(
         );
     };
     let by_code = code.is_some_and(|c| prescription_code_hash(c).0[..] == rx_hash[..]);
-    let grantee = Grantee::Pharmacy(pharmacy.user_id.clone());
+    let grantee = GranteeKey::pharmacy(&pharmacy.user_id);
     if !(by_code || consent_active(r.conn, &patient, &grantee, r.now_ms)?) {
         return reject(
             Outcome::Forbidden,

@@ -46,6 +46,12 @@ impl Request<'_> {
     fn signed_by_operator(&self) -> bool {
         self.client() >= self.n_replicas
     }
+
+    /// Clients beyond the gateways and operators (a genesis may list more, for tools)
+    /// act for no organisation.
+    fn signed_by_organisation(&self) -> bool {
+        self.client() < 2 * self.n_replicas
+    }
 }
 
 /// Who a transaction acts as, once checked against the state.
@@ -79,14 +85,37 @@ pub(crate) fn execute(
     }
 }
 
+/// Who the transaction acts as, if the signing key may act for them: an organisation's
+/// operator only with its operator key, and a user only through their home
+/// organisation's gateway or operator. This is the organisation boundary: another
+/// organisation's node, keys and operator cannot act for a user they did not register.
 fn resolve_actor(r: &Request<'_>, actor: &Actor) -> Checked<Acting> {
+    if !r.signed_by_organisation() {
+        return reject(
+            Outcome::Forbidden,
+            "this client key acts for no organisation",
+        );
+    }
     match actor {
         Actor::Operator if !r.signed_by_operator() => reject(
             Outcome::Forbidden,
             "only an operator key may act as the operator",
         ),
         Actor::Operator => Ok(Acting::Operator),
-        Actor::User(id) => active_user(r, id).map(Acting::User),
+        Actor::User(id) => {
+            let u = active_user(r, id)?;
+            let signer = r.signer_organisation();
+            if u.organisation != signer {
+                return reject(
+                    Outcome::Forbidden,
+                    format!(
+                        "{id} belongs to organisation {}; organisation {signer} cannot act for them",
+                        u.organisation
+                    ),
+                );
+            }
+            Ok(Acting::User(u))
+        }
     }
 }
 

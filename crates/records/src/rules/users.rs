@@ -72,9 +72,12 @@ pub(super) fn deactivate(r: &Request<'_>, actor: &Acting, user_id: &str) -> Chec
     };
     let allowed = match actor {
         Acting::Operator => target.organisation == r.signer_organisation(),
+        // Departments are named per organisation: cardiology of one hospital has no
+        // say over cardiology of another.
         Acting::User(a) => {
             a.role == UserRole::Department
                 && matches!(target.role, UserRole::Doctor | UserRole::Patient)
+                && target.organisation == a.organisation
                 && target.department == a.department
         }
     };
