@@ -2,338 +2,15 @@
 //! crashed with SIGKILL, cut off, fed garbage and corrupted on disk. Every test is
 //! bounded in time and stops its processes when it ends (also when it fails).
 
-use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
+mod common;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{ids, tail, Cluster, BIN, OPERATOR_OF_1, SERIAL};
 use medchain_store::Reader;
-
-const BIN: &str = env!("CARGO_BIN_EXE_medchain");
-
-/// Clusters run one at a time: four replicas already share two cores.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-/// `medchain load --config node1.toml` submits as replica 1's operator client (4 + 1).
-const OPERATOR_OF_1: u16 = 5;
-
-struct Cluster {
-    dir: tempfile::TempDir,
-    http: u16,
-    nodes: Vec<Option<Child>>,
-}
-
-fn free_base() -> (u16, u16) {
-    let seed = std::process::id() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-    for attempt in 0..200u64 {
-        let base = 20_000 + ((seed.wrapping_mul(7919) + attempt * 97) % 40_000) as u16;
-        let ok = (0..4).all(|i| {
-            TcpListener::bind(("127.0.0.1", base + i)).is_ok()
-                && TcpListener::bind(("127.0.0.1", base + 100 + i)).is_ok()
-        });
-        if ok {
-            return (base, base + 100);
-        }
-    }
-    panic!("no free ports");
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        Self::start_with(&[])
-    }
-
-    fn start_with(extra_init_args: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let (http, p2p) = free_base();
-        let out = Command::new(BIN)
-            .args(["init", "--replicas", "4", "--dir"])
-            .arg(dir.path())
-            .args(extra_init_args)
-            .args([
-                "--http-port",
-                &http.to_string(),
-                "--p2p-port",
-                &p2p.to_string(),
-            ])
-            .output()
-            .expect("init");
-        assert!(
-            out.status.success(),
-            "init: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut c = Cluster {
-            dir,
-            http,
-            nodes: (0..4).map(|_| None).collect(),
-        };
-        for i in 0..4 {
-            c.start_node(i);
-        }
-        for i in 0..4 {
-            c.wait_healthy(i);
-        }
-        c
-    }
-
-    fn config(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("node{i}.toml"))
-    }
-
-    fn start_node(&mut self, i: usize) {
-        let log = std::fs::File::create(self.dir.path().join(format!("node{i}.log"))).expect("log");
-        let child = Command::new(BIN)
-            .args(["node", "--config"])
-            .arg(self.config(i))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn node");
-        self.nodes[i] = Some(child);
-    }
-
-    fn kill9(&mut self, i: usize) {
-        if let Some(mut c) = self.nodes[i].take() {
-            let _ = c.kill(); // SIGKILL
-            let _ = c.wait();
-        }
-    }
-
-    fn stop_all(&mut self) {
-        for c in self.nodes.iter_mut().flatten() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(c.id().to_string())
-                .status();
-        }
-        for c in self.nodes.iter_mut() {
-            if let Some(mut child) = c.take() {
-                let deadline = Instant::now() + Duration::from_secs(10);
-                while Instant::now() < deadline {
-                    if let Ok(Some(_)) = child.try_wait() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-
-    fn get(&self, i: usize, path: &str) -> Option<serde_json::Value> {
-        serde_json::from_str(&self.get_text(i, path)?).ok()
-    }
-
-    /// A value of replica `i`'s Prometheus text at `/metrics` (`name` with its labels).
-    fn metric(&self, i: usize, name: &str) -> Option<f64> {
-        let text = self.get_text(i, "/metrics")?;
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
-    }
-
-    fn get_text(&self, i: usize, path: &str) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http + i as u16)).ok()?;
-        s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-        write!(
-            s,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut body = String::new();
-        s.read_to_string(&mut body).ok()?;
-        Some(body.split_once("\r\n\r\n")?.1.to_string())
-    }
-
-    /// POST JSON to replica `i`'s API: (status, body).
-    fn post(
-        &self,
-        i: usize,
-        path: &str,
-        token: Option<&str>,
-        body: &str,
-    ) -> (u16, serde_json::Value) {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http + i as u16)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .expect("timeout");
-        let auth = token
-            .map(|t| format!("Authorization: Bearer {t}\r\n"))
-            .unwrap_or_default();
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        )
-        .expect("write");
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).expect("read");
-        let status = resp
-            .split(' ')
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let json = resp.split("\r\n\r\n").nth(1).unwrap_or("");
-        (
-            status,
-            serde_json::from_str(json).unwrap_or(serde_json::Value::Null),
-        )
-    }
-
-    fn login(&self, i: usize, user: &str, password: &str) -> String {
-        let (status, v) = self.post(
-            i,
-            "/api/login",
-            None,
-            &format!(r#"{{"username":"{user}","password":"{password}"}}"#),
-        );
-        assert_eq!(status, 200, "login {user} at replica {i}: {v}");
-        v["token"].as_str().expect("token").to_string()
-    }
-
-    fn head(&self, i: usize) -> Option<(u64, String)> {
-        let v = self.get(i, "/api/chain/head")?;
-        Some((v["height"].as_u64()?, v["hash"].as_str()?.to_string()))
-    }
-
-    fn wait_healthy(&self, i: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if self.get(i, "/healthz").is_some() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("node {i} not healthy: {}", self.log(i));
-    }
-
-    fn log(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dir.path().join(format!("node{i}.log"))).unwrap_or_default()
-    }
-
-    /// Wait until replica `i` has the same head as replica `j`.
-    fn wait_same_head(&self, i: usize, j: usize, timeout: Duration) -> Duration {
-        let started = Instant::now();
-        while started.elapsed() < timeout {
-            if let (Some(a), Some(b)) = (self.head(i), self.head(j)) {
-                if a == b && a.0 > 0 {
-                    return started.elapsed();
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "replica {i} ({:?}) did not reach replica {j}'s head ({:?}) in {timeout:?}",
-            self.head(i),
-            self.head(j)
-        );
-    }
-
-    /// `medchain load` through replica `i`: the ids it saw acknowledged.
-    fn load(&self, i: usize, records: u64, start_id: u64, concurrency: usize) -> Vec<u64> {
-        let out = Command::new(BIN)
-            .args(["load", "--config"])
-            .arg(self.config(i))
-            .args([
-                "--records",
-                &records.to_string(),
-                "--start-id",
-                &start_id.to_string(),
-                "--concurrency",
-                &concurrency.to_string(),
-                "--timeout-s",
-                "90",
-            ])
-            .output()
-            .expect("load");
-        assert!(
-            out.status.success(),
-            "load: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        ids(&out.stdout)
-    }
-
-    fn verify(&self, i: usize) -> (bool, String) {
-        let out = Command::new(BIN)
-            .args(["verify", "--config"])
-            .arg(self.config(i))
-            .output()
-            .expect("verify");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        (out.status.success(), text)
-    }
-
-    fn db(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("node{i}/medchain.sqlite"))
-    }
-
-    /// (client, request id) of every request in replica `i`'s chain.
-    fn committed(&self, i: usize) -> BTreeSet<(u16, u64)> {
-        let r = Reader::open(&self.db(i)).expect("open db");
-        let mut set = BTreeSet::new();
-        r.for_each_block(|b| {
-            for req in &b.requests {
-                set.insert((req.request.client.0, req.request.request_id));
-            }
-            Ok(())
-        })
-        .expect("read chain");
-        set
-    }
-
-    /// After a stop: every acknowledged record is on every replica and `verify` passes.
-    fn assert_no_acknowledged_write_lost(&self, client: u16, acked: &[u64]) {
-        for i in 0..4 {
-            let have = self.committed(i);
-            let missing = acked
-                .iter()
-                .filter(|id| !have.contains(&(client, **id)))
-                .count();
-            assert_eq!(
-                missing, 0,
-                "replica {i} lost {missing} acknowledged records"
-            );
-            let (ok, text) = self.verify(i);
-            assert!(ok, "verify {i}: {text}");
-        }
-    }
-}
-
-fn tail(log: &str) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-fn ids(stdout: &[u8]) -> Vec<u64> {
-    let v: serde_json::Value = serde_json::from_slice(stdout).expect("load output");
-    v["acked_ids"]
-        .as_array()
-        .expect("ids")
-        .iter()
-        .filter_map(|x| x.as_u64())
-        .collect()
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        for c in self.nodes.iter_mut().flatten() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
 
 #[test]
 fn backup_killed_during_5000_writes_catches_up_with_identical_hashes() {
@@ -583,20 +260,29 @@ fn garbage_oversized_and_badly_signed_frames_do_not_hurt_the_cluster() {
 }
 
 #[test]
-fn two_pharmacies_dispensing_at_once_on_different_replicas_one_wins() {
+fn two_pharmacies_of_two_organisations_dispensing_at_once_one_wins() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let c = Cluster::start_with(&["--demo"]);
-    // Demo accounts sign in at every replica.
-    for i in 0..4 {
-        for (u, p) in [
-            ("d001", "doctor123"),
-            ("p002", "patient456"),
-            ("ph001", "pharmacy123"),
-            ("dep001", "department123"),
-        ] {
-            c.login(i, u, p);
+    // Demo accounts are St Mary's: they sign in at replica 0 and nowhere else.
+    for (u, p) in [
+        ("d001", "doctor123"),
+        ("p002", "patient456"),
+        ("ph001", "pharmacy123"),
+        ("dep001", "department123"),
+    ] {
+        c.login(0, u, p);
+        for i in 1..4 {
+            let (status, v) = c.try_login(i, u, p);
+            assert_eq!(status, 401, "{u} at replica {i}: {v}");
         }
     }
+    // A second pharmacy, City Pharmacy's own (organisation 2), registered by its operator.
+    let out = c.user_add(2, "ph-city", "pharmacy", "pharmacy", "city-pharmacy-pw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let d001 = c.login(0, "d001", "doctor123");
     let (status, rec) = c.post(
         0,
@@ -607,13 +293,13 @@ fn two_pharmacies_dispensing_at_once_on_different_replicas_one_wins() {
     assert_eq!(status, 200, "{rec}");
     let record_id = rec["record_id"].as_str().expect("record_id").to_string();
     let code = rec["prescription_code"].as_str().expect("code").to_string();
-    let tokens: Vec<String> = [1, 2]
-        .iter()
-        .map(|&i| c.login(i, "ph001", "pharmacy123"))
-        .collect();
+    let tokens = vec![
+        c.login(0, "ph001", "pharmacy123"),
+        c.login(2, "ph-city", "city-pharmacy-pw"),
+    ];
     let c = std::sync::Arc::new(c);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
-    let handles: Vec<_> = [1usize, 2]
+    let handles: Vec<_> = [0usize, 2]
         .into_iter()
         .zip(tokens)
         .map(|(i, token)| {
@@ -629,9 +315,13 @@ fn two_pharmacies_dispensing_at_once_on_different_replicas_one_wins() {
             })
         })
         .collect();
-    let mut results: Vec<(u16, serde_json::Value)> = handles
+    let mut results: Vec<(u16, serde_json::Value, &str)> = handles
         .into_iter()
-        .map(|h| h.join().expect("thread"))
+        .zip(["ph001", "ph-city"])
+        .map(|(h, pharmacy)| {
+            let (status, body) = h.join().expect("thread");
+            (status, body, pharmacy)
+        })
         .collect();
     results.sort_by_key(|r| r.0);
     assert_eq!(results[0].0, 200, "one dispense succeeds: {results:?}");
@@ -639,6 +329,7 @@ fn two_pharmacies_dispensing_at_once_on_different_replicas_one_wins() {
     assert_eq!(results[1].1["error"]["code"], "conflict");
     // Every replica agrees on the one dispense.
     let winner = results[0].1["block_height"].as_u64().expect("height");
+    let winning_pharmacy = results[0].2;
     for i in 0..4 {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -648,7 +339,11 @@ fn two_pharmacies_dispensing_at_once_on_different_replicas_one_wins() {
                 .and_then(|mut s| s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect())
                 .unwrap_or_default();
             if rows.len() == 1 {
-                assert_eq!(rows[0], ("ph001".to_string(), winner as i64), "replica {i}");
+                assert_eq!(
+                    rows[0],
+                    (winning_pharmacy.to_string(), winner as i64),
+                    "replica {i}"
+                );
                 break;
             }
             assert!(
