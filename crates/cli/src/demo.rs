@@ -2,7 +2,7 @@
 //! stopped together on Ctrl-C.
 
 use std::path::Path;
-use std::process::Child;
+use std::process::{Child, ExitStatus};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -22,10 +22,23 @@ pub fn run() -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(dir.join("logs"))?;
     let exe = std::env::current_exe().context("locating the medchain binary")?;
+    let mut children = spawn_replicas(&exe, dir)?;
+    print_welcome();
+    let exited = wait_for_exit(&mut children)?;
+    stop_all(&mut children);
+    if let Some((i, status)) = exited {
+        anyhow::bail!("replica {i} exited ({status}); see {DEMO_DIR}/logs/node{i}.log");
+    }
+    println!("all replicas stopped");
+    Ok(())
+}
+
+/// All four replicas, or none: those already started are stopped if one fails to start.
+fn spawn_replicas(exe: &Path, dir: &Path) -> anyhow::Result<Vec<Child>> {
     let mut children: Vec<Child> = Vec::new();
     for i in 0..4 {
         let child = crate::replicas::spawn(
-            &exe,
+            exe,
             &dir.join(format!("node{i}.toml")),
             &dir.join(format!("logs/node{i}.log")),
         );
@@ -37,6 +50,11 @@ pub fn run() -> anyhow::Result<()> {
             }
         }
     }
+    Ok(children)
+}
+
+/// Where the replicas are and how to sign in.
+fn print_welcome() {
     println!("MedChain demo: 4 replicas running as separate processes");
     for i in 0..4 {
         println!(
@@ -63,10 +81,14 @@ pub fn run() -> anyhow::Result<()> {
     }
     println!("Standing consents: p001 and p002 -> d001; p002 -> d002.");
     println!("Press Ctrl-C to stop all replicas.");
+}
+
+/// Until Ctrl-C (`None`) or until a replica exits on its own (which one, and how).
+fn wait_for_exit(children: &mut [Child]) -> anyhow::Result<Option<(usize, ExitStatus)>> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let exited = rt.block_on(async {
+    Ok(rt.block_on(async {
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => return None,
@@ -79,13 +101,7 @@ pub fn run() -> anyhow::Result<()> {
                 }
             }
         }
-    });
-    stop_all(&mut children);
-    if let Some((i, status)) = exited {
-        anyhow::bail!("replica {i} exited ({status}); see {DEMO_DIR}/logs/node{i}.log");
-    }
-    println!("all replicas stopped");
-    Ok(())
+    }))
 }
 
 /// Stop the replicas: SIGTERM, then SIGKILL after 5 s.

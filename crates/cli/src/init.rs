@@ -63,6 +63,51 @@ pub fn keygen(out: &Path) -> anyhow::Result<()> {
 }
 
 pub fn run(a: &InitArgs) -> anyhow::Result<()> {
+    check_args(a)?;
+    std::fs::create_dir_all(a.dir.join("keys"))
+        .with_context(|| format!("creating {}", a.dir.display()))?;
+    let mut chain_id = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut chain_id);
+    let (replicas, mut clients) = replica_keys(a)?;
+    clients.extend(operator_keys(&a.dir, &replicas)?);
+    let (users, consents) = if a.demo {
+        demo_users()
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let genesis = Genesis {
+        format_version: FORMAT_VERSION,
+        chain_id: format!("medchain-{}", hex::encode(chain_id)),
+        replicas,
+        clients,
+        users,
+        consents,
+    };
+    std::fs::write(
+        a.dir.join("genesis.toml"),
+        toml::to_string_pretty(&genesis)?,
+    )?;
+    for i in 0..a.replicas {
+        std::fs::write(
+            a.dir.join(format!("node{i}.toml")),
+            toml::to_string_pretty(&node_config(a, i))?,
+        )?;
+    }
+    if a.demo {
+        seed_demo_passwords(&a.dir, a.replicas)?;
+    }
+    println!(
+        "initialised {} replicas in {} (genesis {})",
+        a.replicas,
+        a.dir.display(),
+        genesis.hash()
+    );
+    Ok(())
+}
+
+/// Refuses before anything is written: a bad size or port range, or a directory that
+/// already holds a cluster whose keys would be lost.
+fn check_args(a: &InitArgs) -> anyhow::Result<()> {
     if a.replicas < 4 || !(a.replicas - 1).is_multiple_of(3) || a.replicas > 64 {
         bail!(
             "--replicas must be 3f+1 between 4 and 64 (got {})",
@@ -80,10 +125,12 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
             a.dir.display()
         );
     }
-    std::fs::create_dir_all(a.dir.join("keys"))
-        .with_context(|| format!("creating {}", a.dir.display()))?;
-    let mut chain_id = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut chain_id);
+    Ok(())
+}
+
+/// Each replica's key and its gateway's client key, written to `keys/`; clients 0..n of
+/// the genesis are the gateways.
+fn replica_keys(a: &InitArgs) -> anyhow::Result<(Vec<ReplicaInfo>, Vec<ClientInfo>)> {
     let mut replicas = Vec::new();
     let mut clients = Vec::new();
     for i in 0..a.replicas {
@@ -106,64 +153,41 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
             public_key: client.public(),
         });
     }
-    // Clients n..2n: each organisation's operator key, for user administration from the
-    // command line (`medchain user add`).
+    Ok((replicas, clients))
+}
+
+/// Clients n..2n: each organisation's operator key, for user administration from the
+/// command line (`medchain user add`).
+fn operator_keys(dir: &Path, replicas: &[ReplicaInfo]) -> anyhow::Result<Vec<ClientInfo>> {
+    let mut clients = Vec::new();
     for (i, replica) in replicas.iter().enumerate() {
         let operator = fresh_key();
-        write_secret(&a.dir.join(format!("keys/operator-{i}.key")), &operator)?;
+        write_secret(&dir.join(format!("keys/operator-{i}.key")), &operator)?;
         clients.push(ClientInfo {
             name: format!("operator of {}", replica.organisation),
             public_key: operator.public(),
         });
     }
-    let (users, consents) = if a.demo {
-        demo_users()
-    } else {
-        (Vec::new(), Vec::new())
-    };
-    let genesis = Genesis {
-        format_version: FORMAT_VERSION,
-        chain_id: format!("medchain-{}", hex::encode(chain_id)),
-        replicas,
-        clients,
-        users,
-        consents,
-    };
-    std::fs::write(
-        a.dir.join("genesis.toml"),
-        toml::to_string_pretty(&genesis)?,
-    )?;
-    for i in 0..a.replicas {
-        let cfg = NodeConfig {
-            id: i as u16,
-            genesis: "genesis.toml".into(),
-            key: format!("keys/replica-{i}.key").into(),
-            client_key: format!("keys/gateway-{i}.key").into(),
-            client_id: i as u16,
-            data_dir: format!("node{i}").into(),
-            http_listen: format!("127.0.0.1:{}", u32::from(a.http_port) + i as u32),
-            p2p_listen: format!("127.0.0.1:{}", u32::from(a.p2p_port) + i as u32),
-            pbft: PbftSettings::default(),
-            manual_validation: false,
-            operator_key: Some(format!("keys/operator-{i}.key").into()),
-            operator_client_id: Some((a.replicas + i) as u16),
-            energy_watts_per_core: medchain_node::energy::DEFAULT_WATTS_PER_CORE,
-        };
-        std::fs::write(
-            a.dir.join(format!("node{i}.toml")),
-            toml::to_string_pretty(&cfg)?,
-        )?;
+    Ok(clients)
+}
+
+/// Replica `i`'s `nodeI.toml`, its paths relative to the cluster directory.
+fn node_config(a: &InitArgs, i: usize) -> NodeConfig {
+    NodeConfig {
+        id: i as u16,
+        genesis: "genesis.toml".into(),
+        key: format!("keys/replica-{i}.key").into(),
+        client_key: format!("keys/gateway-{i}.key").into(),
+        client_id: i as u16,
+        data_dir: format!("node{i}").into(),
+        http_listen: format!("127.0.0.1:{}", u32::from(a.http_port) + i as u32),
+        p2p_listen: format!("127.0.0.1:{}", u32::from(a.p2p_port) + i as u32),
+        pbft: PbftSettings::default(),
+        manual_validation: false,
+        operator_key: Some(format!("keys/operator-{i}.key").into()),
+        operator_client_id: Some((a.replicas + i) as u16),
+        energy_watts_per_core: medchain_node::energy::DEFAULT_WATTS_PER_CORE,
     }
-    if a.demo {
-        seed_demo_passwords(&a.dir, a.replicas)?;
-    }
-    println!(
-        "initialised {} replicas in {} (genesis {})",
-        a.replicas,
-        a.dir.display(),
-        genesis.hash()
-    );
-    Ok(())
 }
 
 /// The demo accounts of the external contract: (user id, password, role, organisation,

@@ -37,6 +37,9 @@ pub struct LoadArgs {
     pub timeout_s: u64,
 }
 
+/// What was acknowledged: (request id, height of its block).
+type Acked = Arc<std::sync::Mutex<Vec<(u64, u64)>>>;
+
 pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
     let files = NodeFiles::load(&a.config)?;
     // The operator's client, not the gateway's: the running node's gateway owns that
@@ -66,59 +69,67 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
             usize::from(a.batch)
         ])
         .encode();
-        let sem = Arc::new(tokio::sync::Semaphore::new(a.concurrency.max(1)));
         let started = Instant::now();
-        let acked: Arc<std::sync::Mutex<Vec<(u64, u64)>>> = Arc::default();
-        let work = {
-            let acked = acked.clone();
-            async move {
-                let mut tasks = tokio::task::JoinSet::new();
-                for i in 0..a.records {
-                    let Ok(permit) = sem.clone().acquire_owned().await else {
-                        break;
-                    };
-                    let c = client.clone();
-                    let id = a.start_id + i;
-                    let content = (0..a.batch)
-                        .map(|j| {
-                            let mut c = format!("record {id}.{j} ").into_bytes();
-                            c.resize(a.payload_bytes.max(c.len()), b'x');
-                            c
-                        })
-                        .collect();
-                    let payload = marker.clone();
-                    let acked = acked.clone();
-                    tasks.spawn(async move {
-                        if let Ok(reply) = c.submit_with_content(id, payload, content).await {
-                            if let Ok(mut v) = acked.lock() {
-                                v.push((id, reply.height));
-                            }
-                        }
-                        drop(permit);
-                    });
-                }
-                while tasks.join_next().await.is_some() {}
-            }
-        };
+        let acked: Acked = Arc::default();
         // Bounded in time: what was acknowledged by then is reported.
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(a.timeout_s), work).await;
+        let _ = tokio::time::timeout(
+            std::time::Duration::from_secs(a.timeout_s),
+            submit_all(a, client, marker, acked.clone()),
+        )
+        .await;
         let mut acked = acked.lock().map(|v| v.clone()).unwrap_or_default();
         let secs = started.elapsed().as_secs_f64();
         acked.sort_unstable();
-        let acked = acked;
-        let ids: Vec<u64> = acked.iter().map(|(id, _)| *id).collect();
-        println!(
-            "{}",
-            serde_json::json!({
-                "submitted": a.records,
-                "acked": acked.len(),
-                "elapsed_s": secs,
-                "records_per_request": a.batch,
-                "records_per_s": (acked.len() * usize::from(a.batch)) as f64 / secs.max(1e-9),
-                "max_height": acked.iter().map(|(_, h)| *h).max().unwrap_or(0),
-                "acked_ids": ids,
-            })
-        );
+        print_summary(a, &acked, secs);
         anyhow::Ok(())
     })
+}
+
+/// Submits `a.records` requests of `marker`, at most `a.concurrency` at a time, recording
+/// each one acknowledged in `acked`.
+async fn submit_all(a: &LoadArgs, client: LedgerClient, marker: Vec<u8>, acked: Acked) {
+    let sem = Arc::new(tokio::sync::Semaphore::new(a.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..a.records {
+        let Ok(permit) = sem.clone().acquire_owned().await else {
+            break;
+        };
+        let c = client.clone();
+        let id = a.start_id + i;
+        let content = (0..a.batch)
+            .map(|j| {
+                let mut c = format!("record {id}.{j} ").into_bytes();
+                c.resize(a.payload_bytes.max(c.len()), b'x');
+                c
+            })
+            .collect();
+        let payload = marker.clone();
+        let acked = acked.clone();
+        tasks.spawn(async move {
+            if let Ok(reply) = c.submit_with_content(id, payload, content).await {
+                if let Ok(mut v) = acked.lock() {
+                    v.push((id, reply.height));
+                }
+            }
+            drop(permit);
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+/// The run as one line of JSON on stdout (the real-process tests and `bench` read it).
+fn print_summary(a: &LoadArgs, acked: &[(u64, u64)], secs: f64) {
+    let ids: Vec<u64> = acked.iter().map(|(id, _)| *id).collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "submitted": a.records,
+            "acked": acked.len(),
+            "elapsed_s": secs,
+            "records_per_request": a.batch,
+            "records_per_s": (acked.len() * usize::from(a.batch)) as f64 / secs.max(1e-9),
+            "max_height": acked.iter().map(|(_, h)| *h).max().unwrap_or(0),
+            "acked_ids": ids,
+        })
+    );
 }

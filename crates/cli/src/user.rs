@@ -3,13 +3,13 @@
 //! running replica, and set a password in that node's local database.
 
 use std::io::BufRead;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use medchain_node::client::LedgerClient;
+use medchain_node::client::{ClientReply, LedgerClient};
 use medchain_node::config::NodeFiles;
 use medchain_records::{Actor, Batch, Envelope, Transaction};
-use medchain_types::UserRole;
+use medchain_types::{ClientId, KeyPair, UserRole};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum UserCmd {
@@ -76,87 +76,112 @@ fn set_password(files: &NodeFiles, user_id: &str, password: &str) -> anyhow::Res
 
 pub fn run(cmd: &UserCmd) -> anyhow::Result<()> {
     match cmd {
-        UserCmd::SetPassword { config, user_id } => {
-            let files = NodeFiles::load(config)?;
-            let pw = read_password()?;
-            set_password(&files, user_id, &pw)?;
-            println!("password of {user_id} set on replica {}", files.id());
-            Ok(())
-        }
+        UserCmd::SetPassword { config, user_id } => run_set_password(config, user_id),
         UserCmd::Add {
             config,
             user_id,
             role,
             department,
             display_name,
-        } => {
-            let role = match role.as_str() {
-                "doctor" => UserRole::Doctor,
-                "patient" => UserRole::Patient,
-                "pharmacy" => UserRole::Pharmacy,
-                "department" => UserRole::Department,
-                other => {
-                    bail!("--role must be doctor, patient, pharmacy or department (got {other:?})")
-                }
-            };
-            if !medchain_types::genesis::valid_user_id(user_id) {
-                bail!("--user-id must be 1 to 64 letters, digits, '-', '_' or '.'");
-            }
-            let files = NodeFiles::load(config)?;
-            let (client_id, key) = files.operator()?;
-            let pw = read_password()?;
-            // Continue after the last request id this operator had executed.
-            let reader = medchain_store::Reader::open(&files.db_path())?;
-            let last: Option<i64> = reader.connection().query_row(
-                "SELECT MAX(request_id) FROM outcomes WHERE client = ?1",
-                [client_id.0],
-                |r| r.get(0),
-            )?;
-            let request_id = last.map_or(1, |l| l as u64 + 1);
-            let env = Envelope {
-                actor: Actor::Operator,
-                tx: Transaction::RegisterUser {
-                    user_id: user_id.clone(),
-                    role,
-                    department: department.clone(),
-                    display_name: display_name.clone(),
-                },
-            };
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()?;
-            let reply = rt.block_on(async {
-                let addr = files.config.p2p_listen.parse().context("p2p_listen")?;
-                let client =
-                    LedgerClient::connect(addr, files.id(), client_id, key, files.genesis.hash())
-                        .await
-                        .context("connecting to the replica (is it running?)")?;
-                tokio::time::timeout(
-                    std::time::Duration::from_secs(30),
-                    client.submit(request_id, Batch::one(&env)),
-                )
-                .await
-                .context("no commit within 30 s")?
-                .context("submitting")
-            })?;
-            let outcome =
-                medchain_records::query::outcome(reader.connection(), client_id.0, request_id, 0)?;
-            match outcome {
-                Some((medchain_records::Outcome::Ok, _)) => {}
-                Some((o, m)) => bail!("the ledger refused the registration ({}): {m}", o.as_str()),
-                None => bail!(
-                    "committed at height {} but no outcome recorded",
-                    reply.height
-                ),
-            }
-            set_password(&files, user_id, &pw)?;
-            println!(
-                "registered {user_id} ({}, {department}) at height {}; password set on replica {}",
-                role.as_str(),
-                reply.height,
-                files.id()
-            );
-            Ok(())
-        }
+        } => run_add(config, user_id, role, department, display_name),
     }
+}
+
+fn run_set_password(config: &Path, user_id: &str) -> anyhow::Result<()> {
+    let files = NodeFiles::load(config)?;
+    let pw = read_password()?;
+    set_password(&files, user_id, &pw)?;
+    println!("password of {user_id} set on replica {}", files.id());
+    Ok(())
+}
+
+/// Everything is checked and the password read before the registration is submitted,
+/// and the password is set only once the ledger has accepted the user.
+fn run_add(
+    config: &Path,
+    user_id: &str,
+    role: &str,
+    department: &str,
+    display_name: &str,
+) -> anyhow::Result<()> {
+    let role = parse_role(role)?;
+    if !medchain_types::genesis::valid_user_id(user_id) {
+        bail!("--user-id must be 1 to 64 letters, digits, '-', '_' or '.'");
+    }
+    let files = NodeFiles::load(config)?;
+    let (client_id, key) = files.operator()?;
+    let pw = read_password()?;
+    // Continue after the last request id this operator had executed.
+    let reader = medchain_store::Reader::open(&files.db_path())?;
+    let last: Option<i64> = reader.connection().query_row(
+        "SELECT MAX(request_id) FROM outcomes WHERE client = ?1",
+        [client_id.0],
+        |r| r.get(0),
+    )?;
+    let request_id = last.map_or(1, |l| l as u64 + 1);
+    let env = Envelope {
+        actor: Actor::Operator,
+        tx: Transaction::RegisterUser {
+            user_id: user_id.to_owned(),
+            role,
+            department: department.to_owned(),
+            display_name: display_name.to_owned(),
+        },
+    };
+    let reply = submit(&files, client_id, key, request_id, &env)?;
+    let outcome =
+        medchain_records::query::outcome(reader.connection(), client_id.0, request_id, 0)?;
+    match outcome {
+        Some((medchain_records::Outcome::Ok, _)) => {}
+        Some((o, m)) => bail!("the ledger refused the registration ({}): {m}", o.as_str()),
+        None => bail!(
+            "committed at height {} but no outcome recorded",
+            reply.height
+        ),
+    }
+    set_password(&files, user_id, &pw)?;
+    println!(
+        "registered {user_id} ({}, {department}) at height {}; password set on replica {}",
+        role.as_str(),
+        reply.height,
+        files.id()
+    );
+    Ok(())
+}
+
+fn parse_role(role: &str) -> anyhow::Result<UserRole> {
+    Ok(match role {
+        "doctor" => UserRole::Doctor,
+        "patient" => UserRole::Patient,
+        "pharmacy" => UserRole::Pharmacy,
+        "department" => UserRole::Department,
+        other => bail!("--role must be doctor, patient, pharmacy or department (got {other:?})"),
+    })
+}
+
+/// Submits `env` as the operator through the replica's client port and waits for its
+/// commit.
+fn submit(
+    files: &NodeFiles,
+    client_id: ClientId,
+    key: KeyPair,
+    request_id: u64,
+    env: &Envelope,
+) -> anyhow::Result<ClientReply> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let addr = files.config.p2p_listen.parse().context("p2p_listen")?;
+        let client = LedgerClient::connect(addr, files.id(), client_id, key, files.genesis.hash())
+            .await
+            .context("connecting to the replica (is it running?)")?;
+        tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            client.submit(request_id, Batch::one(env)),
+        )
+        .await
+        .context("no commit within 30 s")?
+        .context("submitting")
+    })
 }

@@ -4,7 +4,7 @@
 
 use crate::ids::IdAllocator;
 use crate::time::instant;
-use crate::{PatientExport, Person, Record};
+use crate::{ConsentEntry, Medication, PatientExport, Person, Record};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -68,6 +68,57 @@ fn type_for_role(role: &str) -> Option<&'static str> {
 /// (a dispense names what was handed over from these).
 type Requests = Vec<(String, String)>;
 
+/// The lines of a record's prescription as (medication text, MedicationRequest body
+/// without the fields every request of the record shares).
+fn medication_lines(rec: &Record) -> Vec<(String, Value)> {
+    // One request per structured line; free text alone becomes one request. Deliberately
+    // no reasonReference/diagnosis here: a pharmacy may see prescriptions but not
+    // diagnoses, so a MedicationRequest must stand on its own without them.
+    let prescription = text(&rec.prescription);
+    let mut lines: Vec<(String, Value)> = rec
+        .medications
+        .iter()
+        .map(|m| medication_line(m, prescription))
+        .collect();
+    if lines.is_empty() {
+        if let Some(p) = prescription {
+            lines.push((p.to_owned(), json!({})));
+        }
+    }
+    lines
+}
+
+fn medication_line(m: &Medication, prescription: Option<&str>) -> (String, Value) {
+    let name = text(&m.name)
+        .or(prescription)
+        .unwrap_or("Unspecified medication");
+    let mut parts: Vec<String> = [&m.dose, &m.route, &m.frequency]
+        .iter()
+        .filter_map(|s| text(s).map(str::to_owned))
+        .collect();
+    if let Some(d) = text(&m.duration) {
+        parts.push(format!("for {d}"));
+    }
+    let dosage = json!([{
+        "text": parts.join(", "),
+        "timing": { "code": { "text": text(&m.frequency) } },
+        "route": { "text": text(&m.route) },
+    }]);
+    // Quantities are free text ("2 boxes"); SimpleQuantity needs a number, so the text
+    // goes in a note rather than into a guessed dispenseRequest.
+    let mut notes = Vec::new();
+    if let Some(q) = text(&m.quantity) {
+        notes.push(json!({ "text": format!("Quantity to dispense: {q}") }));
+    }
+    if let Some(p) = prescription {
+        notes.push(json!({ "text": format!("Prescription as written: {p}") }));
+    }
+    (
+        name.to_owned(),
+        json!({ "dosageInstruction": dosage, "note": notes }),
+    )
+}
+
 struct Builder<'a> {
     x: &'a PatientExport,
     ids: IdAllocator,
@@ -81,38 +132,10 @@ struct Builder<'a> {
 }
 
 pub(crate) fn build(x: &PatientExport, base_url: &str) -> Value {
-    let mut b = Builder {
-        x,
-        ids: IdAllocator::default(),
-        entries: Vec::new(),
-        patient: String::new(),
-        people: BTreeMap::new(),
-        orgs: BTreeMap::new(),
-        conditions: BTreeMap::new(),
-        requests: BTreeMap::new(),
-    };
+    let mut b = Builder::new(x);
     // Ids first, resources second: a dispense or an amendment may refer to a record that
     // comes later in the input, and every reference must already know its target's id.
-    b.patient = b.ids.alloc("Patient", &x.patient.user_id);
-    for o in &x.organizations {
-        if !b.orgs.contains_key(o.id.as_str()) {
-            let r = b.ids.alloc("Organization", &o.id);
-            b.orgs.insert(&o.id, (r, &o.name));
-        }
-    }
-    for p in &x.practitioners {
-        if !b.people.contains_key(p.user_id.as_str()) {
-            let r = b.ids.alloc("Practitioner", &p.user_id);
-            b.people.insert(&p.user_id, (r, p));
-        }
-    }
-    for rec in &x.records {
-        if !b.conditions.contains_key(rec.record_id.as_str()) {
-            let r = b.ids.alloc("Condition", &format!("cond-{}", rec.record_id));
-            b.conditions.insert(&rec.record_id, r);
-        }
-    }
-
+    b.allocate_ids();
     b.add_people();
     for rec in &x.records {
         b.add_record(rec);
@@ -120,44 +143,91 @@ pub(crate) fn build(x: &PatientExport, base_url: &str) -> Value {
     b.add_dispenses();
     b.add_consents();
     b.add_audits();
-
-    let base = base_url.trim_end_matches('/');
-    let entries: Vec<Value> = b
-        .entries
-        .into_iter()
-        .map(|(reference, mut resource)| {
-            let (_, id) = reference.split_once('/').unwrap_or(("", &reference));
-            resource["id"] = json!(id);
-            prune(&mut resource);
-            // $everything answers a search on one Patient: it is the match, the rest are
-            // included because they belong to it.
-            let mode = if reference == b.patient {
-                "match"
-            } else {
-                "include"
-            };
-            json!({
-                "fullUrl": format!("{base}/{reference}"),
-                "resource": resource,
-                "search": { "mode": mode },
-            })
-        })
-        .collect();
-    let mut bundle = json!({
-        "resourceType": "Bundle",
-        "id": crate::ids::fhir_id(&format!("everything-{}", x.patient.user_id)),
-        // The operation's definition says its response is a "searchset" Bundle, and only
-        // a searchset may carry entry.search (invariant bdl-2), so not "collection".
-        "type": "searchset",
-        "timestamp": instant(x.generated_at_ms),
-        "link": [{ "relation": "self", "url": format!("{base}/{}/$everything", b.patient) }],
-        "entry": entries,
-    });
-    prune(&mut bundle);
-    bundle
+    b.into_bundle(base_url)
 }
 
 impl<'a> Builder<'a> {
+    fn new(x: &'a PatientExport) -> Self {
+        Builder {
+            x,
+            ids: IdAllocator::default(),
+            entries: Vec::new(),
+            patient: String::new(),
+            people: BTreeMap::new(),
+            orgs: BTreeMap::new(),
+            conditions: BTreeMap::new(),
+            requests: BTreeMap::new(),
+        }
+    }
+
+    /// The ids of the patient, organisations, practitioners and conditions, in that
+    /// order; the allocator's answers depend on it, so the order is part of the output.
+    fn allocate_ids(&mut self) {
+        let x = self.x;
+        self.patient = self.ids.alloc("Patient", &x.patient.user_id);
+        for o in &x.organizations {
+            if !self.orgs.contains_key(o.id.as_str()) {
+                let r = self.ids.alloc("Organization", &o.id);
+                self.orgs.insert(&o.id, (r, &o.name));
+            }
+        }
+        for p in &x.practitioners {
+            if !self.people.contains_key(p.user_id.as_str()) {
+                let r = self.ids.alloc("Practitioner", &p.user_id);
+                self.people.insert(&p.user_id, (r, p));
+            }
+        }
+        for rec in &x.records {
+            if !self.conditions.contains_key(rec.record_id.as_str()) {
+                let r = self
+                    .ids
+                    .alloc("Condition", &format!("cond-{}", rec.record_id));
+                self.conditions.insert(&rec.record_id, r);
+            }
+        }
+    }
+
+    /// Every resource added so far as entries of the searchset Bundle, each given its id
+    /// and stripped of the empty elements FHIR JSON forbids.
+    fn into_bundle(self, base_url: &str) -> Value {
+        let x = self.x;
+        let patient = self.patient;
+        let base = base_url.trim_end_matches('/');
+        let entries: Vec<Value> = self
+            .entries
+            .into_iter()
+            .map(|(reference, mut resource)| {
+                let (_, id) = reference.split_once('/').unwrap_or(("", &reference));
+                resource["id"] = json!(id);
+                prune(&mut resource);
+                // $everything answers a search on one Patient: it is the match, the rest are
+                // included because they belong to it.
+                let mode = if reference == patient {
+                    "match"
+                } else {
+                    "include"
+                };
+                json!({
+                    "fullUrl": format!("{base}/{reference}"),
+                    "resource": resource,
+                    "search": { "mode": mode },
+                })
+            })
+            .collect();
+        let mut bundle = json!({
+            "resourceType": "Bundle",
+            "id": crate::ids::fhir_id(&format!("everything-{}", x.patient.user_id)),
+            // The operation's definition says its response is a "searchset" Bundle, and only
+            // a searchset may carry entry.search (invariant bdl-2), so not "collection".
+            "type": "searchset",
+            "timestamp": instant(x.generated_at_ms),
+            "link": [{ "relation": "self", "url": format!("{base}/{patient}/$everything") }],
+            "entry": entries,
+        });
+        prune(&mut bundle);
+        bundle
+    }
+
     fn push(&mut self, reference: &str, resource: Value) {
         self.entries.push((reference.to_owned(), resource));
     }
@@ -241,8 +311,19 @@ impl<'a> Builder<'a> {
             Some(c) if !self.requests.contains_key(rec.record_id.as_str()) => c.clone(),
             _ => return,
         };
+        let condition = self.condition(rec);
+        self.push(&cond, condition);
+        let requests = self.add_requests(rec);
+        let mut targets = vec![cond];
+        targets.extend(requests.iter().map(|(r, _)| r.clone()));
+        self.requests.insert(&rec.record_id, requests);
+        self.add_record_provenance(rec, &targets);
+    }
+
+    /// The record's diagnosis and notes as a Condition.
+    fn condition(&self, rec: &Record) -> Value {
         let recorder = self.user_ref(&rec.doctor_id, Some("Practitioner"));
-        let condition = json!({
+        json!({
             "resourceType": "Condition",
             "identifier": [{ "system": SYS_RECORD, "value": rec.record_id }],
             "category": [concept(
@@ -255,54 +336,14 @@ impl<'a> Builder<'a> {
             "recordedDate": instant(rec.created_at_ms),
             "recorder": recorder,
             "note": text(&rec.notes).map(|n| json!([{ "text": n }])),
-        });
-        self.push(&cond, condition);
+        })
+    }
 
-        // One request per structured line; free text alone becomes one request. Deliberately
-        // no reasonReference/diagnosis here: a pharmacy may see prescriptions but not
-        // diagnoses, so a MedicationRequest must stand on its own without them.
-        let prescription = text(&rec.prescription);
-        let mut lines: Vec<(String, Value)> = rec
-            .medications
-            .iter()
-            .map(|m| {
-                let name = text(&m.name)
-                    .or(prescription)
-                    .unwrap_or("Unspecified medication");
-                let mut parts: Vec<String> = [&m.dose, &m.route, &m.frequency]
-                    .iter()
-                    .filter_map(|s| text(s).map(str::to_owned))
-                    .collect();
-                if let Some(d) = text(&m.duration) {
-                    parts.push(format!("for {d}"));
-                }
-                let dosage = json!([{
-                    "text": parts.join(", "),
-                    "timing": { "code": { "text": text(&m.frequency) } },
-                    "route": { "text": text(&m.route) },
-                }]);
-                // Quantities are free text ("2 boxes"); SimpleQuantity needs a number, so
-                // the text goes in a note rather than into a guessed dispenseRequest.
-                let mut notes = Vec::new();
-                if let Some(q) = text(&m.quantity) {
-                    notes.push(json!({ "text": format!("Quantity to dispense: {q}") }));
-                }
-                if let Some(p) = prescription {
-                    notes.push(json!({ "text": format!("Prescription as written: {p}") }));
-                }
-                (
-                    name.to_owned(),
-                    json!({ "dosageInstruction": dosage, "note": notes }),
-                )
-            })
-            .collect();
-        if lines.is_empty() {
-            if let Some(p) = prescription {
-                lines.push((p.to_owned(), json!({})));
-            }
-        }
+    /// One MedicationRequest per line of the record's prescription; returns them for the
+    /// record's Provenance and for dispenses.
+    fn add_requests(&mut self, rec: &Record) -> Requests {
         let mut requests = Vec::new();
-        for (i, (name, mut body)) in lines.into_iter().enumerate() {
+        for (i, (name, mut body)) in medication_lines(rec).into_iter().enumerate() {
             let r = self.ids.alloc(
                 "MedicationRequest",
                 &format!("medreq-{}-{i}", rec.record_id),
@@ -324,10 +365,12 @@ impl<'a> Builder<'a> {
             self.push(&r, body);
             requests.push((r, name));
         }
+        requests
+    }
 
-        let mut targets = vec![cond.clone()];
-        targets.extend(requests.iter().map(|(r, _)| r.clone()));
-        self.requests.insert(&rec.record_id, requests);
+    /// The Provenance of a record's Condition and requests: written by the doctor for
+    /// their department, and a revision when it amends an earlier record.
+    fn add_record_provenance(&mut self, rec: &Record, targets: &[String]) {
         // The doctor wrote it for their department; the department has no resource of its
         // own, so it is named by identifier.
         let dept = text(&rec.department).map(|d| {
@@ -352,7 +395,7 @@ impl<'a> Builder<'a> {
         let agents = self.agents(&rec.doctor_id, ("author", "Author"), dept);
         let block = (rec.block_height, rec.block_hash.as_str());
         let extra: Vec<Value> = amended.into_iter().collect();
-        self.provenance(&targets, rec.created_at_ms, block, activity, agents, extra);
+        self.provenance(targets, rec.created_at_ms, block, activity, agents, extra);
     }
 
     fn add_dispenses(&mut self) {
@@ -395,7 +438,6 @@ impl<'a> Builder<'a> {
     }
 
     fn add_consents(&mut self) {
-        let now = self.x.generated_at_ms;
         for c in &self.x.consents {
             let r = self.ids.alloc(
                 "Consent",
@@ -404,73 +446,83 @@ impl<'a> Builder<'a> {
                     c.grantee_kind, c.grantee_id, c.block_height
                 ),
             );
-            // The grant stops at whichever comes first, revocation or expiry; status follows
-            // from that end relative to when the export was made.
-            let end = match (c.revoked_at_ms, c.expires_at_ms) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            let status = match end {
-                Some(e) if e <= now => "inactive",
-                _ => "active",
-            };
-            // A department may be a registered account or only a name.
-            let known = self.person(&c.grantee_id).is_some();
-            let grantee = if c.grantee_kind == "department" && !known {
-                json!({
-                    "type": "Organization",
-                    "identifier": { "system": SYS_DEPT, "value": c.grantee_id },
-                    "display": c.grantee_id,
-                })
-            } else {
-                self.user_ref(&c.grantee_id, type_for_role(&c.grantee_kind))
-            };
-            let resource = json!({
-                "resourceType": "Consent",
-                "status": status,
-                "scope": concept(
-                    "http://terminology.hl7.org/CodeSystem/consentscope",
-                    "patient-privacy",
-                    "Privacy Consent",
-                ),
-                "category": [concept("http://loinc.org", "59284-0", "Patient Consent")],
-                "patient": { "reference": self.patient },
-                "dateTime": instant(c.granted_at_ms),
-                "performer": [{ "reference": self.patient }],
-                // Invariant ppc-1 wants a policy or a policyRule; the patient opts in to
-                // sharing with one grantee.
-                "policyRule": concept(
-                    "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                    "OPTIN",
-                    "opt-in",
-                ),
-                "provision": {
-                    "type": "permit",
-                    // per-1: start <= end, even if the ledger data disagree.
-                    "period": {
-                        "start": instant(c.granted_at_ms),
-                        "end": end.map(|e| instant(e.max(c.granted_at_ms))),
-                    },
-                    "actor": [{
-                        "role": concept(
-                            "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                            "IRCP",
-                            "information recipient",
-                        ),
-                        "reference": grantee,
-                    }],
-                    "action": [concept(
-                        "http://terminology.hl7.org/CodeSystem/consentaction",
-                        "access",
-                        "Access",
-                    )],
-                },
-            });
+            let resource = self.consent(c);
             self.push(&r, resource);
             let agents = self.agents(&self.x.patient.user_id, ("author", "Author"), None);
             let block = (c.block_height, c.block_hash.as_str());
             let activity = ("CREATE", "create");
             self.provenance(&[r], c.granted_at_ms, block, activity, agents, vec![]);
+        }
+    }
+
+    /// A grant as a privacy Consent that permits one grantee access.
+    fn consent(&self, c: &ConsentEntry) -> Value {
+        let now = self.x.generated_at_ms;
+        // The grant stops at whichever comes first, revocation or expiry; status follows
+        // from that end relative to when the export was made.
+        let end = match (c.revoked_at_ms, c.expires_at_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let status = match end {
+            Some(e) if e <= now => "inactive",
+            _ => "active",
+        };
+        let grantee = self.grantee_ref(c);
+        json!({
+            "resourceType": "Consent",
+            "status": status,
+            "scope": concept(
+                "http://terminology.hl7.org/CodeSystem/consentscope",
+                "patient-privacy",
+                "Privacy Consent",
+            ),
+            "category": [concept("http://loinc.org", "59284-0", "Patient Consent")],
+            "patient": { "reference": self.patient },
+            "dateTime": instant(c.granted_at_ms),
+            "performer": [{ "reference": self.patient }],
+            // Invariant ppc-1 wants a policy or a policyRule; the patient opts in to
+            // sharing with one grantee.
+            "policyRule": concept(
+                "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                "OPTIN",
+                "opt-in",
+            ),
+            "provision": {
+                "type": "permit",
+                // per-1: start <= end, even if the ledger data disagree.
+                "period": {
+                    "start": instant(c.granted_at_ms),
+                    "end": end.map(|e| instant(e.max(c.granted_at_ms))),
+                },
+                "actor": [{
+                    "role": concept(
+                        "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                        "IRCP",
+                        "information recipient",
+                    ),
+                    "reference": grantee,
+                }],
+                "action": [concept(
+                    "http://terminology.hl7.org/CodeSystem/consentaction",
+                    "access",
+                    "Access",
+                )],
+            },
+        })
+    }
+
+    fn grantee_ref(&self, c: &ConsentEntry) -> Value {
+        // A department may be a registered account or only a name.
+        let known = self.person(&c.grantee_id).is_some();
+        if c.grantee_kind == "department" && !known {
+            json!({
+                "type": "Organization",
+                "identifier": { "system": SYS_DEPT, "value": c.grantee_id },
+                "display": c.grantee_id,
+            })
+        } else {
+            self.user_ref(&c.grantee_id, type_for_role(&c.grantee_kind))
         }
     }
 

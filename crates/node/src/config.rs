@@ -117,6 +117,85 @@ pub fn load_genesis(path: &Path) -> Result<Genesis, ConfigError> {
     Ok(g)
 }
 
+/// `nodeI.toml` with the `MEDCHAIN_*` overrides applied. The energy setting is checked
+/// here, after its override, because the override may be what is out of range.
+fn read_config(path: &Path) -> Result<NodeConfig, ConfigError> {
+    let mut config: NodeConfig =
+        toml::from_str(&read(path)?).map_err(|e| invalid(path, e.to_string()))?;
+    if let Ok(v) = std::env::var("MEDCHAIN_HTTP_LISTEN") {
+        config.http_listen = v;
+    }
+    if let Ok(v) = std::env::var("MEDCHAIN_P2P_LISTEN") {
+        config.p2p_listen = v;
+    }
+    if let Ok(v) = std::env::var("MEDCHAIN_DATA_DIR") {
+        config.data_dir = PathBuf::from(v);
+    }
+    if let Ok(v) = std::env::var("MEDCHAIN_ENERGY_WATTS_PER_CORE") {
+        config.energy_watts_per_core = v.parse().map_err(|_| {
+            invalid(
+                path,
+                "MEDCHAIN_ENERGY_WATTS_PER_CORE: expected a number of watts",
+            )
+        })?;
+    }
+    if !(config.energy_watts_per_core.is_finite()
+        && config.energy_watts_per_core > 0.0
+        && config.energy_watts_per_core <= 1_000.0)
+    {
+        return Err(invalid(
+            path,
+            "energy_watts_per_core: expected watts between 0 and 1000",
+        ));
+    }
+    Ok(config)
+}
+
+/// The replica key and the gateway key must be the ones the genesis lists for this
+/// replica and client: a node signing with any other key would be ignored by its peers.
+fn check_keys(
+    path: &Path,
+    config: &NodeConfig,
+    genesis: &Genesis,
+    key: &KeyPair,
+    client_key: &KeyPair,
+) -> Result<(), ConfigError> {
+    let me = genesis
+        .replicas
+        .get(usize::from(config.id))
+        .ok_or_else(|| invalid(path, format!("id {} is not in the genesis", config.id)))?;
+    if me.public_key != key.public() {
+        return Err(invalid(
+            path,
+            "key does not match this replica's genesis key",
+        ));
+    }
+    let client = genesis
+        .clients
+        .get(usize::from(config.client_id))
+        .ok_or_else(|| invalid(path, "client_id is not in the genesis"))?;
+    if client.public_key != client_key.public() {
+        return Err(invalid(
+            path,
+            "client_key does not match the genesis client key",
+        ));
+    }
+    Ok(())
+}
+
+fn check_pbft(path: &Path, p: &PbftSettings) -> Result<(), ConfigError> {
+    if p.checkpoint_interval == 0 || p.window < 2 * p.checkpoint_interval {
+        return Err(invalid(
+            path,
+            "pbft.window must be at least 2 x checkpoint_interval",
+        ));
+    }
+    if p.max_batch_requests == 0 || p.max_batch_requests > 4096 {
+        return Err(invalid(path, "pbft.max_batch_requests must be 1..=4096"));
+    }
+    Ok(())
+}
+
 /// Everything a node needs, loaded and checked.
 #[derive(Debug)]
 pub struct NodeFiles {
@@ -134,68 +213,13 @@ impl NodeFiles {
     /// Read `nodeI.toml`, apply `MEDCHAIN_HTTP_LISTEN`, `MEDCHAIN_P2P_LISTEN` and
     /// `MEDCHAIN_DATA_DIR`, `MEDCHAIN_ENERGY_WATTS_PER_CORE` overrides, load and cross-check the genesis and keys.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let mut config: NodeConfig =
-            toml::from_str(&read(path)?).map_err(|e| invalid(path, e.to_string()))?;
-        if let Ok(v) = std::env::var("MEDCHAIN_HTTP_LISTEN") {
-            config.http_listen = v;
-        }
-        if let Ok(v) = std::env::var("MEDCHAIN_P2P_LISTEN") {
-            config.p2p_listen = v;
-        }
-        if let Ok(v) = std::env::var("MEDCHAIN_DATA_DIR") {
-            config.data_dir = PathBuf::from(v);
-        }
-        if let Ok(v) = std::env::var("MEDCHAIN_ENERGY_WATTS_PER_CORE") {
-            config.energy_watts_per_core = v.parse().map_err(|_| {
-                invalid(
-                    path,
-                    "MEDCHAIN_ENERGY_WATTS_PER_CORE: expected a number of watts",
-                )
-            })?;
-        }
-        if !(config.energy_watts_per_core.is_finite()
-            && config.energy_watts_per_core > 0.0
-            && config.energy_watts_per_core <= 1_000.0)
-        {
-            return Err(invalid(
-                path,
-                "energy_watts_per_core: expected watts between 0 and 1000",
-            ));
-        }
+        let config = read_config(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         let genesis = load_genesis(&base.join(&config.genesis))?;
         let key = load_key(&base.join(&config.key))?;
         let client_key = load_key(&base.join(&config.client_key))?;
-        let me = genesis
-            .replicas
-            .get(usize::from(config.id))
-            .ok_or_else(|| invalid(path, format!("id {} is not in the genesis", config.id)))?;
-        if me.public_key != key.public() {
-            return Err(invalid(
-                path,
-                "key does not match this replica's genesis key",
-            ));
-        }
-        let client = genesis
-            .clients
-            .get(usize::from(config.client_id))
-            .ok_or_else(|| invalid(path, "client_id is not in the genesis"))?;
-        if client.public_key != client_key.public() {
-            return Err(invalid(
-                path,
-                "client_key does not match the genesis client key",
-            ));
-        }
-        let p = &config.pbft;
-        if p.checkpoint_interval == 0 || p.window < 2 * p.checkpoint_interval {
-            return Err(invalid(
-                path,
-                "pbft.window must be at least 2 x checkpoint_interval",
-            ));
-        }
-        if p.max_batch_requests == 0 || p.max_batch_requests > 4096 {
-            return Err(invalid(path, "pbft.max_batch_requests must be 1..=4096"));
-        }
+        check_keys(path, &config, &genesis, &key, &client_key)?;
+        check_pbft(path, &config.pbft)?;
         let data_dir = base.join(&config.data_dir);
         Ok(NodeFiles {
             config_path: path.to_path_buf(),

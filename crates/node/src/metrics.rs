@@ -125,6 +125,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Metrics {
     /// Metrics for `replica` of a cluster of `replicas`, with energy measured by `energy`.
+    // Kept long on purpose: a flat list of registrations, one per metric in the order
+    // `/metrics` prints them, which reads best as the one list it is.
     pub fn new(replica: ReplicaId, replicas: usize, energy: EnergyMeter) -> Self {
         let mut registry = Registry::with_prefix("medchain");
         let committed_records = Counter::default();

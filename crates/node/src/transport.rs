@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use medchain_types::{
-    decode, encode, Genesis, KeyPair, ReplicaId, ReplicaInfo, SignedRequest, VerifiedFrames,
-    Verifier,
+    decode, encode, ClientId, Genesis, KeyPair, ReplicaId, ReplicaInfo, SignedRequest,
+    VerifiedFrames, Verifier,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
@@ -266,9 +266,27 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Inbound>) {
 }
 
 async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let role = tokio::time::timeout(
+        Duration::from_secs(5),
+        accept(&mut stream, &ctx.genesis, ctx.me),
+    )
+    .await
+    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake"))??;
+    match role {
+        Role::Replica(peer) => serve_replica(stream, ctx, peer).await,
+        Role::Client(client) => serve_client(stream, ctx, client).await,
+    }
+}
+
+/// Reads an authenticated replica's frames until the connection fails, passing those
+/// that verify to the core.
+async fn serve_replica(
+    mut stream: TcpStream,
+    ctx: &Inbound,
+    peer: ReplicaId,
+) -> std::io::Result<()> {
     let Inbound {
-        genesis,
-        me,
         verifier,
         core,
         isolated,
@@ -276,71 +294,72 @@ async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Res
         redial,
         seen,
         queued_bytes,
+        ..
     } = ctx;
-    let me = *me;
-    stream.set_nodelay(true)?;
-    let role = tokio::time::timeout(Duration::from_secs(5), accept(&mut stream, genesis, me))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake"))??;
     let max = verifier.limits().max_message_bytes;
-    match role {
-        Role::Replica(peer) => {
-            redial.wake(peer);
-            loop {
-                let frame = read_frame(&mut stream, max).await?;
-                if isolated.load(Ordering::Relaxed) {
-                    continue;
-                }
-                match verifier.decode_message_cached(&frame, seen) {
-                    Ok(m) => {
-                        let len = frame.len();
-                        let before = queued_bytes.fetch_add(len, Ordering::Relaxed);
-                        if (before > 0 && before + len > CORE_QUEUE_BYTES)
-                            || core.try_send(CoreInput::Peer(m, len)).is_err()
-                        {
-                            queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                            stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Err(e) => {
-                        stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                        tracing::debug!(error = %e, "rejected a peer frame");
-                    }
+    redial.wake(peer);
+    loop {
+        let frame = read_frame(&mut stream, max).await?;
+        if isolated.load(Ordering::Relaxed) {
+            continue;
+        }
+        match verifier.decode_message_cached(&frame, seen) {
+            Ok(m) => {
+                let len = frame.len();
+                let before = queued_bytes.fetch_add(len, Ordering::Relaxed);
+                if (before > 0 && before + len > CORE_QUEUE_BYTES)
+                    || core.try_send(CoreInput::Peer(m, len)).is_err()
+                {
+                    queued_bytes.fetch_sub(len, Ordering::Relaxed);
+                    stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            Err(e) => {
+                stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "rejected a peer frame");
+            }
         }
-        Role::Client(client) => {
-            let (mut rd, mut wr) = stream.into_split();
-            let (tx, mut rx) = mpsc::channel::<ClientReply>(CLIENT_QUEUE);
-            tokio::spawn(async move {
-                while let Some(reply) = rx.recv().await {
-                    if write_frame(&mut wr, &encode(&reply)).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            loop {
-                let frame = read_frame(&mut rd, MAX_CLIENT_FRAME).await?;
-                let request: SignedRequest = match decode(&frame, MAX_CLIENT_FRAME) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                };
-                // A client may only submit requests in its own name.
-                if request.request.client != client {
-                    stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-                match verifier.verify_request(request) {
-                    Ok(v) => {
-                        let _ = core.try_send(CoreInput::Client(v, tx.clone()));
-                    }
-                    Err(_) => {
-                        stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+    }
+}
+
+/// Reads an authenticated client's requests until the connection fails, passing those
+/// that verify to the core; replies go back through a writer task of their own.
+async fn serve_client(stream: TcpStream, ctx: &Inbound, client: ClientId) -> std::io::Result<()> {
+    let Inbound {
+        verifier,
+        core,
+        stats,
+        ..
+    } = ctx;
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<ClientReply>(CLIENT_QUEUE);
+    tokio::spawn(async move {
+        while let Some(reply) = rx.recv().await {
+            if write_frame(&mut wr, &encode(&reply)).await.is_err() {
+                break;
+            }
+        }
+    });
+    loop {
+        let frame = read_frame(&mut rd, MAX_CLIENT_FRAME).await?;
+        let request: SignedRequest = match decode(&frame, MAX_CLIENT_FRAME) {
+            Ok(r) => r,
+            Err(_) => {
+                stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+        };
+        // A client may only submit requests in its own name.
+        if request.request.client != client {
+            stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        match verifier.verify_request(request) {
+            Ok(v) => {
+                let _ = core.try_send(CoreInput::Client(v, tx.clone()));
+            }
+            Err(_) => {
+                stats.rejected_frames.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

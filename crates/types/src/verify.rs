@@ -472,6 +472,71 @@ impl Verifier {
         self.check_requests(&block.requests)
     }
 
+    /// A VIEW-CHANGE message: the view change itself, then the batches it carries, one
+    /// per prepared proof and each matching the digest its proof names.
+    fn check_view_change_message(
+        &self,
+        view_change: &Signed<ViewChange>,
+        proposals: &[Proposal],
+    ) -> Result<(), VerifyError> {
+        self.check_view_change(view_change)?;
+        let prepared = &view_change.body.prepared;
+        ensure(
+            proposals.len() == prepared.len(),
+            VerifyError::Malformed("view-change proposals"),
+        )?;
+        for (proof, p) in prepared.iter().zip(proposals) {
+            let pp = &proof.pre_prepare.body;
+            self.check_proposal(p, pp.view, pp.seq, &pp.digest)?;
+        }
+        Ok(())
+    }
+
+    /// A NEW-VIEW message: sent by the new view's primary, carrying a quorum of sorted
+    /// view changes for that view and an O set of pre-prepares in that view, each with
+    /// its batch.
+    fn check_new_view(
+        &self,
+        new_view: &Signed<NewView>,
+        proposals: &[Proposal],
+    ) -> Result<(), VerifyError> {
+        let b = &new_view.body;
+        sane(b.view, "view")?;
+        ensure(
+            b.replica == self.primary(b.view),
+            VerifyError::NotPrimary(b.replica, b.view),
+        )?;
+        self.check_signed(new_view, "new-view")?;
+        ensure(
+            b.view_changes.len() >= self.quorum() && b.view_changes.len() <= self.n(),
+            VerifyError::Quorum("new-view"),
+        )?;
+        let mut last: Option<ReplicaId> = None;
+        for vc in &b.view_changes {
+            ensure(
+                vc.body.new_view == b.view,
+                VerifyError::Malformed("new-view: view change for another view"),
+            )?;
+            ensure(
+                last.is_none_or(|l| l < vc.body.replica),
+                VerifyError::Malformed("new-view: view changes not sorted"),
+            )?;
+            last = Some(vc.body.replica);
+            self.check_view_change(vc)?;
+        }
+        ensure(
+            b.pre_prepares.len() as u64 <= self.limits.window
+                && proposals.len() == b.pre_prepares.len(),
+            VerifyError::Limit("O set size"),
+        )?;
+        for (pp, p) in b.pre_prepares.iter().zip(proposals) {
+            ensure(pp.body.view == b.view, VerifyError::Malformed("O set view"))?;
+            self.check_pre_prepare(pp)?;
+            self.check_proposal(p, pp.body.view, pp.body.seq, &pp.body.digest)?;
+        }
+        Ok(())
+    }
+
     /// Verify every signature and limit in a peer message.
     pub fn verify_message(&self, msg: PeerMessage) -> Result<Verified<PeerMessage>, VerifyError> {
         match &msg {
@@ -501,57 +566,11 @@ impl Verifier {
             PeerMessage::ViewChange {
                 view_change,
                 proposals,
-            } => {
-                self.check_view_change(view_change)?;
-                let prepared = &view_change.body.prepared;
-                ensure(
-                    proposals.len() == prepared.len(),
-                    VerifyError::Malformed("view-change proposals"),
-                )?;
-                for (proof, p) in prepared.iter().zip(proposals) {
-                    let pp = &proof.pre_prepare.body;
-                    self.check_proposal(p, pp.view, pp.seq, &pp.digest)?;
-                }
-            }
+            } => self.check_view_change_message(view_change, proposals)?,
             PeerMessage::NewView {
                 new_view,
                 proposals,
-            } => {
-                let b = &new_view.body;
-                sane(b.view, "view")?;
-                ensure(
-                    b.replica == self.primary(b.view),
-                    VerifyError::NotPrimary(b.replica, b.view),
-                )?;
-                self.check_signed(new_view, "new-view")?;
-                ensure(
-                    b.view_changes.len() >= self.quorum() && b.view_changes.len() <= self.n(),
-                    VerifyError::Quorum("new-view"),
-                )?;
-                let mut last: Option<ReplicaId> = None;
-                for vc in &b.view_changes {
-                    ensure(
-                        vc.body.new_view == b.view,
-                        VerifyError::Malformed("new-view: view change for another view"),
-                    )?;
-                    ensure(
-                        last.is_none_or(|l| l < vc.body.replica),
-                        VerifyError::Malformed("new-view: view changes not sorted"),
-                    )?;
-                    last = Some(vc.body.replica);
-                    self.check_view_change(vc)?;
-                }
-                ensure(
-                    b.pre_prepares.len() as u64 <= self.limits.window
-                        && proposals.len() == b.pre_prepares.len(),
-                    VerifyError::Limit("O set size"),
-                )?;
-                for (pp, p) in b.pre_prepares.iter().zip(proposals) {
-                    ensure(pp.body.view == b.view, VerifyError::Malformed("O set view"))?;
-                    self.check_pre_prepare(pp)?;
-                    self.check_proposal(p, pp.body.view, pp.body.seq, &pp.body.digest)?;
-                }
-            }
+            } => self.check_new_view(new_view, proposals)?,
             PeerMessage::Status(s) => {
                 sane(s.body.view, "view")?;
                 sane(s.body.last_executed, "seq")?;

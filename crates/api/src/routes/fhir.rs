@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use medchain_fhir as fhir;
 use medchain_records::limits::USER_ID_MAX_CHARS;
-use medchain_records::query::{self, Page};
+use medchain_records::query::{self, Page, RecordView};
 use medchain_store::rusqlite::Connection;
 
 use crate::audit::audited_read;
@@ -37,6 +37,26 @@ fn export(conn: &Connection, s: &AppState, pid: &str, now: u64) -> ApiResult<fhi
     };
     let patient = person(conn, pid)?.ok_or_else(|| ApiError::not_found("no such patient"))?;
     let records = query::records_of_patient(conn, pid, all)?;
+    let practitioners = practitioners(conn, &records)?;
+    let organizations = organizations(s);
+    let (records, dispenses) = records_and_dispenses(conn, records)?;
+    let consents = consents(conn, pid, now)?;
+    let audits = audits(conn, pid, all)?;
+    Ok(fhir::PatientExport {
+        patient,
+        practitioners,
+        organizations,
+        records,
+        dispenses,
+        consents,
+        audits,
+        generated_at_ms: now,
+    })
+}
+
+/// The doctors who wrote the records, once each; a doctor no longer registered is left
+/// out (the records still name them by identifier).
+fn practitioners(conn: &Connection, records: &[RecordView]) -> ApiResult<Vec<fhir::Person>> {
     let mut practitioner_ids: Vec<String> = records.iter().map(|r| r.doctor_id.clone()).collect();
     practitioner_ids.sort();
     practitioner_ids.dedup();
@@ -46,8 +66,12 @@ fn export(conn: &Connection, s: &AppState, pid: &str, now: u64) -> ApiResult<fhi
             practitioners.push(p);
         }
     }
-    let organizations = s
-        .inner
+    Ok(practitioners)
+}
+
+/// One organisation per replica, named as in the genesis.
+fn organizations(s: &AppState) -> Vec<fhir::Org> {
+    s.inner
         .genesis
         .replicas
         .iter()
@@ -55,7 +79,15 @@ fn export(conn: &Connection, s: &AppState, pid: &str, now: u64) -> ApiResult<fhi
             id: format!("org-{}", r.id.0),
             name: r.organisation.clone(),
         })
-        .collect();
+        .collect()
+}
+
+/// The records, and the dispenses the ledger keeps inside them, as the export's two
+/// separate lists.
+fn records_and_dispenses(
+    conn: &Connection,
+    records: Vec<RecordView>,
+) -> ApiResult<(Vec<fhir::Record>, Vec<fhir::Dispense>)> {
     let mut dispenses = Vec::new();
     let mut out_records = Vec::new();
     for r in records {
@@ -68,31 +100,39 @@ fn export(conn: &Connection, s: &AppState, pid: &str, now: u64) -> ApiResult<fhi
                 block_hash: block_hex(conn, d.block_height)?,
             });
         }
-        out_records.push(fhir::Record {
-            medications: r
-                .medications
-                .iter()
-                .map(|m| fhir::Medication {
-                    name: m.name.clone(),
-                    dose: m.dose.clone(),
-                    route: m.route.clone(),
-                    frequency: m.frequency.clone(),
-                    duration: m.duration.clone(),
-                    quantity: m.quantity.clone(),
-                })
-                .collect(),
-            record_id: r.record_id,
-            doctor_id: r.doctor_id,
-            department: r.department,
-            diagnosis: r.diagnosis,
-            prescription: r.prescription,
-            notes: r.notes,
-            created_at_ms: r.created_at_ms,
-            block_height: r.block_height,
-            block_hash: r.block_hash,
-            amends: r.amends,
-        });
+        out_records.push(record(r));
     }
+    Ok((out_records, dispenses))
+}
+
+fn record(r: RecordView) -> fhir::Record {
+    fhir::Record {
+        medications: r
+            .medications
+            .iter()
+            .map(|m| fhir::Medication {
+                name: m.name.clone(),
+                dose: m.dose.clone(),
+                route: m.route.clone(),
+                frequency: m.frequency.clone(),
+                duration: m.duration.clone(),
+                quantity: m.quantity.clone(),
+            })
+            .collect(),
+        record_id: r.record_id,
+        doctor_id: r.doctor_id,
+        department: r.department,
+        diagnosis: r.diagnosis,
+        prescription: r.prescription,
+        notes: r.notes,
+        created_at_ms: r.created_at_ms,
+        block_height: r.block_height,
+        block_hash: r.block_hash,
+        amends: r.amends,
+    }
+}
+
+fn consents(conn: &Connection, pid: &str, now: u64) -> ApiResult<Vec<fhir::ConsentEntry>> {
     let mut consents = Vec::new();
     for c in query::consents_of_patient(conn, pid, now)? {
         consents.push(fhir::ConsentEntry {
@@ -105,6 +145,10 @@ fn export(conn: &Connection, s: &AppState, pid: &str, now: u64) -> ApiResult<fhi
             block_height: c.block_height,
         });
     }
+    Ok(consents)
+}
+
+fn audits(conn: &Connection, pid: &str, all: Page) -> ApiResult<Vec<fhir::AuditEntry>> {
     let mut audits = Vec::new();
     for a in query::audit_of_patient(conn, pid, all)? {
         audits.push(fhir::AuditEntry {
@@ -117,16 +161,7 @@ fn export(conn: &Connection, s: &AppState, pid: &str, now: u64) -> ApiResult<fhi
             block_height: a.block_height,
         });
     }
-    Ok(fhir::PatientExport {
-        patient,
-        practitioners,
-        organizations,
-        records: out_records,
-        dispenses,
-        consents,
-        audits,
-        generated_at_ms: now,
-    })
+    Ok(audits)
 }
 
 /// The patient's data as a FHIR R4 (4.0.1) Bundle.

@@ -85,23 +85,7 @@ pub fn run(exe: &Path, s: &CatchUpSettings) -> anyhow::Result<CatchUpReport> {
     );
     let load_rate = load(exe, cluster.dir(), requests, s, deadline)?;
     let urls = cluster.urls();
-    // The head: every running replica at the same height (the load is acknowledged by
-    // a quorum, the third may still be executing the last blocks).
-    let head = rt.block_on(async {
-        loop {
-            let mut heights = Vec::new();
-            for u in &urls[..late] {
-                heights.push(height(&http, u).await.unwrap_or(0));
-            }
-            if heights.iter().all(|h| *h > 0 && *h == heights[0]) {
-                return Ok(heights[0]);
-            }
-            if Instant::now() > deadline {
-                bail!("the running replicas did not settle on one head: {heights:?}");
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })?;
+    let head = rt.block_on(settled_head(&http, &urls[..late], deadline))?;
     // Flush the load's writes first, so that the catch-up is not measured against the
     // kernel writing back the other replicas' databases.
     let _ = Command::new("sync").status();
@@ -109,50 +93,112 @@ pub fn run(exe: &Path, s: &CatchUpSettings) -> anyhow::Result<CatchUpReport> {
     println!("starting replica {late}, {head} blocks behind");
     let started = Instant::now();
     cluster.start_replica(exe, late)?;
-    let url = urls[late].clone();
-    let (first, first_height, done) = rt.block_on(async {
-        let mut first = None;
-        loop {
-            let h = height(&http, &url).await.unwrap_or(0);
-            if h > 0 && first.is_none() {
-                first = Some((started.elapsed(), h));
-            }
-            if h >= head {
-                let (t, h1) = first.unwrap_or_default();
-                return Ok((t, h1, started.elapsed()));
-            }
-            if Instant::now() > deadline {
-                bail!("replica {late} reached {h} of {head} blocks before the time limit");
-            }
-            if !cluster.running(late) {
-                bail!("replica {late} exited while catching up");
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    })?;
+    let timing = rt.block_on(catch_up(&http, &cluster, late, head, started, deadline))?;
     rt.shutdown_timeout(Duration::from_secs(2));
     cluster.stop();
+    Ok(CatchUpReport::new(
+        s,
+        requests * s.batch,
+        head,
+        load_rate,
+        &timing,
+    ))
+}
 
-    let records = requests * s.batch;
-    let secs = done.as_secs_f64();
-    let after_first = (done - first).as_secs_f64();
-    Ok(CatchUpReport {
-        mode: "catch-up",
-        replicas: OWN_REPLICAS,
-        records_behind: records,
-        records_per_request: s.batch,
-        record_bytes: s.record_bytes,
-        blocks_behind: head,
-        load_records_per_s: load_rate,
-        seconds: secs,
-        first_height_seen: first_height,
-        seconds_after_first_block: after_first,
-        records_per_s: records as f64 / secs.max(1e-9),
-        // The blocks written by the first write are not in the transfer window.
-        records_per_s_after_first_block: records as f64
-            * (head.saturating_sub(first_height) as f64 / head.max(1) as f64)
-            / after_first.max(1e-9),
-    })
+/// When the late replica first answered with a height, and when it reached the head,
+/// both counted from its process start.
+#[derive(Debug)]
+struct CatchUpTiming {
+    first: Duration,
+    first_height: u64,
+    done: Duration,
+}
+
+/// The head: every running replica at the same height (the load is acknowledged by a
+/// quorum, the third may still be executing the last blocks).
+async fn settled_head(
+    http: &reqwest::Client,
+    urls: &[String],
+    deadline: Instant,
+) -> anyhow::Result<u64> {
+    loop {
+        let mut heights = Vec::new();
+        for u in urls {
+            heights.push(height(http, u).await.unwrap_or(0));
+        }
+        if heights.iter().all(|h| *h > 0 && *h == heights[0]) {
+            return Ok(heights[0]);
+        }
+        if Instant::now() > deadline {
+            bail!("the running replicas did not settle on one head: {heights:?}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Polls replica `late` until its height reaches `head`.
+async fn catch_up(
+    http: &reqwest::Client,
+    cluster: &OwnCluster,
+    late: usize,
+    head: u64,
+    started: Instant,
+    deadline: Instant,
+) -> anyhow::Result<CatchUpTiming> {
+    let urls = cluster.urls();
+    let url = &urls[late];
+    let mut first = None;
+    loop {
+        let h = height(http, url).await.unwrap_or(0);
+        if h > 0 && first.is_none() {
+            first = Some((started.elapsed(), h));
+        }
+        if h >= head {
+            let (t, h1) = first.unwrap_or_default();
+            return Ok(CatchUpTiming {
+                first: t,
+                first_height: h1,
+                done: started.elapsed(),
+            });
+        }
+        if Instant::now() > deadline {
+            bail!("replica {late} reached {h} of {head} blocks before the time limit");
+        }
+        if !cluster.running(late) {
+            bail!("replica {late} exited while catching up");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+impl CatchUpReport {
+    fn new(
+        s: &CatchUpSettings,
+        records: u64,
+        head: u64,
+        load_rate: f64,
+        t: &CatchUpTiming,
+    ) -> CatchUpReport {
+        let secs = t.done.as_secs_f64();
+        let after_first = (t.done - t.first).as_secs_f64();
+        CatchUpReport {
+            mode: "catch-up",
+            replicas: OWN_REPLICAS,
+            records_behind: records,
+            records_per_request: s.batch,
+            record_bytes: s.record_bytes,
+            blocks_behind: head,
+            load_records_per_s: load_rate,
+            seconds: secs,
+            first_height_seen: t.first_height,
+            seconds_after_first_block: after_first,
+            records_per_s: records as f64 / secs.max(1e-9),
+            // The blocks written by the first write are not in the transfer window.
+            records_per_s_after_first_block: records as f64
+                * (head.saturating_sub(t.first_height) as f64 / head.max(1) as f64)
+                / after_first.max(1e-9),
+        }
+    }
 }
 
 /// `medchain load` against replica 0's client port; returns its records per second.

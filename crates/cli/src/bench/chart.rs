@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use anyhow::Context;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use serde::Deserialize;
 
@@ -36,6 +37,8 @@ fn plot_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
     anyhow::anyhow!("drawing the chart: {e}")
 }
 
+/// The chart of `input` into the file `svg`: records/s above, latency below, sharing
+/// the time axis.
 pub fn draw(input: &ChartInput, svg: &Path) -> anyhow::Result<()> {
     let load = match (input.offered_rate, input.clients) {
         (Some(r), _) => format!("{r} records/s offered"),
@@ -45,31 +48,45 @@ pub fn draw(input: &ChartInput, svg: &Path) -> anyhow::Result<()> {
     let title = format!("medchain bench: {} mode, {load}", input.mode);
     let s = &input.series;
     let x_max = s.iter().map(|p| p.t_s + 1).max().unwrap_or(1) as f64;
-    let rate_max = s.iter().map(|p| p.records_per_s).max().unwrap_or(0).max(1) as f64 * 1.1;
-    let lat_max = s
-        .iter()
-        .filter_map(|p| p.p99_ms.or(p.p50_ms))
-        .fold(1.0f64, f64::max)
-        * 1.1;
 
     let root = SVGBackend::new(svg, (960, 640)).into_drawing_area();
     root.fill(&WHITE).map_err(plot_err)?;
     let root = root.titled(&title, ("sans-serif", 20)).map_err(plot_err)?;
     let (upper, lower) = root.split_vertically(300);
+    draw_rate(&upper, s, x_max)?;
+    draw_latency(&lower, s, x_max)?;
+    root.present().map_err(plot_err)?;
+    Ok(())
+}
 
-    // The point of each second is drawn at its middle: records started in [t, t+1).
-    let mid = |p: &SeriesPoint| p.t_s as f64 + 0.5;
-    let mut top = ChartBuilder::on(&upper)
+/// A part of the chart's drawing area.
+type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+
+/// The point of each second is drawn at its middle: records started in [t, t+1).
+fn mid(p: &SeriesPoint) -> f64 {
+    p.t_s as f64 + 0.5
+}
+
+/// Labels on the time axis: one per second up to ten seconds, eleven for longer runs.
+fn x_labels(x_max: f64) -> usize {
+    (x_max.min(10.0) as usize) + 1
+}
+
+fn whole(v: &f64) -> String {
+    format!("{v:.0}")
+}
+
+fn draw_rate(area: &Area<'_>, s: &[SeriesPoint], x_max: f64) -> anyhow::Result<()> {
+    let rate_max = s.iter().map(|p| p.records_per_s).max().unwrap_or(0).max(1) as f64 * 1.1;
+    let mut top = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(32)
         .y_label_area_size(60)
         .caption("committed records/s", ("sans-serif", 16))
         .build_cartesian_2d(0f64..x_max, 0f64..rate_max)
         .map_err(plot_err)?;
-    let x_labels = (x_max.min(10.0) as usize) + 1;
-    let whole = |v: &f64| format!("{v:.0}");
     top.configure_mesh()
-        .x_labels(x_labels)
+        .x_labels(x_labels(x_max))
         .x_label_formatter(&whole)
         .y_label_formatter(&whole)
         .x_desc("time (s)")
@@ -81,8 +98,16 @@ pub fn draw(input: &ChartInput, svg: &Path) -> anyhow::Result<()> {
         &BLUE,
     ))
     .map_err(plot_err)?;
+    Ok(())
+}
 
-    let mut bottom = ChartBuilder::on(&lower)
+fn draw_latency(area: &Area<'_>, s: &[SeriesPoint], x_max: f64) -> anyhow::Result<()> {
+    let lat_max = s
+        .iter()
+        .filter_map(|p| p.p99_ms.or(p.p50_ms))
+        .fold(1.0f64, f64::max)
+        * 1.1;
+    let mut bottom = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(32)
         .y_label_area_size(60)
@@ -91,7 +116,7 @@ pub fn draw(input: &ChartInput, svg: &Path) -> anyhow::Result<()> {
         .map_err(plot_err)?;
     bottom
         .configure_mesh()
-        .x_labels(x_labels)
+        .x_labels(x_labels(x_max))
         .x_label_formatter(&whole)
         .x_desc("time (s)")
         .y_desc("ms")
@@ -120,7 +145,6 @@ pub fn draw(input: &ChartInput, svg: &Path) -> anyhow::Result<()> {
         .border_style(BLACK)
         .draw()
         .map_err(plot_err)?;
-    root.present().map_err(plot_err)?;
     Ok(())
 }
 

@@ -19,6 +19,7 @@ mod recorder;
 mod report;
 mod series;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -170,49 +171,45 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
     };
     let targets = parse_targets(&a.target)?;
     if a.mode == Mode::CatchUp {
-        if !targets.is_empty() || a.rate.is_some() {
-            bail!("--mode catch-up starts its own cluster, in closed loop (no --target, --rate)");
-        }
-        let exe = std::env::current_exe().context("locating the medchain binary")?;
-        let settings = catchup::CatchUpSettings {
-            records: a.behind,
-            batch: a.batch,
-            record_bytes: a.record_bytes,
-            limit: Duration::from_secs(duration_s),
-        };
-        let report = catchup::run(&exe, &settings)?;
-        let text = serde_json::to_string_pretty(&report).context("encoding the results")?;
-        std::fs::write(&json, text + "\n")
-            .with_context(|| format!("writing {}", json.display()))?;
-        print!("{}", catchup::table(&report, &json));
-        return Ok(());
+        return run_catch_up(a, &targets, duration_s, &json);
     }
-    if a.config.is_some() && targets.is_empty() {
-        bail!("--config only goes with --target (an own cluster has its own configs)");
+    let settings = Settings::from_args(a, &targets, duration_s)?;
+    let report = run_load(a, &settings, &targets)?;
+    write_json(&report, &json)?;
+    print!("{}", report::table(&report, &json));
+    if let Some(svg) = &a.svg {
+        chart::draw(&report.chart_input(), svg)?;
+        println!("chart written to {}", svg.display());
     }
-    if a.mode == Mode::Consensus && !targets.is_empty() && a.config.is_none() {
-        bail!(
-            "--mode consensus with --target needs --config DIR, the directory holding the \
-             cluster's node0.toml.. (the operator keys and client ports are there)"
-        );
-    }
-    if a.batch > 1 && (a.mode == Mode::Http || a.rate.is_some()) {
-        bail!(
-            "--batch goes with --mode consensus in closed loop (over HTTP the node's gateway \
-             batches by itself)"
-        );
-    }
-    let settings = Settings {
-        batch: a.batch as usize,
-        mode: a.mode,
-        duration_s,
-        warmup_s: a.warmup,
-        clients: a.clients as usize,
-        rate: a.rate,
-        max_in_flight: a.max_in_flight as usize,
-        record_bytes: a.record_bytes as usize,
-    };
+    Ok(())
+}
 
+/// `--mode catch-up`: its own cluster, its own report.
+fn run_catch_up(
+    a: &BenchArgs,
+    targets: &[String],
+    duration_s: u64,
+    json: &Path,
+) -> anyhow::Result<()> {
+    if !targets.is_empty() || a.rate.is_some() {
+        bail!("--mode catch-up starts its own cluster, in closed loop (no --target, --rate)");
+    }
+    let exe = std::env::current_exe().context("locating the medchain binary")?;
+    let settings = catchup::CatchUpSettings {
+        records: a.behind,
+        batch: a.batch,
+        record_bytes: a.record_bytes,
+        limit: Duration::from_secs(duration_s),
+    };
+    let report = catchup::run(&exe, &settings)?;
+    write_json(&report, json)?;
+    print!("{}", catchup::table(&report, json));
+    Ok(())
+}
+
+/// Load the cluster (our own, started here and stopped after, or the `targets`) and
+/// return the report with the cluster's side filled in.
+fn run_load(a: &BenchArgs, settings: &Settings, targets: &[String]) -> anyhow::Result<Report> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -235,12 +232,12 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         .or_else(|| a.config.clone());
     let urls = match &own {
         Some(c) => c.urls(),
-        None => targets.clone(),
+        None => targets.to_vec(),
     };
 
     let outcome = rt.block_on(async {
         tokio::select! {
-            r = measure(&settings, own.as_ref(), &urls, config_dir.as_deref()) => r,
+            r = measure(settings, own.as_ref(), &urls, config_dir.as_deref()) => r,
             sig = interrupted() => Err(anyhow::anyhow!("interrupted by {sig}; stopping")),
         }
     });
@@ -266,15 +263,13 @@ pub fn run(a: &BenchArgs) -> anyhow::Result<()> {
         targets.join(",")
     };
     report.cluster_dir = kept.map(|d| d.display().to_string());
+    Ok(report)
+}
 
-    let text = serde_json::to_string_pretty(&report).context("encoding the results")?;
-    std::fs::write(&json, text + "\n").with_context(|| format!("writing {}", json.display()))?;
-    print!("{}", report::table(&report, &json));
-    if let Some(svg) = &a.svg {
-        chart::draw(&report.chart_input(), svg)?;
-        println!("chart written to {}", svg.display());
-    }
-    Ok(())
+/// The results as pretty JSON, newline-terminated.
+fn write_json(report: &impl serde::Serialize, json: &Path) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(report).context("encoding the results")?;
+    std::fs::write(json, text + "\n").with_context(|| format!("writing {}", json.display()))
 }
 
 /// What the run was asked to do, validated.
@@ -289,6 +284,37 @@ struct Settings {
     record_bytes: usize,
     /// Records per request (consensus mode).
     batch: usize,
+}
+
+impl Settings {
+    /// The arguments of a load run (not catch-up), checked against each other.
+    fn from_args(a: &BenchArgs, targets: &[String], duration_s: u64) -> anyhow::Result<Settings> {
+        if a.config.is_some() && targets.is_empty() {
+            bail!("--config only goes with --target (an own cluster has its own configs)");
+        }
+        if a.mode == Mode::Consensus && !targets.is_empty() && a.config.is_none() {
+            bail!(
+                "--mode consensus with --target needs --config DIR, the directory holding the \
+                 cluster's node0.toml.. (the operator keys and client ports are there)"
+            );
+        }
+        if a.batch > 1 && (a.mode == Mode::Http || a.rate.is_some()) {
+            bail!(
+                "--batch goes with --mode consensus in closed loop (over HTTP the node's gateway \
+                 batches by itself)"
+            );
+        }
+        Ok(Settings {
+            batch: a.batch as usize,
+            mode: a.mode,
+            duration_s,
+            warmup_s: a.warmup,
+            clients: a.clients as usize,
+            rate: a.rate,
+            max_in_flight: a.max_in_flight as usize,
+            record_bytes: a.record_bytes as usize,
+        })
+    }
 }
 
 async fn interrupted() -> &'static str {
@@ -320,35 +346,10 @@ async fn measure(
     if let Some(c) = own {
         c.wait_healthy(&http, Duration::from_secs(30)).await?;
     }
-    let (submitter, first_ids) = match s.mode {
-        Mode::Http => (
-            Submitter::Http(Arc::new(
-                http::HttpDriver::login(http.clone(), urls, s.record_bytes).await?,
-            )),
-            Vec::new(),
-        ),
-        Mode::Consensus => {
-            let dir = config_dir.context("consensus mode needs the cluster's configs")?;
-            let d =
-                consensus::ConsensusDriver::connect(dir, own.is_none(), s.record_bytes, s.batch)
-                    .await?;
-            let ids = d.first_ids();
-            (Submitter::Consensus(Arc::new(d)), ids)
-        }
-        Mode::CatchUp => bail!("catch-up runs are measured by `catchup::run`"),
-    };
+    let (submitter, first_ids) = connect(s, &http, own, urls, config_dir).await?;
 
     let started_at = std::time::SystemTime::now();
-    let t0 = Instant::now();
-    let plan = Plan {
-        start: t0,
-        measure_start: t0 + Duration::from_secs(s.warmup_s),
-        measure_end: t0 + Duration::from_secs(s.warmup_s + s.duration_s),
-        hard_stop: t0 + Duration::from_secs(s.warmup_s + s.duration_s + HARD_STOP_GRACE_S),
-        clients: s.clients,
-        rate: s.rate,
-        max_in_flight: s.max_in_flight,
-    };
+    let plan = plan(s, Instant::now());
     let recorder = Arc::new(Mutex::new(Recorder::new(
         plan.measure_start,
         s.duration_s as usize,
@@ -378,17 +379,7 @@ async fn measure(
         eprintln!("warning: {w}");
     }
 
-    let ledger_outcomes = if first_ids.is_empty() {
-        None
-    } else {
-        match consensus::ledger_outcomes(&first_ids) {
-            Ok(o) => Some(o),
-            Err(e) => {
-                eprintln!("warning: could not read the ledger's outcomes: {e:#}");
-                None
-            }
-        }
-    };
+    let ledger_outcomes = ledger_outcomes(&first_ids);
     let rec = recorder
         .lock()
         .map_err(|_| anyhow::anyhow!("a load task panicked"))?;
@@ -400,4 +391,61 @@ async fn measure(
         urls.len(),
         ledger_outcomes,
     ))
+}
+
+/// The submitter of the run's mode and, in consensus mode, the first request id of each
+/// lane (where the ledger's outcomes of this run start).
+async fn connect(
+    s: &Settings,
+    http: &reqwest::Client,
+    own: Option<&OwnCluster>,
+    urls: &[String],
+    config_dir: Option<&Path>,
+) -> anyhow::Result<(Submitter, Vec<(u16, u64, PathBuf)>)> {
+    Ok(match s.mode {
+        Mode::Http => (
+            Submitter::Http(Arc::new(
+                http::HttpDriver::login(http.clone(), urls, s.record_bytes).await?,
+            )),
+            Vec::new(),
+        ),
+        Mode::Consensus => {
+            let dir = config_dir.context("consensus mode needs the cluster's configs")?;
+            let d =
+                consensus::ConsensusDriver::connect(dir, own.is_none(), s.record_bytes, s.batch)
+                    .await?;
+            let ids = d.first_ids();
+            (Submitter::Consensus(Arc::new(d)), ids)
+        }
+        Mode::CatchUp => bail!("catch-up runs are measured by `catchup::run`"),
+    })
+}
+
+/// Warm-up from `t0`, then the measured window, then the grace before outstanding
+/// requests are abandoned.
+fn plan(s: &Settings, t0: Instant) -> Plan {
+    Plan {
+        start: t0,
+        measure_start: t0 + Duration::from_secs(s.warmup_s),
+        measure_end: t0 + Duration::from_secs(s.warmup_s + s.duration_s),
+        hard_stop: t0 + Duration::from_secs(s.warmup_s + s.duration_s + HARD_STOP_GRACE_S),
+        clients: s.clients,
+        rate: s.rate,
+        max_in_flight: s.max_in_flight,
+    }
+}
+
+/// How the ledger judged the run's transactions; `None` over HTTP, or (with a warning,
+/// the run's numbers stand without it) when the databases cannot be read.
+fn ledger_outcomes(first_ids: &[(u16, u64, PathBuf)]) -> Option<BTreeMap<String, u64>> {
+    if first_ids.is_empty() {
+        return None;
+    }
+    match consensus::ledger_outcomes(first_ids) {
+        Ok(o) => Some(o),
+        Err(e) => {
+            eprintln!("warning: could not read the ledger's outcomes: {e:#}");
+            None
+        }
+    }
 }

@@ -170,80 +170,8 @@ fn opt(v: Option<f64>, unit: &str) -> String {
 /// The summary table printed after a run.
 pub fn table(r: &Report, json: &Path) -> String {
     let mut t = String::new();
-    let mode = if r.mode == Mode::Consensus.as_str() {
-        "consensus (client ports, no HTTP)"
-    } else {
-        "http (POST /api/add_record)"
-    };
-    let load = match (r.offered_rate, r.clients) {
-        (Some(rate), _) => format!(
-            "open loop, {rate} records/s offered (at most {} in flight)",
-            r.max_in_flight.unwrap_or(0)
-        ),
-        (None, Some(c)) => format!("closed loop, {c} clients"),
-        (None, None) => "closed loop".into(),
-    };
-    let failures = if r.failures_by_status.is_empty() {
-        String::new()
-    } else {
-        let parts: Vec<String> = r
-            .failures_by_status
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
-        format!("  ({})", parts.join(", "))
-    };
-    let l = &r.latency_ms;
-    let energy = match (&r.energy_joules, &r.energy_source) {
-        (Some(j), Some(src)) => format!("{j:.2} J ({src})"),
-        (Some(j), None) => format!("{j:.2} J"),
-        (None, _) => "n/a (no energy counter in /metrics)".into(),
-    };
-    let cpu = match (&r.cpu_seconds, &r.cpu_source) {
-        (Some(c), Some(src)) => format!("{c:.2} s ({src})"),
-        (c, _) => opt(*c, "s"),
-    };
-    let rss = if r.rss_peak_mb.is_empty() {
-        "n/a (cluster not started by bench)".into()
-    } else {
-        let v: Vec<String> = r.rss_peak_mb.iter().map(|m| format!("{m:.1}")).collect();
-        format!("{} MB", v.join(" / "))
-    };
-    let rows: Vec<(&str, String)> = vec![
-        ("mode", mode.into()),
-        ("target", r.target.clone()),
-        (
-            "duration",
-            format!("{} s measured (+{} s warm-up)", r.duration_s, r.warmup_s),
-        ),
-        ("load", load),
-        ("record size", format!("{} bytes", r.record_bytes)),
-        ("committed", r.committed.to_string()),
-        ("failed", format!("{}{failures}", r.failed)),
-        ("throughput", format!("{:.2} records/s", r.throughput_rps)),
-        (
-            "latency",
-            format!(
-                "p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms  mean {:.2} ms",
-                l.p50, l.p95, l.p99, l.max, l.mean
-            ),
-        ),
-        ("success rate", format!("{:.2} %", r.success_rate * 100.0)),
-        ("CPU time", cpu),
-        ("energy", energy),
-        (
-            "records per joule",
-            if r.energy_joules.is_some() {
-                format!("{:.3}", r.records_per_joule)
-            } else {
-                "n/a".into()
-            },
-        ),
-        ("peak RSS", rss),
-        ("JSON", json.display().to_string()),
-    ];
     let _ = writeln!(t, "MedChain bench");
-    for (k, v) in rows {
+    for (k, v) in rows(r, json) {
         let _ = writeln!(t, "  {k:<18} {v}");
     }
     if let Some(o) = &r.ledger_outcomes {
@@ -256,6 +184,101 @@ pub fn table(r: &Report, json: &Path) -> String {
         );
     }
     t
+}
+
+/// The table's rows, label and value, in the order printed.
+fn rows(r: &Report, json: &Path) -> Vec<(&'static str, String)> {
+    let l = &r.latency_ms;
+    vec![
+        ("mode", mode_cell(r).into()),
+        ("target", r.target.clone()),
+        (
+            "duration",
+            format!("{} s measured (+{} s warm-up)", r.duration_s, r.warmup_s),
+        ),
+        ("load", load_cell(r)),
+        ("record size", format!("{} bytes", r.record_bytes)),
+        ("committed", r.committed.to_string()),
+        ("failed", format!("{}{}", r.failed, failures_cell(r))),
+        ("throughput", format!("{:.2} records/s", r.throughput_rps)),
+        (
+            "latency",
+            format!(
+                "p50 {:.2} ms  p95 {:.2} ms  p99 {:.2} ms  max {:.2} ms  mean {:.2} ms",
+                l.p50, l.p95, l.p99, l.max, l.mean
+            ),
+        ),
+        ("success rate", format!("{:.2} %", r.success_rate * 100.0)),
+        ("CPU time", cpu_cell(r)),
+        ("energy", energy_cell(r)),
+        (
+            "records per joule",
+            if r.energy_joules.is_some() {
+                format!("{:.3}", r.records_per_joule)
+            } else {
+                "n/a".into()
+            },
+        ),
+        ("peak RSS", rss_cell(r)),
+        ("JSON", json.display().to_string()),
+    ]
+}
+
+fn mode_cell(r: &Report) -> &'static str {
+    if r.mode == Mode::Consensus.as_str() {
+        "consensus (client ports, no HTTP)"
+    } else {
+        "http (POST /api/add_record)"
+    }
+}
+
+fn load_cell(r: &Report) -> String {
+    match (r.offered_rate, r.clients) {
+        (Some(rate), _) => format!(
+            "open loop, {rate} records/s offered (at most {} in flight)",
+            r.max_in_flight.unwrap_or(0)
+        ),
+        (None, Some(c)) => format!("closed loop, {c} clients"),
+        (None, None) => "closed loop".into(),
+    }
+}
+
+/// The failures by status, after the count of failed records; empty when there were none.
+fn failures_cell(r: &Report) -> String {
+    if r.failures_by_status.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = r
+            .failures_by_status
+            .iter()
+            .map(|(k, v)| format!("{k}: {v}"))
+            .collect();
+        format!("  ({})", parts.join(", "))
+    }
+}
+
+fn energy_cell(r: &Report) -> String {
+    match (&r.energy_joules, &r.energy_source) {
+        (Some(j), Some(src)) => format!("{j:.2} J ({src})"),
+        (Some(j), None) => format!("{j:.2} J"),
+        (None, _) => "n/a (no energy counter in /metrics)".into(),
+    }
+}
+
+fn cpu_cell(r: &Report) -> String {
+    match (&r.cpu_seconds, &r.cpu_source) {
+        (Some(c), Some(src)) => format!("{c:.2} s ({src})"),
+        (c, _) => opt(*c, "s"),
+    }
+}
+
+fn rss_cell(r: &Report) -> String {
+    if r.rss_peak_mb.is_empty() {
+        "n/a (cluster not started by bench)".into()
+    } else {
+        let v: Vec<String> = r.rss_peak_mb.iter().map(|m| format!("{m:.1}")).collect();
+        format!("{} MB", v.join(" / "))
+    }
 }
 
 #[cfg(test)]
