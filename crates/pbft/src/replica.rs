@@ -11,7 +11,7 @@ use medchain_types::{
 
 use crate::clients::{ClientTable, RequestState};
 use crate::config::Config;
-use crate::durable::{DurableRecord, DurableState};
+use crate::durable::{DurableRecord, DurableSlot, DurableState};
 use crate::io::{Input, Output, Reply};
 use crate::log::Slot;
 
@@ -176,66 +176,13 @@ impl Replica {
             cfg,
             key,
         };
-        if r.last_executed == r.stable_seq {
-            r.own_checkpoints.insert(r.stable_seq, r.last_hash);
-        }
-        let k = r.cfg.checkpoint_interval.max(1);
-        for (seq, hash) in &chain.recent_hashes {
-            if *seq > r.stable_seq && seq.is_multiple_of(k) && *seq <= r.last_executed {
-                r.own_checkpoints.insert(*seq, *hash);
-            }
-        }
+        r.restore_checkpoints(&chain.recent_hashes);
         r.certified_target = r.stable_seq;
         let mut max_seq = r.last_executed.max(r.stable_seq);
-        let primary = r.primary_of(r.view);
         for (seq, ds) in durable.slots {
-            let mut slot = Slot {
-                prepared: ds.prepared,
-                ..Slot::default()
-            };
-            let current = ds
-                .pre_prepare
-                .filter(|(pp, _)| r.mode == Mode::Normal && pp.body.view == r.view);
-            if let Some((pp, proposal)) = current {
+            if r.restore_slot(seq, ds) {
                 max_seq = max_seq.max(seq);
-                let digest = pp.body.digest;
-                for req in &proposal.requests {
-                    r.in_flight.insert(req.key());
-                }
-                slot.pre_prepare = Some((pp, proposal));
-                if primary != r.cfg.id {
-                    // Re-signing gives the same bytes (Ed25519 is deterministic): this is
-                    // the prepare we sent before the crash, not a new vote.
-                    let p = Signed::sign(
-                        Prepare {
-                            view: r.view,
-                            seq,
-                            digest,
-                            replica: r.cfg.id,
-                        },
-                        &r.key,
-                    );
-                    slot.prepares.insert(r.cfg.id, p);
-                }
-                let prepared_here = slot
-                    .prepared
-                    .as_ref()
-                    .is_some_and(|(p, _)| p.pre_prepare.body.view == r.view);
-                if prepared_here {
-                    slot.prepared_now = true;
-                    let c = Signed::sign(
-                        Commit {
-                            view: r.view,
-                            seq,
-                            digest,
-                            replica: r.cfg.id,
-                        },
-                        &r.key,
-                    );
-                    slot.commits.insert(r.cfg.id, c);
-                }
             }
-            r.log.insert(seq, slot);
         }
         r.next_seq = max_seq + 1;
         if r.mode == Mode::ViewChange {
@@ -243,6 +190,74 @@ impl Replica {
             r.out.clear();
         }
         r
+    }
+
+    /// The checkpoints this replica had taken above its stable one (section 4.3), from
+    /// the hashes of its executed blocks.
+    fn restore_checkpoints(&mut self, recent_hashes: &[(SeqNum, Hash32)]) {
+        if self.last_executed == self.stable_seq {
+            self.own_checkpoints.insert(self.stable_seq, self.last_hash);
+        }
+        let k = self.cfg.checkpoint_interval.max(1);
+        for (seq, hash) in recent_hashes {
+            if *seq > self.stable_seq && seq.is_multiple_of(k) && *seq <= self.last_executed {
+                self.own_checkpoints.insert(*seq, *hash);
+            }
+        }
+    }
+
+    /// Put one durable slot back into the log, with the votes this replica had sent for
+    /// it in the current view; whether it holds a pre-prepare of the current view (its
+    /// sequence number is then taken).
+    fn restore_slot(&mut self, seq: SeqNum, ds: DurableSlot) -> bool {
+        let mut slot = Slot {
+            prepared: ds.prepared,
+            ..Slot::default()
+        };
+        let current = ds
+            .pre_prepare
+            .filter(|(pp, _)| self.mode == Mode::Normal && pp.body.view == self.view);
+        let taken = current.is_some();
+        if let Some((pp, proposal)) = current {
+            let digest = pp.body.digest;
+            for req in &proposal.requests {
+                self.in_flight.insert(req.key());
+            }
+            slot.pre_prepare = Some((pp, proposal));
+            if self.primary_of(self.view) != self.cfg.id {
+                // Re-signing gives the same bytes (Ed25519 is deterministic): this is
+                // the prepare we sent before the crash, not a new vote.
+                let p = Signed::sign(
+                    Prepare {
+                        view: self.view,
+                        seq,
+                        digest,
+                        replica: self.cfg.id,
+                    },
+                    &self.key,
+                );
+                slot.prepares.insert(self.cfg.id, p);
+            }
+            let prepared_here = slot
+                .prepared
+                .as_ref()
+                .is_some_and(|(p, _)| p.pre_prepare.body.view == self.view);
+            if prepared_here {
+                slot.prepared_now = true;
+                let c = Signed::sign(
+                    Commit {
+                        view: self.view,
+                        seq,
+                        digest,
+                        replica: self.cfg.id,
+                    },
+                    &self.key,
+                );
+                slot.commits.insert(self.cfg.id, c);
+            }
+        }
+        self.log.insert(seq, slot);
+        taken
     }
 
     // ----- accessors (for the runtime, metrics and the simulator's invariants) -----

@@ -61,6 +61,18 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let began = Instant::now();
+    let results = run_seeds(&args, began);
+    let violations = report(&args, &results, began);
+    if violations > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Run every seed of `args.seeds` on `args.jobs` threads; the outcomes in seed order.
+fn run_seeds(args: &Args, began: Instant) -> Vec<SeedOutcome> {
     let (start, end) = args.seeds;
     let total = end - start;
     let jobs = args
@@ -70,7 +82,6 @@ fn main() -> ExitCode {
     let next = AtomicU64::new(start);
     let done = AtomicU64::new(0);
     let results: Mutex<Vec<SeedOutcome>> = Mutex::new(Vec::with_capacity(total as usize));
-    let began = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
@@ -88,13 +99,7 @@ fn main() -> ExitCode {
                     }
                     let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
                     if !args.trace && (finished.is_multiple_of(500) || finished == total) {
-                        let secs = began.elapsed().as_secs_f64();
-                        eprint!(
-                            "\r{finished}/{total} seeds, {:.0} seeds/s, {:.0}s elapsed   ",
-                            finished as f64 / secs.max(1e-9),
-                            secs
-                        );
-                        let _ = std::io::stderr().flush();
+                        show_progress(finished, total, began);
                     }
                     if let Ok(mut r) = results.lock() {
                         r.push(outcome);
@@ -108,9 +113,25 @@ fn main() -> ExitCode {
     }
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|o| o.seed);
+    results
+}
+
+fn show_progress(finished: u64, total: u64, began: Instant) {
+    let secs = began.elapsed().as_secs_f64();
+    eprint!(
+        "\r{finished}/{total} seeds, {:.0} seeds/s, {:.0}s elapsed   ",
+        finished as f64 / secs.max(1e-9),
+        secs
+    );
+    let _ = std::io::stderr().flush();
+}
+
+/// Print one line per seed (or per violating seed with `--quiet`), each violation with
+/// its replay command, and the summary; returns the number of violations.
+fn report(args: &Args, results: &[SeedOutcome], began: Instant) -> u64 {
     let mut violations = 0u64;
     let (mut faults, mut view_changes, mut blocks, mut requests) = (0u64, 0u64, 0u64, 0u64);
-    for o in &results {
+    for o in results {
         faults += o.faults;
         view_changes += o.view_changes;
         blocks += o.committed_blocks;
@@ -126,11 +147,11 @@ fn main() -> ExitCode {
                 o.end_ms
             );
         }
+        violations += o.violations.len() as u64;
+        for v in &o.violations {
+            println!("  violation: {v}");
+        }
         if !o.violations.is_empty() {
-            violations += o.violations.len() as u64;
-            for v in &o.violations {
-                println!("  violation: {v}");
-            }
             println!(
                 "  replay: cargo run --release -p medchain-sim -- --seeds {}..{} --replicas {} --trace",
                 o.seed,
@@ -145,9 +166,5 @@ fn main() -> ExitCode {
         args.replicas,
         began.elapsed().as_secs_f64()
     );
-    if violations > 0 {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    violations
 }
