@@ -19,7 +19,7 @@ use crate::error::{ApiError, ApiResult};
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Read connections, all kept open: reads beyond this many wait for one (opening a
 /// SQLite connection per read would cost more than the read).
-const READ_POOL: usize = 16;
+const READ_POOL_CONNECTIONS: usize = 16;
 /// How long a read in the blocking pool waits for a lock.
 const READ_BUSY_WAIT: Duration = Duration::from_secs(5);
 /// How long a lookup on an async thread waits for one (see [`AppState::lookup`]).
@@ -139,7 +139,7 @@ impl AppState {
                 manual_validation: c.manual_validation,
                 pending: tokio::sync::Mutex::new(Vec::new()),
                 readers: Mutex::new(Vec::new()),
-                read_slots: tokio::sync::Semaphore::new(READ_POOL),
+                read_slots: tokio::sync::Semaphore::new(READ_POOL_CONNECTIONS),
             }),
         }
     }
@@ -211,7 +211,7 @@ impl AppState {
             .readers
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pool.len() < READ_POOL {
+        if pool.len() < READ_POOL_CONNECTIONS {
             pool.push(c);
         }
     }

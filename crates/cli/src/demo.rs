@@ -18,6 +18,7 @@ pub fn run() -> anyhow::Result<()> {
             http_port: 5000,
             p2p_port: 7000,
             demo: true,
+            bench_accounts: false,
         })?;
     }
     std::fs::create_dir_all(dir.join("logs"))?;

@@ -26,6 +26,11 @@ pub struct InitArgs {
     /// Add the demo accounts and consents.
     #[arg(long)]
     pub demo: bool,
+    /// With --demo: also a doctor at each other organisation (`bench-d1`, `bench-d2`,
+    /// ...), to whom p001 and p002 consented, so that `medchain bench` can send records
+    /// through every replica's gateway (users sign in only at their home organisation).
+    #[arg(long, hide = true, requires = "demo")]
+    pub bench_accounts: bool,
 }
 
 const ORGANISATIONS: [&str; 4] = [
@@ -70,11 +75,16 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
     rand::rngs::OsRng.fill_bytes(&mut chain_id);
     let (replicas, mut clients) = replica_keys(a)?;
     clients.extend(operator_keys(&a.dir, &replicas)?);
-    let (users, consents) = if a.demo {
+    let (mut users, mut consents) = if a.demo {
         demo_users()
     } else {
         (Vec::new(), Vec::new())
     };
+    if a.bench_accounts {
+        let (u, c) = bench_users(a.replicas);
+        users.extend(u);
+        consents.extend(c);
+    }
     let genesis = Genesis {
         format_version: FORMAT_VERSION,
         chain_id: format!("medchain-{}", hex::encode(chain_id)),
@@ -95,6 +105,9 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
     }
     if a.demo {
         seed_demo_passwords(&a.dir, a.replicas)?;
+    }
+    if a.bench_accounts {
+        seed_bench_passwords(&a.dir, a.replicas)?;
     }
     println!(
         "initialised {} replicas in {} (genesis {})",
@@ -281,6 +294,54 @@ fn seed_demo_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
         let conn = medchain_api::auth::open_local_db(&data.join(GATEWAY_DB))?;
         let phc = medchain_api::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e.message))?;
         medchain_api::auth::set_password_hash(&conn, id, &phc)
+            .map_err(|e| anyhow::anyhow!(e.message))?;
+    }
+    Ok(())
+}
+
+/// The password of the bench accounts (`bench-d1`, ...; test clusters only).
+pub const BENCH_PASSWORD: &str = "bench-doctor";
+
+/// The bench doctor of organisation `org` (St Mary's is d001 itself).
+pub fn bench_doctor(org: usize) -> String {
+    if org == 0 {
+        "d001".to_string()
+    } else {
+        format!("bench-d{org}")
+    }
+}
+
+/// One doctor per organisation beyond St Mary's, consented to by both demo patients.
+fn bench_users(replicas: usize) -> (Vec<GenesisUser>, Vec<GenesisConsent>) {
+    let mut users = Vec::new();
+    let mut consents = Vec::new();
+    for org in 1..replicas {
+        let id = bench_doctor(org);
+        users.push(GenesisUser {
+            user_id: id.clone(),
+            role: UserRole::Doctor,
+            organisation: ReplicaId(org as u16),
+            department: "cardiology".into(),
+            display_name: format!("Bench doctor {org}"),
+        });
+        for patient in ["p001", "p002"] {
+            consents.push(GenesisConsent {
+                patient: patient.into(),
+                doctor: id.clone(),
+            });
+        }
+    }
+    (users, consents)
+}
+
+fn seed_bench_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
+    let phc = medchain_api::auth::hash_password(BENCH_PASSWORD)
+        .map_err(|e| anyhow::anyhow!(e.message))?;
+    for org in 1..replicas {
+        let data = dir.join(format!("node{org}"));
+        std::fs::create_dir_all(&data)?;
+        let conn = medchain_api::auth::open_local_db(&data.join(GATEWAY_DB))?;
+        medchain_api::auth::set_password_hash(&conn, &bench_doctor(org), &phc)
             .map_err(|e| anyhow::anyhow!(e.message))?;
     }
     Ok(())

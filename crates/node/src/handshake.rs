@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::frame::{read_frame, write_frame};
 
 pub const HANDSHAKE_DOMAIN: &[u8] = b"medchain/v1/handshake";
-const MAX_HANDSHAKE_FRAME: usize = 1024;
+const HANDSHAKE_FRAME_MAX_BYTES: usize = 1024;
 
 /// Who is dialing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -61,8 +61,8 @@ pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<()> {
     write_frame(s, &encode(&Hello { role, genesis })).await?;
     let ch: Challenge = decode(
-        &read_frame(s, MAX_HANDSHAKE_FRAME).await?,
-        MAX_HANDSHAKE_FRAME,
+        &read_frame(s, HANDSHAKE_FRAME_MAX_BYTES).await?,
+        HANDSHAKE_FRAME_MAX_BYTES,
     )
     .map_err(|_| err("bad challenge"))?;
     let bytes = tagged_bytes(
@@ -90,8 +90,8 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     me: ReplicaId,
 ) -> std::io::Result<Role> {
     let hello: Hello = decode(
-        &read_frame(s, MAX_HANDSHAKE_FRAME).await?,
-        MAX_HANDSHAKE_FRAME,
+        &read_frame(s, HANDSHAKE_FRAME_MAX_BYTES).await?,
+        HANDSHAKE_FRAME_MAX_BYTES,
     )
     .map_err(|_| err("bad hello"))?;
     let genesis_hash = genesis.hash();
@@ -107,8 +107,8 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     rand::rngs::OsRng.fill_bytes(&mut nonce);
     write_frame(s, &encode(&Challenge { nonce })).await?;
     let proof: Proof = decode(
-        &read_frame(s, MAX_HANDSHAKE_FRAME).await?,
-        MAX_HANDSHAKE_FRAME,
+        &read_frame(s, HANDSHAKE_FRAME_MAX_BYTES).await?,
+        HANDSHAKE_FRAME_MAX_BYTES,
     )
     .map_err(|_| err("bad proof"))?;
     let bytes = tagged_bytes(

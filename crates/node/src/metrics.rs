@@ -20,11 +20,11 @@ use prometheus_client::registry::{Registry, Unit};
 use crate::energy::{EnergyMeter, ProcessClock};
 
 /// Points kept for the UI's charts: five minutes at one per second.
-const SERIES_POINTS: usize = 300;
+const SERIES_SECONDS: usize = 300;
 /// A peer not heard from for this long is shown as down (it sends STATUS every 300 ms).
 const PEER_SILENCE: Duration = Duration::from_secs(2);
 /// Longest latency the interval histogram tracks; slower commits are clamped to it.
-const MAX_TRACKED_LATENCY_US: u64 = 60_000_000;
+const LATENCY_TRACKED_MAX_US: u64 = 60_000_000;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ResultLabel {
@@ -256,7 +256,7 @@ impl Metrics {
                 last_records: 0,
                 clock: ProcessClock::default(),
                 energy,
-                series: VecDeque::with_capacity(SERIES_POINTS),
+                series: VecDeque::with_capacity(SERIES_SECONDS),
             }),
             scrapes: AtomicU64::new(0),
         }
@@ -295,7 +295,7 @@ impl Metrics {
             })
             .inc_by(n as u64);
         let mut i = lock(&self.interval);
-        let us = (latency.as_micros() as u64).clamp(1, MAX_TRACKED_LATENCY_US);
+        let us = (latency.as_micros() as u64).clamp(1, LATENCY_TRACKED_MAX_US);
         let _ = i.latency_us.record_n(us, n as u64);
         i.committed += n as u64;
     }
@@ -396,7 +396,7 @@ impl Metrics {
             cpu_percent: cpu_delta / secs * 100.0,
             view_changes: self.view_changes.get(),
         };
-        if s.series.len() == SERIES_POINTS {
+        if s.series.len() == SERIES_SECONDS {
             s.series.pop_front();
         }
         s.series.push_back(point);
@@ -450,7 +450,7 @@ impl Metrics {
 fn new_interval_histogram() -> hdrhistogram::Histogram<u64> {
     // Three significant digits from 1 µs to a minute: fixed bounds that are always valid.
     #[allow(clippy::expect_used)]
-    hdrhistogram::Histogram::new_with_bounds(1, MAX_TRACKED_LATENCY_US, 3)
+    hdrhistogram::Histogram::new_with_bounds(1, LATENCY_TRACKED_MAX_US, 3)
         .expect("1 µs .. 60 s at 3 digits are valid bounds")
 }
 
@@ -645,9 +645,9 @@ mod tests {
     #[test]
     fn series_is_bounded() {
         let m = metrics();
-        for _ in 0..SERIES_POINTS + 10 {
+        for _ in 0..SERIES_SECONDS + 10 {
             m.sample();
         }
-        assert_eq!(m.snapshot().series.len(), SERIES_POINTS);
+        assert_eq!(m.snapshot().series.len(), SERIES_SECONDS);
     }
 }

@@ -22,7 +22,7 @@ use crate::frame::{read_frame, write_frame};
 use crate::handshake::{accept, dial, Role};
 
 /// Frames queued per peer before new ones are dropped (PBFT retransmits what matters).
-pub const PEER_QUEUE: usize = 8192;
+pub const PEER_QUEUE_FRAMES: usize = 8192;
 /// Bytes queued per peer before new frames are dropped. Counting frames alone is not a
 /// bound: view changes and batches of clinical content make frames of megabytes, and a
 /// peer that reads slowly during a view-change storm once let a replica grow to 9 GB.
@@ -33,11 +33,11 @@ pub const PEER_QUEUE_BYTES: usize = 64 << 20;
 /// (up to `PEER_QUEUE_BYTES` of them, all to be verified and mostly ignored); by now
 /// PBFT's retransmission or state transfer has taken over from any of them that
 /// still matter.
-pub const STALE_FRAME: Duration = Duration::from_secs(2);
+pub const STALE_FRAME_AGE: Duration = Duration::from_secs(2);
 /// Client requests queued per connection.
-pub const CLIENT_QUEUE: usize = 4096;
+pub const CLIENT_QUEUE_FRAMES: usize = 4096;
 /// Largest client request frame.
-pub const MAX_CLIENT_FRAME: usize = 128 << 10;
+pub const CLIENT_FRAME_MAX_BYTES: usize = 128 << 10;
 
 /// Counters for metrics and tests.
 #[derive(Debug, Default)]
@@ -131,7 +131,7 @@ pub fn start_outbound(
             continue;
         }
         let redial = wakers[info.id.index()].clone();
-        let (tx, rx) = mpsc::channel(PEER_QUEUE);
+        let (tx, rx) = mpsc::channel(PEER_QUEUE_FRAMES);
         let queued = Arc::new(AtomicUsize::new(0));
         peers.push(Some((tx, queued.clone())));
         tokio::spawn(peer_writer(
@@ -200,7 +200,7 @@ async fn peer_writer(link: PeerLink, mut rx: mpsc::Receiver<Queued>, queued: Arc
                 tracing::debug!(%peer, "connected");
                 while let Some((at, frame)) = rx.recv().await {
                     queued.fetch_sub(frame.len(), Ordering::Relaxed);
-                    if at.elapsed() > STALE_FRAME {
+                    if at.elapsed() > STALE_FRAME_AGE {
                         stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
                         continue;
                     }
@@ -332,7 +332,7 @@ async fn serve_client(stream: TcpStream, ctx: &Inbound, client: ClientId) -> std
         ..
     } = ctx;
     let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<ClientReply>(CLIENT_QUEUE);
+    let (tx, mut rx) = mpsc::channel::<ClientReply>(CLIENT_QUEUE_FRAMES);
     tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
             if write_frame(&mut wr, &encode(&reply)).await.is_err() {
@@ -341,8 +341,8 @@ async fn serve_client(stream: TcpStream, ctx: &Inbound, client: ClientId) -> std
         }
     });
     loop {
-        let frame = read_frame(&mut rd, MAX_CLIENT_FRAME).await?;
-        let request: SignedRequest = match decode(&frame, MAX_CLIENT_FRAME) {
+        let frame = read_frame(&mut rd, CLIENT_FRAME_MAX_BYTES).await?;
+        let request: SignedRequest = match decode(&frame, CLIENT_FRAME_MAX_BYTES) {
             Ok(r) => r,
             Err(_) => {
                 stats.rejected_frames.fetch_add(1, Ordering::Relaxed);

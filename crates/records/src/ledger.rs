@@ -165,3 +165,92 @@ fn record_outcome(r: &Request<'_>, index: i64, verdict: &Verdict) -> Result<(), 
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use medchain_store::rusqlite::Connection;
+    use medchain_types::genesis::{GenesisUser, UserRole};
+    use medchain_types::{
+        BlockHeader, ClientId, CommitCertificate, Hash32, KeyPair, Proposal, ReplicaId, Request,
+    };
+
+    use super::*;
+
+    fn genesis() -> Genesis {
+        Genesis {
+            format_version: medchain_types::codec::FORMAT_VERSION,
+            chain_id: "ledger-test".into(),
+            replicas: vec![medchain_types::ReplicaInfo {
+                id: ReplicaId(0),
+                organisation: "Org 0".into(),
+                public_key: KeyPair::for_test("ledger-test-replica").public(),
+                peer_addr: String::new(),
+                http_addr: String::new(),
+            }],
+            clients: Vec::new(),
+            users: vec![GenesisUser {
+                user_id: "d1".into(),
+                role: UserRole::Doctor,
+                organisation: ReplicaId(0),
+                department: "cardiology".into(),
+                display_name: "d1".into(),
+            }],
+            consents: Vec::new(),
+        }
+    }
+
+    fn block_of(env: &Envelope) -> CommittedBlock {
+        let request = Request {
+            client: ClientId(0),
+            request_id: 1,
+            payload: Batch::one(env),
+            content_hashes: Vec::new(),
+        }
+        .sign(&KeyPair::for_test("ledger-test-gateway"));
+        let proposal = Proposal {
+            height: 1,
+            view: 0,
+            proposer: ReplicaId(0),
+            timestamp_ms: 1_000,
+            requests: vec![request],
+        };
+        let header = proposal.header();
+        CommittedBlock {
+            header: BlockHeader::new(&header, Hash32::default()),
+            requests: proposal.requests,
+            certificate: CommitCertificate {
+                view: 0,
+                height: 1,
+                proposal_digest: header.digest(),
+                signatures: Vec::new(),
+            },
+        }
+    }
+
+    /// A replica that cannot read its own state stops instead of recording a verdict
+    /// that a healthy replica would not record (the determinism bug of the first round
+    /// turned a failed read into an `invalid` outcome).
+    #[test]
+    fn a_state_read_that_fails_stops_the_replica_instead_of_recording_a_verdict() {
+        let mut conn = Connection::open_in_memory().expect("db");
+        let mut ledger = Ledger::new(genesis());
+        ledger.migrate(&conn).expect("migrate");
+        // A row this binary never writes: the role is unreadable.
+        conn.execute("UPDATE users SET role = 'nurse' WHERE user_id = 'd1'", [])
+            .expect("corrupt the row");
+        let env = Envelope {
+            actor: crate::tx::Actor::User("d1".into()),
+            tx: Tx::Marker,
+        };
+        let tx = conn.transaction().expect("tx");
+        let result = ledger.apply(&tx, &block_of(&env));
+        assert!(
+            matches!(result, Err(ApplyError::Sqlite(_))),
+            "got {result:?}"
+        );
+        let outcomes: i64 = tx
+            .query_row("SELECT COUNT(*) FROM outcomes", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(outcomes, 0, "no verdict was recorded");
+    }
+}

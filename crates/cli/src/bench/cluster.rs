@@ -64,6 +64,7 @@ impl OwnCluster {
                 "--replicas",
                 &replicas.to_string(),
                 "--demo",
+                "--bench-accounts",
                 "--dir",
             ])
             .arg(&path)

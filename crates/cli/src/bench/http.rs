@@ -1,7 +1,9 @@
-//! Records through the HTTP API, as a person's browser would send them: the demo doctor
-//! d001 logs in at every replica and adds records for p001 and p002 (both consented to
-//! d001), so the measurement includes the gateway, its access checks and the wait for
-//! the commit.
+//! Records through the HTTP API, as a person's browser would send them: a doctor of each
+//! organisation signs in at that organisation's replica (users sign in only at their
+//! home organisation: d001 at St Mary's, `bench-d{i}` elsewhere, see `init
+//! --bench-accounts`) and adds records for p001 and p002 (who consented to all of them),
+//! so the measurement includes every gateway, its access checks and the wait for the
+//! commit.
 
 use std::time::Duration;
 
@@ -10,6 +12,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use super::failure::Failure;
 
+/// St Mary's doctor, at replica 0.
 const USER: &str = "d001";
 const PASSWORD: &str = "doctor123";
 const PATIENTS: [&str; 2] = ["p001", "p002"];
@@ -21,6 +24,9 @@ const PRESCRIPTION: &str = "Amlodipine 5 mg once daily";
 #[derive(Debug)]
 struct Session {
     base: String,
+    /// The doctor signed in here, and their password.
+    user: String,
+    password: &'static str,
     /// (generation, token): the generation tells a worker whether someone else already
     /// logged in again after the 401 it saw.
     token: RwLock<(u64, String)>,
@@ -34,10 +40,20 @@ pub struct HttpDriver {
     record_bytes: usize,
 }
 
-async fn login(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+/// The doctor who signs in at the `lane`-th replica (organisation `lane`).
+fn doctor_of(lane: usize) -> (String, &'static str) {
+    if lane == 0 {
+        (USER.to_string(), PASSWORD)
+    } else {
+        (crate::init::bench_doctor(lane), crate::init::BENCH_PASSWORD)
+    }
+}
+
+async fn login(client: &reqwest::Client, s: &Session) -> anyhow::Result<String> {
+    let (base, user) = (&s.base, &s.user);
     let resp = client
         .post(format!("{base}/api/login"))
-        .json(&serde_json::json!({"username": USER, "password": PASSWORD}))
+        .json(&serde_json::json!({"username": user, "password": s.password}))
         .send()
         .await
         .with_context(|| format!("logging in at {base}"))?;
@@ -45,8 +61,8 @@ async fn login(client: &reqwest::Client, base: &str) -> anyhow::Result<String> {
     let body: serde_json::Value = resp.json().await.unwrap_or(serde_json::Value::Null);
     if status != 200 {
         bail!(
-            "login as {USER} at {base} answered {status} {body} (bench needs a cluster made \
-             with `medchain init --demo`)"
+            "login as {user} at {base} answered {status} {body} (bench needs a cluster made \
+             with `medchain init --demo --bench-accounts`)"
         );
     }
     body["token"]
@@ -62,13 +78,17 @@ impl HttpDriver {
         record_bytes: usize,
     ) -> anyhow::Result<HttpDriver> {
         let mut sessions = Vec::new();
-        for base in urls {
-            let token = login(&client, base).await?;
-            sessions.push(Session {
+        for (lane, base) in urls.iter().enumerate() {
+            let (user, password) = doctor_of(lane);
+            let mut session = Session {
                 base: base.clone(),
-                token: RwLock::new((0, token)),
+                user,
+                password,
+                token: RwLock::new((0, String::new())),
                 relogin: Mutex::new(()),
-            });
+            };
+            session.token = RwLock::new((0, login(&client, &session).await?));
+            sessions.push(session);
         }
         if sessions.is_empty() {
             bail!("no replica to send records to");
@@ -122,7 +142,7 @@ impl HttpDriver {
         if s.token.read().await.0 != seen_generation {
             return;
         }
-        match login(&self.client, &s.base).await {
+        match login(&self.client, s).await {
             Ok(t) => *s.token.write().await = (seen_generation + 1, t),
             Err(e) => {
                 eprintln!("warning: {e:#}");
