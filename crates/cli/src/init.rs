@@ -92,6 +92,7 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
         clients,
         users,
         consents,
+        policy: Default::default(),
     };
     std::fs::write(
         a.dir.join("genesis.toml"),

@@ -42,6 +42,7 @@ impl StateMachine for Ledger {
                 now_ms: block.header.timestamp_ms,
                 height: block.height(),
                 n_replicas: self.genesis.n(),
+                policy: &self.genesis.policy,
             };
             apply_request(&request)?;
         }
@@ -196,6 +197,7 @@ mod tests {
                 display_name: "d1".into(),
             }],
             consents: Vec::new(),
+            policy: Default::default(),
         }
     }
 

@@ -43,5 +43,13 @@ pub const MEDICATION_FIELD_MAX_CHARS: usize = 100;
 
 /// How long a one-time consent code is valid.
 pub const CONSENT_CODE_TTL_MS: u64 = 5 * 60 * 1000;
+/// Shortest break-glass reason: a reason has to say something.
+pub const BREAK_GLASS_REASON_MIN_CHARS: usize = 10;
+/// The window of the per-doctor break-glass limit (`LedgerPolicy`).
+pub const BREAK_GLASS_LIMIT_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
+/// How long a second approver's approval of a break-glass opening stays usable.
+pub const BREAK_GLASS_APPROVAL_TTL_MS: u64 = 60 * 60 * 1000;
+/// Longest review note of a break-glass event.
+pub const REVIEW_NOTE_MAX_CHARS: usize = 1_000;
 /// Longest (and default) break-glass access.
 pub const BREAK_GLASS_MAX_MS: u64 = 60 * 60 * 1000;

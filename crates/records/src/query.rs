@@ -91,6 +91,11 @@ pub struct BreakGlassView {
     pub at_ms: u64,
     pub until_ms: u64,
     pub block_height: u64,
+    /// The patient's department's review, once made (an event without one is an open
+    /// alert for that department).
+    pub reviewed_by: Option<String>,
+    pub review_note: Option<String>,
+    pub reviewed_at_ms: Option<u64>,
 }
 
 /// Record metadata a department sees of its activity (no clinical content).
@@ -413,7 +418,8 @@ fn break_glass_rows(
     page: Page,
 ) -> rusqlite::Result<Vec<BreakGlassView>> {
     let (sql, args) = paged(
-        "SELECT id, doctor, patient, department, reason, at_ms, until_ms, height
+        "SELECT id, doctor, patient, department, reason, at_ms, until_ms, height,
+                reviewed_by, review_note, reviewed_at_ms
          FROM break_glass",
         filter,
         "id DESC",
@@ -431,6 +437,9 @@ fn break_glass_rows(
             at_ms: r.get::<_, i64>(5)? as u64,
             until_ms: r.get::<_, i64>(6)? as u64,
             block_height: r.get::<_, i64>(7)? as u64,
+            reviewed_by: r.get(8)?,
+            review_note: r.get(9)?,
+            reviewed_at_ms: r.get::<_, Option<i64>>(10)?.map(|t| t as u64),
         })
     })?;
     rows.collect()
@@ -459,6 +468,22 @@ pub fn break_glass_of_department(
         conn,
         "(department = ?2 AND doctor IN (SELECT user_id FROM users WHERE organisation = ?1))
          OR patient IN (SELECT user_id FROM users WHERE organisation = ?1 AND department = ?2)",
+        dept.args(),
+        page,
+    )
+}
+
+/// The department's open alerts: break-glass events on its own patients that it has
+/// not reviewed yet, newest first.
+pub fn break_glass_alerts(
+    conn: &Connection,
+    dept: DepartmentRef<'_>,
+    page: Page,
+) -> rusqlite::Result<Vec<BreakGlassView>> {
+    break_glass_rows(
+        conn,
+        "reviewed_by IS NULL
+         AND patient IN (SELECT user_id FROM users WHERE organisation = ?1 AND department = ?2)",
         dept.args(),
         page,
     )

@@ -76,9 +76,23 @@ CREATE TABLE IF NOT EXISTS break_glass (
     reason     TEXT NOT NULL,
     at_ms      INTEGER NOT NULL,
     until_ms   INTEGER NOT NULL,
-    height     INTEGER NOT NULL
+    height     INTEGER NOT NULL,
+    -- the patient's department's review (see ReviewBreakGlass)
+    reviewed_by    TEXT,
+    review_note    TEXT,
+    reviewed_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS break_glass_pair ON break_glass(doctor, patient);
+CREATE TABLE IF NOT EXISTS break_glass_approvals (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    doctor      TEXT NOT NULL,
+    patient     TEXT NOT NULL,
+    approver    TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    height      INTEGER NOT NULL,
+    used_height INTEGER
+);
+CREATE INDEX IF NOT EXISTS break_glass_approvals_pair ON break_glass_approvals(doctor, patient);
 CREATE TABLE IF NOT EXISTS outcomes (
     client     INTEGER NOT NULL,
     request_id INTEGER NOT NULL,
@@ -93,20 +107,49 @@ CREATE TABLE IF NOT EXISTS outcomes (
 
 /// The records state's layout version, kept in `records_meta` (the store's own tables
 /// are versioned by SQLite's `user_version`).
-pub const RECORDS_SCHEMA_VERSION: i64 = 2;
+pub const RECORDS_SCHEMA_VERSION: i64 = 3;
 
 /// Upgrades from version `i + 1` to `i + 2`. Each must give exactly the state that
-/// replaying the chain from the genesis under the current rules gives.
-const UPGRADES: &[&str] = &[
-    // 2: departments are named per organisation. A consent to a department always meant
-    // the department of the patient's own organisation, which is how the current rules
-    // execute those old transactions too.
-    "UPDATE consents SET grantee_id =
-         (SELECT organisation FROM users WHERE users.user_id = consents.patient)
-         || ':' || grantee_id
-     WHERE grantee_kind = 'department';
-     DROP INDEX IF EXISTS users_department;",
-];
+/// replaying the chain from the genesis under the current rules gives, and must be safe
+/// to run on tables that `SCHEMA` already brought up to date.
+const UPGRADES: &[Upgrade] = &[departments_per_organisation, break_glass_reviews];
+
+/// One step of [`UPGRADES`].
+type Upgrade = fn(&Connection) -> Result<(), ApplyError>;
+
+/// 2: departments are named per organisation. A consent to a department always meant
+/// the department of the patient's own organisation, which is how the current rules
+/// execute those old transactions too.
+fn departments_per_organisation(conn: &Connection) -> Result<(), ApplyError> {
+    conn.execute_batch(
+        "UPDATE consents SET grantee_id =
+             (SELECT organisation FROM users WHERE users.user_id = consents.patient)
+             || ':' || grantee_id
+         WHERE grantee_kind = 'department' AND instr(grantee_id, ':') = 0;
+         DROP INDEX IF EXISTS users_department;",
+    )?;
+    Ok(())
+}
+
+/// 3: break-glass events are reviewed by the patient's department (the approvals table
+/// is new, so `SCHEMA` creates it).
+fn break_glass_reviews(conn: &Connection) -> Result<(), ApplyError> {
+    for (column, ty) in [
+        ("reviewed_by", "TEXT"),
+        ("review_note", "TEXT"),
+        ("reviewed_at_ms", "INTEGER"),
+    ] {
+        let present: i64 = conn.query_row(
+            "SELECT COUNT(*) FROM pragma_table_info('break_glass') WHERE name = ?1",
+            params![column],
+            |r| r.get(0),
+        )?;
+        if present == 0 {
+            conn.execute_batch(&format!("ALTER TABLE break_glass ADD COLUMN {column} {ty}"))?;
+        }
+    }
+    Ok(())
+}
 
 /// Create or check the tables, and seed the genesis state once.
 pub fn migrate(conn: &Connection, genesis: &Genesis) -> Result<(), ApplyError> {
@@ -157,8 +200,8 @@ fn upgrade(conn: &Connection) -> Result<(), ApplyError> {
             "the records state was written by a newer MedChain",
         ));
     }
-    for sql in UPGRADES.iter().skip((version - 1) as usize) {
-        conn.execute_batch(sql)?;
+    for upgrade in UPGRADES.iter().skip((version - 1) as usize) {
+        upgrade(conn)?;
     }
     set_version(conn)
 }
@@ -224,6 +267,7 @@ mod tests {
                 patient: "p0".into(),
                 doctor: "d0".into(),
             }],
+            policy: Default::default(),
         }
     }
 

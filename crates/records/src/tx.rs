@@ -160,6 +160,17 @@ pub enum Transaction {
     },
     /// Nothing but a block: `validate_block` with no pending records.
     Marker,
+    /// The actor (another doctor, or the patient's department) approves one break-glass
+    /// opening of `doctor` on `patient` beyond the doctor's daily limit.
+    ApproveBreakGlass {
+        doctor: String,
+        patient: String,
+    },
+    /// The actor (the patient's department) reviews break-glass event `id`.
+    ReviewBreakGlass {
+        id: u64,
+        note: String,
+    },
 }
 
 /// The clinical content of a record, stored content-addressed (the ledger holds its hash).

@@ -93,6 +93,20 @@ fn transactions() -> Vec<(&'static str, Transaction)> {
             },
         ),
         ("tx/marker", Transaction::Marker),
+        (
+            "tx/approve-break-glass",
+            Transaction::ApproveBreakGlass {
+                doctor: "d1".into(),
+                patient: "p1".into(),
+            },
+        ),
+        (
+            "tx/review-break-glass",
+            Transaction::ReviewBreakGlass {
+                id: 7,
+                note: "ok".into(),
+            },
+        ),
     ]
 }
 
@@ -189,6 +203,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("tx/audit-read", "070200000070310c000000766965775f7265636f72647309000000666f6c6c6f772d7570"),
     ("tx/break-glass", "080200000070310b000000756e636f6e7363696f757340771b0000000000"),
     ("tx/marker", "09"),
+    // Written by hand: variant 10 with two strings; variant 11 with a u64 and a string.
+    ("tx/approve-break-glass", "0a020000006431020000007031"),
+    ("tx/review-break-glass", "0b0700000000000000020000006f6b"),
     ("actor/user", "00020000006431"),
     ("actor/operator", "01"),
     ("grantee/doctor", "00020000006431"),
@@ -240,11 +257,13 @@ fn every_transaction_variant_is_pinned() {
         | Transaction::Dispense { .. }
         | Transaction::AuditRead { .. }
         | Transaction::BreakGlass { .. }
-        | Transaction::Marker => true,
+        | Transaction::Marker
+        | Transaction::ApproveBreakGlass { .. }
+        | Transaction::ReviewBreakGlass { .. } => true,
     };
     let txs = transactions();
     assert!(txs.iter().all(|(_, tx)| pinned(tx)));
-    assert_eq!(txs.len(), 10, "one vector per variant");
+    assert_eq!(txs.len(), 12, "one vector per variant");
 }
 
 #[test]

@@ -506,20 +506,84 @@ fn audit_and_break_glass_rows() -> Vec<Row> {
             by("d-card2", break_glass("p-card", "unconscious in A&E", hour / 2)), OK),
         row("break-glass: doctor of another organisation, the full hour",
             by("d-onc", break_glass("p-card", "unconscious in A&E", hour)), OK),
-        row("break-glass: by a patient", by("p-card2", break_glass("p-card", "worried", 60_000)), Forbidden),
-        row("break-glass: by a pharmacy", by("ph-0", break_glass("p-card", "urgent", 60_000)), Forbidden),
-        row("break-glass: by the operator", operator(0, break_glass("p-card", "urgent", 60_000)), Forbidden),
+        row("break-glass: by a patient", by("p-card2", break_glass("p-card", "worried about her", 60_000)), Forbidden),
+        row("break-glass: by a pharmacy", by("ph-0", break_glass("p-card", "urgent: unconscious", 60_000)), Forbidden),
+        row("break-glass: by the operator", operator(0, break_glass("p-card", "urgent: unconscious", 60_000)), Forbidden),
         row("break-glass: blank reason", by("d-card2", break_glass("p-card", "  ", 60_000)), Invalid),
         row("break-glass: reason over the limit",
             by("d-card2", break_glass("p-card", &long_reason, 60_000)), Invalid),
-        row("break-glass: duration 0", by("d-card2", break_glass("p-card", "urgent", 0)), Invalid),
-        row("break-glass: over an hour", by("d-card2", break_glass("p-card", "urgent", hour + 1)), Invalid),
+        row("break-glass: duration 0", by("d-card2", break_glass("p-card", "urgent: unconscious", 0)), Invalid),
+        row("break-glass: over an hour", by("d-card2", break_glass("p-card", "urgent: unconscious", hour + 1)), Invalid),
         // Unlike AddRecord (Invalid), a non-patient target is Forbidden here: the
         // break-glass check applies the role rule to the target.
-        row("break-glass: target is a doctor", by("d-card2", break_glass("d-card", "urgent", 60_000)), Forbidden),
-        row("break-glass: unknown patient", by("d-card2", break_glass("nobody", "urgent", 60_000)), NotFound),
-        row("break-glass: deactivated patient", by("d-card2", break_glass("p-card", "urgent", 60_000)), Forbidden)
+        row("break-glass: target is a doctor", by("d-card2", break_glass("d-card", "urgent: unconscious", 60_000)), Forbidden),
+        row("break-glass: unknown patient", by("d-card2", break_glass("nobody", "urgent: unconscious", 60_000)), NotFound),
+        row("break-glass: deactivated patient", by("d-card2", break_glass("p-card", "urgent: unconscious", 60_000)), Forbidden)
             .after(vec![deactivated("p-card")]),
+    ]
+}
+
+/// Three break-glass openings by `d-card2` (on both cardiology patients): the default
+/// daily limit reached.
+fn three_openings() -> Vec<Submission> {
+    ["p-card", "p-card2", "p-card"]
+        .iter()
+        .map(|p| by("d-card2", break_glass(p, "unconscious in A&E", 60_000)))
+        .collect()
+}
+
+fn approve(doctor: &str, patient: &str) -> Transaction {
+    Transaction::ApproveBreakGlass {
+        doctor: doctor.into(),
+        patient: patient.into(),
+    }
+}
+
+fn review(id: u64, note: &str) -> Transaction {
+    Transaction::ReviewBreakGlass {
+        id,
+        note: note.into(),
+    }
+}
+
+/// The limits of break-glass: a reason that says something, a daily limit per doctor
+/// with a second approver beyond it, and the review by the patient's department.
+#[rustfmt::skip]
+fn break_glass_limit_rows() -> Vec<Row> {
+    let opened = vec![by("d-card2", break_glass("p-card", "unconscious in A&E", 60_000))];
+    let mut limit_and_approval = three_openings();
+    limit_and_approval.push(by("d-card", approve("d-card2", "p-card")));
+    let mut limit_and_department = three_openings();
+    limit_and_department.push(by("dep-card", approve("d-card2", "p-card")));
+    let mut reviewed = opened.clone();
+    reviewed.push(by("dep-card", review(1, "checked with A&E")));
+    vec![
+        row("break-glass: reason of 9 characters", by("d-card2", break_glass("p-card", "123456789", 60_000)), Invalid)
+            .saying("at least 10"),
+        row("break-glass: reason of exactly 10 characters", by("d-card2", break_glass("p-card", "1234567890", 60_000)), OK),
+        row("break-glass: a fourth opening in 24 hours", by("d-card2", break_glass("p-card2", "unconscious in A&E", 60_000)), Forbidden)
+            .after(three_openings()).saying("limit 3"),
+        row("break-glass: a fourth, approved by another doctor", by("d-card2", break_glass("p-card", "unconscious in A&E", 60_000)), OK)
+            .after(limit_and_approval.clone()),
+        row("break-glass: an approval is for its patient only", by("d-card2", break_glass("p-card2", "unconscious in A&E", 60_000)), Forbidden)
+            .after(limit_and_approval),
+        row("break-glass: a fourth, approved by the patient's department", by("d-card2", break_glass("p-card", "unconscious in A&E", 60_000)), OK)
+            .after(limit_and_department),
+        row("break-glass approval: by the doctor themself", by("d-card2", approve("d-card2", "p-card")), Forbidden),
+        row("break-glass approval: by another organisation's department", by("dep-onc", approve("d-card2", "p-card")), Forbidden),
+        row("break-glass approval: by a patient", by("p-card2", approve("d-card2", "p-card")), Forbidden),
+        row("break-glass approval: of a non-doctor", by("d-card", approve("ph-0", "p-card")), Forbidden),
+        row("break-glass review: by the patient's department", by("dep-card", review(1, "checked with A&E")), OK)
+            .after(opened.clone()),
+        row("break-glass review: twice", by("dep-card", review(1, "again")), Conflict).after(reviewed),
+        row("break-glass review: by another organisation's department", by("dep-onc", review(1, "not ours")), Forbidden)
+            .after(opened.clone()),
+        row("break-glass review: by the doctor", by("d-card2", review(1, "all fine")), Forbidden)
+            .after(opened.clone()),
+        row("break-glass review: empty note", by("dep-card", review(1, " ")), Invalid).after(opened.clone()),
+        row("break-glass review: unknown event", by("dep-card", review(99, "which one")), NotFound),
+        row("faulty organisation: gateway of org 3 reviews as org 0's department",
+            via(3, "dep-card", review(1, "forged review")), Forbidden).after(opened),
     ]
 }
 
@@ -632,6 +696,13 @@ fn rules() -> Vec<Row> {
     rows.extend(record_rows());
     rows.extend(dispense_rows());
     rows.extend(audit_and_break_glass_rows());
+    rows.extend(break_glass_limit_rows().into_iter().map(|r| {
+        if r.name.starts_with("faulty") {
+            r.faulty()
+        } else {
+            r
+        }
+    }));
     rows.extend(faulty_rows());
     rows.extend(faulty_organisation_rows().into_iter().map(|r| {
         if r.name.starts_with("faulty") {
@@ -667,7 +738,7 @@ fn faulty_organisation_rows() -> Vec<Row> {
         row("faulty organisation: gateway of org 2 writes an audit entry as a doctor of org 0",
             via(2, "d-card", audit("p-card", "forged")), Forbidden),
         row("faulty organisation: gateway of org 3 breaks the glass as a doctor of org 0",
-            via(3, "d-card", break_glass("p-card", "forged", 60_000)), Forbidden),
+            via(3, "d-card", break_glass("p-card", "forged emergency", 60_000)), Forbidden),
         row("faulty organisation: operator key of org 1 acts as a doctor of org 0",
             Submission::one(Signer::Operator(1), user("d-card"), record("r-1", "p-card")), Forbidden),
         // Departments are named per organisation: org 1's administrator of its own
@@ -764,6 +835,8 @@ fn variant(tx: &Transaction) -> &'static str {
         Transaction::AuditRead { .. } => "AuditRead",
         Transaction::BreakGlass { .. } => "BreakGlass",
         Transaction::Marker => "Marker",
+        Transaction::ApproveBreakGlass { .. } => "ApproveBreakGlass",
+        Transaction::ReviewBreakGlass { .. } => "ReviewBreakGlass",
     }
 }
 
@@ -799,6 +872,8 @@ fn the_table_covers_every_variant_role_and_outcome() {
         "AuditRead",
         "BreakGlass",
         "Marker",
+        "ApproveBreakGlass",
+        "ReviewBreakGlass",
     ] {
         assert!(
             rows.iter().flat_map(envelopes).any(|e| variant(&e.tx) == v),

@@ -138,6 +138,7 @@ impl GenesisBuilder {
             clients,
             users: self.users,
             consents: self.consents,
+            policy: Default::default(),
         }
     }
 }

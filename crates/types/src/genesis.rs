@@ -85,8 +85,32 @@ pub struct GenesisConsent {
     pub doctor: String,
 }
 
-/// The chain's first, unsigned, block-zero description.
+/// Rules of the records service that a consortium fixes at its start, in the genesis,
+/// so that every replica applies the same ones.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerPolicy {
+    /// Break-glass openings one doctor may make in any 24 hours; beyond it each one
+    /// needs a second approver (another doctor or the patient's department).
+    pub break_glass_per_doctor_per_day: u32,
+}
+
+impl Default for LedgerPolicy {
+    fn default() -> Self {
+        LedgerPolicy {
+            break_glass_per_doctor_per_day: 3,
+        }
+    }
+}
+
+impl LedgerPolicy {
+    pub fn is_default(&self) -> bool {
+        *self == LedgerPolicy::default()
+    }
+}
+
+/// The chain's first, unsigned, block-zero description.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Genesis {
     pub format_version: u8,
     pub chain_id: String,
@@ -94,6 +118,27 @@ pub struct Genesis {
     pub clients: Vec<ClientInfo>,
     pub users: Vec<GenesisUser>,
     pub consents: Vec<GenesisConsent>,
+    /// Absent from a genesis file: the defaults.
+    #[serde(default, skip_serializing_if = "LedgerPolicy::is_default")]
+    pub policy: LedgerPolicy,
+}
+
+/// The canonical bytes the genesis hash covers. The policy is appended only when it
+/// differs from the defaults, so that every genesis written before it existed keeps its
+/// hash (and its chain keeps verifying).
+impl BorshSerialize for Genesis {
+    fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        BorshSerialize::serialize(&self.format_version, w)?;
+        BorshSerialize::serialize(&self.chain_id, w)?;
+        BorshSerialize::serialize(&self.replicas, w)?;
+        BorshSerialize::serialize(&self.clients, w)?;
+        BorshSerialize::serialize(&self.users, w)?;
+        BorshSerialize::serialize(&self.consents, w)?;
+        if !self.policy.is_default() {
+            BorshSerialize::serialize(&self.policy, w)?;
+        }
+        Ok(())
+    }
 }
 
 /// Why a genesis is unusable.
@@ -204,4 +249,48 @@ pub fn valid_user_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn genesis() -> Genesis {
+        Genesis {
+            format_version: FORMAT_VERSION,
+            chain_id: "policy-test".into(),
+            replicas: Vec::new(),
+            clients: Vec::new(),
+            users: Vec::new(),
+            consents: Vec::new(),
+            policy: LedgerPolicy::default(),
+        }
+    }
+
+    /// A genesis written before the policy existed keeps its hash (the default policy
+    /// adds no bytes), a file without `policy` reads as the defaults, and a changed
+    /// policy is part of what the hash covers.
+    #[test]
+    fn the_policy_changes_the_hash_only_when_it_is_not_the_default() {
+        let g = genesis();
+        let mut legacy = Vec::new();
+        for part in [
+            encode(&g.format_version),
+            encode(&g.chain_id),
+            encode(&g.replicas),
+            encode(&g.clients),
+            encode(&g.users),
+            encode(&g.consents),
+        ] {
+            legacy.extend(part);
+        }
+        assert_eq!(g.hash(), Hash32::tagged(GENESIS_DOMAIN, &legacy));
+        let text = serde_json::to_string(&g).expect("json");
+        assert!(!text.contains("\"policy\""), "{text}");
+        let back: Genesis = serde_json::from_str(&text).expect("reads back");
+        assert!(back.policy.is_default());
+        let mut strict = g.clone();
+        strict.policy.break_glass_per_doctor_per_day = 1;
+        assert_ne!(strict.hash(), g.hash());
+    }
 }

@@ -81,6 +81,7 @@ fn genesis() -> Genesis {
             patient: "p1".into(),
             doctor: "d1".into(),
         }],
+        policy: Default::default(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! The router: every endpoint, its limits (body size, time), the JSON 404, and the
 //! OpenAPI document generated from the handlers' annotations.
 
+pub mod break_glass_review;
 pub mod chain;
 pub mod department;
 pub mod fhir;
@@ -102,6 +103,7 @@ pub fn rfc3339(ms: u64) -> String {
         session::login, session::refresh, session::logout, session::me,
         records::add_record, records::validate_block, records::get_chain, records::patients,
         records::access_status, records::break_glass,
+        break_glass_review::alerts, break_glass_review::review, break_glass_review::approve,
         patient::list_consents, patient::grant_consent, patient::revoke_consent,
         patient::create_consent_code, patient::audit, patient::break_glass_events,
         pharmacy::search, pharmacy::dispense,
@@ -168,6 +170,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/consents/revoke", post(patient::revoke_consent))
         .route("/api/consent_codes", post(patient::create_consent_code))
         .route("/api/audit", get(patient::audit))
+        .route("/api/break_glass/alerts", get(break_glass_review::alerts))
+        .route(
+            "/api/break_glass/approve",
+            post(break_glass_review::approve),
+        )
+        .route(
+            "/api/break_glass/{id}/review",
+            post(break_glass_review::review),
+        )
         .route("/api/prescriptions/search", post(pharmacy::search))
         .route(
             "/api/prescriptions/{record_id}/dispense",

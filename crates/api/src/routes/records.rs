@@ -7,9 +7,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use medchain_records::limits::{
-    BREAK_GLASS_MAX_MS, CODE_MAX_CHARS, DIAGNOSIS_MAX_CHARS, MEDICATION_FIELD_MAX_CHARS,
-    MEDICATION_LINES_MAX, MEDICATION_NAME_MAX_CHARS, NOTES_MAX_CHARS, PRESCRIPTION_MAX_CHARS,
-    REASON_MAX_CHARS, RECORD_ID_MAX_BYTES, SEARCH_MAX_CHARS, USER_ID_MAX_CHARS,
+    BREAK_GLASS_MAX_MS, BREAK_GLASS_REASON_MIN_CHARS, CODE_MAX_CHARS, DIAGNOSIS_MAX_CHARS,
+    MEDICATION_FIELD_MAX_CHARS, MEDICATION_LINES_MAX, MEDICATION_NAME_MAX_CHARS, NOTES_MAX_CHARS,
+    PRESCRIPTION_MAX_CHARS, REASON_MAX_CHARS, RECORD_ID_MAX_BYTES, SEARCH_MAX_CHARS,
+    USER_ID_MAX_CHARS,
 };
 use medchain_records::query::{self, Page, RecordView};
 use medchain_records::tx::prescription_code_hash;
@@ -426,6 +427,12 @@ pub async fn break_glass(
 ) -> ApiResult<ApiJson<BreakGlassResponse>> {
     check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
     check_text("reason", &req.reason, REASON_MAX_CHARS, true)?;
+    if req.reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS {
+        return Err(ApiError::invalid(format!(
+            "reason: at least {BREAK_GLASS_REASON_MIN_CHARS} characters"
+        ))
+        .with_field("reason"));
+    }
     let minutes = req.minutes.unwrap_or(60);
     if !(1..=60).contains(&minutes) {
         return Err(ApiError::invalid("minutes: 1 to 60"));

@@ -1,14 +1,22 @@
 //! Break-glass: a doctor opens a patient's records without consent, read-only and for
-//! at most an hour, with a reason that the patient and the department see. The opening
-//! is itself an entry in the patient's audit trail.
+//! at most an hour, with a reason of at least ten characters that the patient and the
+//! department see. The opening is itself an entry in the patient's audit trail. A doctor
+//! may open at most `LedgerPolicy::break_glass_per_doctor_per_day` in any 24 hours; each
+//! one beyond needs a second approver (another doctor, or the patient's department).
+//! Every opening is an alert to the patient's department, which reviews it on the
+//! ledger with a note.
 
-use medchain_store::rusqlite::params;
+use medchain_store::rusqlite::{params, OptionalExtension};
 use medchain_types::UserRole;
 
 use super::{active_user, need_role, text_ok, Acting, Request};
 use crate::ledger::exec;
-use crate::limits::{BREAK_GLASS_MAX_MS, REASON_MAX_CHARS};
+use crate::limits::{
+    BREAK_GLASS_APPROVAL_TTL_MS, BREAK_GLASS_LIMIT_WINDOW_MS, BREAK_GLASS_MAX_MS,
+    BREAK_GLASS_REASON_MIN_CHARS, REASON_MAX_CHARS, REVIEW_NOTE_MAX_CHARS,
+};
 use crate::outcome::{reject, Checked, Outcome};
+use crate::policy::{user, UserRow};
 
 pub(super) fn open(
     r: &Request<'_>,
@@ -21,14 +29,18 @@ pub(super) fn open(
         return reject(Outcome::Forbidden, "only a doctor may break the glass");
     };
     need_role(doctor, UserRole::Doctor)?;
-    if reason.trim().is_empty() {
-        return reject(Outcome::Invalid, "reason: required");
+    if reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS {
+        return reject(
+            Outcome::Invalid,
+            format!("reason: at least {BREAK_GLASS_REASON_MIN_CHARS} characters"),
+        );
     }
     text_ok(reason, "reason", REASON_MAX_CHARS)?;
     if duration_ms == 0 || duration_ms > BREAK_GLASS_MAX_MS {
         return reject(Outcome::Invalid, "duration: 1 ms to 1 hour");
     }
     need_role(&active_user(r, patient)?, UserRole::Patient)?;
+    within_limit_or_approved(r, doctor, patient)?;
     let (now, h) = (r.now_ms as i64, r.height as i64);
     exec(
         r.conn,
@@ -49,6 +61,126 @@ pub(super) fn open(
         "INSERT INTO audit (patient, reader, reader_role, action, reason, at_ms, height)
          VALUES (?1, ?2, 'doctor', 'break_glass', ?3, ?4, ?5)",
         params![patient, doctor.user_id, reason, now, h],
+    )?;
+    Ok(())
+}
+
+/// Below the doctor's daily limit, or spend an unused, unexpired approval of a second
+/// approver for this patient.
+fn within_limit_or_approved(r: &Request<'_>, doctor: &UserRow, patient: &str) -> Checked {
+    let since = r.now_ms.saturating_sub(BREAK_GLASS_LIMIT_WINDOW_MS) as i64;
+    let recent: i64 = r
+        .conn
+        .prepare_cached("SELECT COUNT(*) FROM break_glass WHERE doctor = ?1 AND at_ms > ?2")?
+        .query_row(params![doctor.user_id, since], |row| row.get(0))?;
+    let limit = i64::from(r.policy.break_glass_per_doctor_per_day);
+    if recent < limit {
+        return Ok(());
+    }
+    let fresh = r.now_ms.saturating_sub(BREAK_GLASS_APPROVAL_TTL_MS) as i64;
+    let approval: Option<i64> = r
+        .conn
+        .prepare_cached(
+            "SELECT id FROM break_glass_approvals
+             WHERE doctor = ?1 AND patient = ?2 AND used_height IS NULL AND at_ms > ?3
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row(params![doctor.user_id, patient, fresh], |row| row.get(0))
+        .optional()?;
+    let Some(id) = approval else {
+        return reject(
+            Outcome::Forbidden,
+            format!(
+                "{} opened {recent} break-glass accesses in the last 24 hours (limit {limit}); \
+                 another doctor or the patient's department must approve this one",
+                doctor.user_id
+            ),
+        );
+    };
+    exec(
+        r.conn,
+        "UPDATE break_glass_approvals SET used_height = ?2 WHERE id = ?1",
+        params![id, r.height as i64],
+    )?;
+    Ok(())
+}
+
+/// The patient's department: a department administrator of the patient's own
+/// organisation and department.
+fn is_patients_department(actor: &UserRow, patient: &UserRow) -> bool {
+    actor.role == UserRole::Department
+        && actor.organisation == patient.organisation
+        && actor.department == patient.department
+}
+
+pub(super) fn approve(r: &Request<'_>, actor: &Acting, doctor: &str, patient: &str) -> Checked {
+    let Acting::User(approver) = actor else {
+        return reject(
+            Outcome::Forbidden,
+            "the operator does not approve break-glass",
+        );
+    };
+    let p = active_user(r, patient)?;
+    need_role(&p, UserRole::Patient)?;
+    need_role(&active_user(r, doctor)?, UserRole::Doctor)?;
+    let second_doctor = approver.role == UserRole::Doctor && approver.user_id != doctor;
+    if !(second_doctor || is_patients_department(approver, &p)) {
+        return reject(
+            Outcome::Forbidden,
+            "a break-glass approval comes from another doctor or the patient's department",
+        );
+    }
+    exec(
+        r.conn,
+        "INSERT INTO break_glass_approvals (doctor, patient, approver, at_ms, height)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            doctor,
+            patient,
+            approver.user_id,
+            r.now_ms as i64,
+            r.height as i64
+        ],
+    )?;
+    Ok(())
+}
+
+pub(super) fn review(r: &Request<'_>, actor: &Acting, id: u64, note: &str) -> Checked {
+    let Acting::User(reviewer) = actor else {
+        return reject(
+            Outcome::Forbidden,
+            "the operator does not review break-glass",
+        );
+    };
+    if note.trim().is_empty() {
+        return reject(Outcome::Invalid, "note: required");
+    }
+    text_ok(note, "note", REVIEW_NOTE_MAX_CHARS)?;
+    let event: Option<(String, Option<String>)> = r
+        .conn
+        .prepare_cached("SELECT patient, reviewed_by FROM break_glass WHERE id = ?1")?
+        .query_row(params![id as i64], |row| Ok((row.get(0)?, row.get(1)?)))
+        .optional()?;
+    let Some((patient, reviewed_by)) = event else {
+        return reject(Outcome::NotFound, format!("no break-glass event {id}"));
+    };
+    let Some(p) = user(r.conn, &patient)? else {
+        return reject(Outcome::NotFound, format!("no patient {patient}"));
+    };
+    if !is_patients_department(reviewer, &p) {
+        return reject(
+            Outcome::Forbidden,
+            "only the patient's department reviews a break-glass event",
+        );
+    }
+    if let Some(by) = reviewed_by {
+        return reject(Outcome::Conflict, format!("already reviewed by {by}"));
+    }
+    exec(
+        r.conn,
+        "UPDATE break_glass SET reviewed_by = ?2, review_note = ?3, reviewed_at_ms = ?4
+         WHERE id = ?1",
+        params![id as i64, reviewer.user_id, note, r.now_ms as i64],
     )?;
     Ok(())
 }

@@ -12,7 +12,7 @@ mod users;
 
 use medchain_store::rusqlite::Transaction;
 use medchain_store::ApplyError;
-use medchain_types::{SignedRequest, UserRole};
+use medchain_types::{LedgerPolicy, SignedRequest, UserRole};
 
 use crate::outcome::{reject, Checked, Outcome, Refusal, Rejection};
 use crate::policy::{user, UserRow};
@@ -28,6 +28,8 @@ pub(crate) struct Request<'a> {
     pub now_ms: u64,
     pub height: u64,
     pub n_replicas: usize,
+    /// The consortium's rules from the genesis.
+    pub policy: &'a LedgerPolicy,
 }
 
 impl Request<'_> {
@@ -175,6 +177,10 @@ fn dispatch(r: &Request<'_>, actor: &Acting, tx: &Tx) -> Checked {
             reason,
             duration_ms,
         } => break_glass::open(r, actor, patient, reason, *duration_ms),
+        Tx::ApproveBreakGlass { doctor, patient } => {
+            break_glass::approve(r, actor, doctor, patient)
+        }
+        Tx::ReviewBreakGlass { id, note } => break_glass::review(r, actor, *id, note),
         Tx::Marker => Ok(()),
     }
 }
