@@ -132,6 +132,22 @@ fn rows(record_id: &str, state: ConsentState) -> Vec<Row> {
             expect: |a, _| by_role(a, &["p001", "p002", "dep001"]),
         },
         Row {
+            name: "break_glass alerts",
+            method: "GET",
+            path: "/api/break_glass/alerts".into(),
+            body: None,
+            expect: |a, _| by_role(a, &["dep001"]),
+        },
+        // A review of an event that does not exist: the department gets the ledger's
+        // 404, everyone else is refused by role first.
+        Row {
+            name: "break_glass review",
+            method: "POST",
+            path: "/api/break_glass/999999/review".into(),
+            body: Some(json!({"note": "checked"})),
+            expect: |a, _| if a == "dep001" { 404 } else { by_role(a, &[]) },
+        },
+        Row {
             name: "consents",
             method: "GET",
             path: "/api/consents".into(),
@@ -320,7 +336,7 @@ async fn every_endpoint_role_and_consent_state() {
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(checked, 4 * 21 * ACTORS.len());
+    assert_eq!(checked, 4 * 23 * ACTORS.len());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
