@@ -9,6 +9,7 @@ pub mod openapi_limits;
 pub mod patient;
 pub mod pharmacy;
 pub mod records;
+pub mod security;
 pub mod session;
 
 use std::time::Duration;
@@ -99,7 +100,8 @@ pub fn rfc3339(ms: u64) -> String {
 #[openapi(
     info(title = "MedChain API", description = "Medical records on a PBFT ledger. Errors are {\"error\":{\"code\",\"message\",\"field\"}} (field: the request field at fault, on validation errors)."),
     paths(
-        session::login, session::refresh, session::logout, session::me,
+        session::login, session::refresh, session::change_password, session::logout, session::me,
+        security::security_log,
         records::add_record, records::validate_block, records::get_chain, records::patients,
         records::access_status, records::break_glass,
         patient::list_consents, patient::grant_consent, patient::revoke_consent,
@@ -149,6 +151,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/token/refresh", post(session::refresh))
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
+        .route("/api/password", post(session::change_password))
+        .route("/api/security_log", get(security::security_log))
         .route("/api/add_record", post(records::add_record))
         .route("/api/validate_block", post(records::validate_block))
         .route("/api/get_chain", post(records::get_chain))
@@ -194,6 +198,10 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(crate::web::router())
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::security_log::record_refusals,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
