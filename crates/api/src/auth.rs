@@ -244,7 +244,9 @@ pub struct SessionRef {
 pub enum Refreshed {
     Granted(SessionRef),
     /// The token had been spent already: someone holds a copy. Its session was ended.
-    Reused { user_id: String },
+    Reused {
+        user_id: String,
+    },
 }
 
 /// A password that matched.
@@ -294,6 +296,42 @@ fn refresh_hash(token: &str) -> Vec<u8> {
     Hash32::sha256(token.as_bytes()).0.to_vec()
 }
 
+/// A refresh token's row with its session's and its user's state.
+#[derive(Debug)]
+struct RefreshRow {
+    family_id: String,
+    user_id: String,
+    expires_at_ms: i64,
+    state: i64,
+    /// None when the session was pruned.
+    family_ended: Option<i64>,
+    /// None when the user has no password here any more.
+    must_change: Option<i64>,
+}
+
+fn read_refresh_row(conn: &Connection, hash: &[u8]) -> ApiResult<Option<RefreshRow>> {
+    Ok(conn
+        .query_row(
+            "SELECT r.family_id, r.user_id, r.expires_at_ms, r.state, f.ended, c.must_change
+             FROM refresh_tokens r
+             LEFT JOIN session_families f ON f.family_id = r.family_id
+             LEFT JOIN credentials c ON c.user_id = r.user_id
+             WHERE r.token_hash = ?1",
+            params![hash],
+            |r| {
+                Ok(RefreshRow {
+                    family_id: r.get(0)?,
+                    user_id: r.get(1)?,
+                    expires_at_ms: r.get(2)?,
+                    state: r.get(3)?,
+                    family_ended: r.get(4)?,
+                    must_change: r.get(5)?,
+                })
+            },
+        )
+        .optional()?)
+}
+
 /// Move a token secret of an older version out of the database (where anyone who read
 /// the file could mint tokens) into the key file; the row is overwritten, not only
 /// unlinked, and the log checkpointed, so the bytes do not linger in free pages.
@@ -317,7 +355,12 @@ fn forget_legacy_secret(conn: &Connection) -> ApiResult<()> {
 impl AuthService {
     /// `audience` names this node's API (tokens of another node are refused); `key_file`
     /// holds the token secrets (created owner-only if missing, see `crate::keyring`).
-    pub fn new(conn: Connection, audience: String, key_file: &Path, now_ms: u64) -> ApiResult<Self> {
+    pub fn new(
+        conn: Connection,
+        audience: String,
+        key_file: &Path,
+        now_ms: u64,
+    ) -> ApiResult<Self> {
         let legacy = take_legacy_secret(&conn)?;
         let had_legacy = legacy.is_some();
         let ring = KeyRing::load_or_create(key_file, legacy, now_ms).map_err(ApiError::internal)?;
@@ -380,7 +423,9 @@ impl AuthService {
         };
         // Argon2 runs outside the database lock: sign-ins do not queue behind it.
         self.password_checks.fetch_add(1, Ordering::SeqCst);
-        let phc = stored.as_ref().map_or(self.dummy_phc.as_str(), |s| s.0.as_str());
+        let phc = stored
+            .as_ref()
+            .map_or(self.dummy_phc.as_str(), |s| s.0.as_str());
         let parsed = PasswordHash::new(phc).map_err(ApiError::internal)?;
         let matches = Argon2::default()
             .verify_password(password.as_bytes(), &parsed)
@@ -422,7 +467,12 @@ impl AuthService {
             tx.execute(
                 "INSERT INTO session_families (family_id, user_id, created_ms, expires_at_ms)
                  VALUES (?1, ?2, ?3, ?4)",
-                params![family_id, user_id, now as i64, (now + REFRESH_TTL_MS) as i64],
+                params![
+                    family_id,
+                    user_id,
+                    now as i64,
+                    (now + REFRESH_TTL_MS) as i64
+                ],
             )?;
             tx.execute(
                 "UPDATE session_families SET ended = 1 WHERE family_id IN (
@@ -488,7 +538,10 @@ impl AuthService {
     /// Sign with the newest secret of the key file (re-read if it was rotated on disk).
     fn sign(&self, claims: &Claims) -> ApiResult<String> {
         self.reload_keys_if_changed();
-        let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = keys.ring.current();
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(key.kid.clone());
@@ -500,14 +553,20 @@ impl AuthService {
     fn reload_keys_if_changed(&self) {
         let stamp = FileStamp::of(&self.key_file).ok();
         {
-            let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys = self
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if stamp.is_some() && keys.stamp == stamp {
                 return;
             }
         }
         match KeyRing::load(&self.key_file) {
             Ok(ring) => {
-                *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
+                *self
+                    .keys
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
                     LoadedKeys { ring, stamp };
             }
             Err(e) => tracing::warn!(error = %e, "keeping the loaded token keys"),
@@ -523,7 +582,10 @@ impl AuthService {
         )
         .map_err(ApiError::internal)?;
         let kid = ring.current().kid.clone();
-        *self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner) = LoadedKeys {
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = LoadedKeys {
             ring,
             stamp: FileStamp::of(&self.key_file).ok(),
         };
@@ -533,7 +595,10 @@ impl AuthService {
     /// The key id new tokens are signed with.
     pub fn current_kid(&self) -> String {
         self.reload_keys_if_changed();
-        let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         keys.ring.current().kid.clone()
     }
 
@@ -547,13 +612,19 @@ impl AuthService {
             .filter(|k| !k.is_empty() && k.len() <= MAX_KID_CHARS)
             .ok_or_else(invalid)?;
         let known = {
-            let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let keys = self
+                .keys
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             keys.ring.get(&kid).is_some()
         };
         if !known {
             self.reload_keys_if_changed();
         }
-        let keys = self.keys.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let keys = self
+            .keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = keys.ring.get(&kid).ok_or_else(invalid)?;
         jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation)
             .map(|d| d.claims)
@@ -602,19 +673,15 @@ impl AuthService {
         let hash = refresh_hash(refresh_token);
         let mut db = lock(&self.db);
         let tx = db.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let row: Option<(String, String, i64, i64, Option<i64>, Option<i64>)> = tx
-            .query_row(
-                "SELECT r.family_id, r.user_id, r.expires_at_ms, r.state, f.ended, c.must_change
-                 FROM refresh_tokens r
-                 LEFT JOIN session_families f ON f.family_id = r.family_id
-                 LEFT JOIN credentials c ON c.user_id = r.user_id
-                 WHERE r.token_hash = ?1",
-                params![hash],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-            )
-            .optional()?;
         let invalid = || ApiError::unauthorized("invalid or expired refresh token");
-        let (family_id, user_id, expires, state, ended, must_change) = row.ok_or_else(invalid)?;
+        let RefreshRow {
+            family_id,
+            user_id,
+            expires_at_ms: expires,
+            state,
+            family_ended: ended,
+            must_change,
+        } = read_refresh_row(&tx, &hash)?.ok_or_else(invalid)?;
         if state == REFRESH_ROTATED {
             tx.execute(
                 "UPDATE session_families SET ended = 1 WHERE family_id = ?1",
@@ -693,8 +760,10 @@ impl AuthService {
                 .with_field("new_password")
         })?;
         if current == new {
-            return Err(ApiError::invalid("new_password: must differ from the current one")
-                .with_field("new_password"));
+            return Err(
+                ApiError::invalid("new_password: must differ from the current one")
+                    .with_field("new_password"),
+            );
         }
         self.check_password(&claims.sub, current, addr, now)
             .map_err(|e| match e.status.as_u16() {

@@ -183,14 +183,7 @@ impl KeyRing {
     fn render(&self) -> String {
         self.keys
             .iter()
-            .map(|k| {
-                format!(
-                    "v1 {} {} {}\n",
-                    k.kid,
-                    k.created_ms,
-                    hex::encode(&k.secret)
-                )
-            })
+            .map(|k| format!("v1 {} {} {}\n", k.kid, k.created_ms, hex::encode(&k.secret)))
             .collect()
     }
 

@@ -220,7 +220,10 @@ impl SecurityLog {
             .filter(|e| cursor.is_none_or(|c| e.seq < c))
             .collect();
         let more = older.len() > limit;
-        let events: Vec<SecurityEvent> = older.drain(older.len().saturating_sub(limit)..).rev().collect();
+        let events: Vec<SecurityEvent> = older
+            .drain(older.len().saturating_sub(limit)..)
+            .rev()
+            .collect();
         let next_cursor = if more {
             events.last().map(|e| e.seq)
         } else {
@@ -258,7 +261,11 @@ impl Subject {
 impl<S: Send + Sync> FromRequestParts<S> for Subject {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<Subject>().cloned().unwrap_or_default())
+        Ok(parts
+            .extensions
+            .get::<Subject>()
+            .cloned()
+            .unwrap_or_default())
     }
 }
 

@@ -33,7 +33,10 @@ pub async fn security_log(
             "only this node's organisation may read its security log",
         ));
     }
-    let limit = q.limit.map_or(50, |l| l as usize).min(SECURITY_LOG_PAGE_MAX);
+    let limit = q
+        .limit
+        .map_or(50, |l| l as usize)
+        .min(SECURITY_LOG_PAGE_MAX);
     let s2 = s.clone();
     tokio::task::spawn_blocking(move || s2.inner.security.page(q.cursor, limit))
         .await

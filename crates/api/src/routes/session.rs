@@ -79,7 +79,11 @@ fn login_refused(
         subject.set(username);
     }
     if e.status == StatusCode::UNAUTHORIZED {
-        let detail = if known { "wrong password" } else { "unknown account" };
+        let detail = if known {
+            "wrong password"
+        } else {
+            "unknown account"
+        };
         s.inner.security.record(
             SecurityEvent::new(SecurityEventKind::LoginFailed, s.now_ms())
                 .user(known.then_some(username))
@@ -209,13 +213,9 @@ pub async fn change_password(
     let now = s.now_ms();
     let (s2, claims) = (s.clone(), who.claims.clone());
     let issued = tokio::task::spawn_blocking(move || {
-        s2.inner.auth.change_password(
-            &claims,
-            &req.current_password,
-            &req.new_password,
-            addr,
-            now,
-        )
+        s2.inner
+            .auth
+            .change_password(&claims, &req.current_password, &req.new_password, addr, now)
     })
     .await
     .map_err(ApiError::internal)??;
