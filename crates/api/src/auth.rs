@@ -332,9 +332,8 @@ fn read_refresh_row(conn: &Connection, hash: &[u8]) -> ApiResult<Option<RefreshR
         .optional()?)
 }
 
-/// Move a token secret of an older version out of the database (where anyone who read
-/// the file could mint tokens) into the key file; the row is overwritten, not only
-/// unlinked, and the log checkpointed, so the bytes do not linger in free pages.
+/// The token secret an older version kept in the database (where anyone who read the
+/// file could mint tokens); `AuthService::new` moves it into the key file.
 fn take_legacy_secret(conn: &Connection) -> ApiResult<Option<Vec<u8>>> {
     Ok(conn
         .query_row(
@@ -345,6 +344,8 @@ fn take_legacy_secret(conn: &Connection) -> ApiResult<Option<Vec<u8>>> {
         .optional()?)
 }
 
+/// Delete the old secret once it is in the key file: overwritten (`secure_delete`), not
+/// only unlinked, and the log checkpointed, so its bytes do not linger in free pages.
 fn forget_legacy_secret(conn: &Connection) -> ApiResult<()> {
     conn.pragma_update(None, "secure_delete", "ON")?;
     conn.execute("DELETE FROM gateway_meta WHERE key = 'jwt_secret'", [])?;
