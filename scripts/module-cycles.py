@@ -25,8 +25,11 @@ def modules(src):
 
 
 def strip_tests(text):
+    """The file without its test module and its comments (doc comments name paths
+    they do not depend on)."""
     i = text.find("#[cfg(test)]")
-    return text if i < 0 else text[:i]
+    text = text if i < 0 else text[:i]
+    return "\n".join(l for l in text.split("\n") if not l.lstrip().startswith("//"))
 
 
 def refs(text, me, mods):

@@ -18,7 +18,14 @@ pub struct ApiError {
     /// The request field at fault, for validation errors: the UI marks that input
     /// instead of parsing the message.
     pub field: Option<String>,
+    /// For 429: how long the client must wait, sent as `Retry-After` (whole seconds).
+    pub retry_after_ms: Option<u64>,
 }
+
+/// The code of an error answer, attached to the response so that middleware (the
+/// security log) can tell what was refused without parsing the body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorBody {
@@ -41,6 +48,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after_ms: None,
         }
     }
     /// The same error, naming the request field at fault.
@@ -68,6 +76,20 @@ impl ApiError {
     }
     pub fn throttled(m: impl Into<String>) -> Self {
         Self::new(StatusCode::TOO_MANY_REQUESTS, "throttled", m)
+    }
+    /// 429 that tells the client, in `Retry-After`, how long to wait.
+    pub fn throttled_for(m: impl Into<String>, wait_ms: u64) -> Self {
+        let mut e = Self::throttled(m);
+        e.retry_after_ms = Some(wait_ms);
+        e
+    }
+    /// The token only allows choosing a new password (`POST /api/password`).
+    pub fn password_change_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "password_change_required",
+            "choose a new password first (POST /api/password)",
+        )
     }
     pub fn unavailable(m: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
@@ -113,7 +135,16 @@ impl IntoResponse for ApiError {
                 field: self.field,
             },
         };
-        (self.status, Json(body)).into_response()
+        let mut resp = (self.status, Json(body)).into_response();
+        if let Some(ms) = self.retry_after_ms {
+            // Whole seconds, rounded up, at least one: a client that waits this long is
+            // not refused again for the same reason.
+            let secs = ms.div_ceil(1000).max(1);
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        resp.extensions_mut().insert(ErrorCode(self.code));
+        resp
     }
 }
 

@@ -1,22 +1,31 @@
 //! Auth as types: a handler that takes `Doctor` can only run for a signed-in, active
-//! doctor. Each extractor checks the bearer token (signature, issuer, audience, expiry,
-//! revocation) and then the ledger: the user must exist, be active, and hold the role.
+//! doctor. Each extractor checks the bearer token (signature, key id, issuer, audience,
+//! expiry, lifetime cap, revocation, session not ended) and then the ledger: the user
+//! must exist, be active, and hold the role. A token that only allows choosing a new
+//! password (the password was set by an administrator) is refused by all of them with
+//! 403 `password_change_required`; only `PasswordSession` accepts it.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use medchain_records::UserRow;
 use medchain_types::UserRole;
 
-use crate::auth::Claims;
+use crate::auth::{Claims, TokenScope};
 use crate::error::ApiError;
+use crate::security_log::Subject;
 use crate::state::AppState;
 
-/// Any signed-in, active user.
+/// Any signed-in, active user with a full session.
 #[derive(Debug, Clone)]
 pub struct Session {
     pub user: UserRow,
     pub claims: Claims,
 }
+
+/// A signed-in, active user, whether their token is a full session or only allows the
+/// password change (`POST /api/password`).
+#[derive(Debug, Clone)]
+pub struct PasswordSession(pub Session);
 
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let h = parts
@@ -32,21 +41,40 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| ApiError::unauthorized("expected 'Authorization: Bearer <token>'"))
 }
 
+/// The token and the ledger's view of its user, whatever the token's scope.
+fn authenticate(parts: &Parts, state: &AppState) -> Result<Session, ApiError> {
+    let token = bearer(parts)?;
+    let claims = state.inner.auth.verify(token, state.now_ms())?;
+    // From here on a refusal is about this user: the security log may name them.
+    Subject::note(&parts.extensions, &claims.sub);
+    let user = state
+        .lookup(|c| Ok(medchain_records::user(c, &claims.sub)?))?
+        .filter(|u| u.active)
+        .ok_or_else(|| ApiError::unauthorized("account is not active"))?;
+    if user.role.as_str() != claims.role {
+        return Err(ApiError::unauthorized("role changed; sign in again"));
+    }
+    crate::access::signs_in_here(&user, state.inner.replica)?;
+    Ok(Session { user, claims })
+}
+
 impl FromRequestParts<AppState> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?.to_string();
-        let claims = state.inner.auth.verify(&token, state.now_ms())?;
-        let user = state
-            .lookup(|c| Ok(medchain_records::user(c, &claims.sub)?))?
-            .filter(|u| u.active)
-            .ok_or_else(|| ApiError::unauthorized("account is not active"))?;
-        if user.role.as_str() != claims.role {
-            return Err(ApiError::unauthorized("role changed; sign in again"));
+        let s = authenticate(parts, state)?;
+        match s.claims.scope {
+            TokenScope::Session => Ok(s),
+            TokenScope::PasswordChange => Err(ApiError::password_change_required()),
         }
-        crate::access::signs_in_here(&user, state.inner.replica)?;
-        Ok(Session { user, claims })
+    }
+}
+
+impl FromRequestParts<AppState> for PasswordSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        authenticate(parts, state).map(PasswordSession)
     }
 }
 

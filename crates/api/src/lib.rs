@@ -7,8 +7,14 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod keyring;
+pub mod private_files;
+pub mod read_budget;
+pub mod refusal_log;
 pub mod routes;
+pub mod security_log;
 pub mod state;
+pub mod throttle;
 pub mod web;
 
 pub use error::{ApiError, ApiResult};

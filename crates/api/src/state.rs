@@ -1,6 +1,6 @@
 //! What every handler shares: the ledger gateway (submit a transaction, wait for its
-//! commit), read connections on the committed state, sessions, the clock, and the live
-//! figures of the replica.
+//! commit), read connections on the committed state, sessions, the security log, the
+//! per-user read budget, the clock, and the live figures of the replica.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -8,12 +8,14 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use medchain_records::{Envelope, Outcome, Rejection};
+use medchain_records::{Actor, Envelope, Outcome, Rejection, Transaction};
 use medchain_store::rusqlite::{Connection, OpenFlags};
 use medchain_types::Genesis;
 
 use crate::auth::AuthService;
 use crate::error::{ApiError, ApiResult};
+use crate::read_budget::ReadBudget;
+use crate::security_log::SecurityLog;
 
 /// How long a handler waits for its transaction to commit.
 pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -98,6 +100,9 @@ pub struct Inner {
     pub db_path: PathBuf,
     pub submitter: Box<dyn Submitter>,
     pub auth: AuthService,
+    pub security: SecurityLog,
+    /// Audited reads per user (each one is a ledger write).
+    pub read_budget: ReadBudget,
     pub clock: Box<dyn Clock>,
     pub status: Box<dyn ReplicaStatus>,
     /// Absent in tests that do not run a replica.
@@ -118,6 +123,9 @@ pub struct AppConfig {
     pub db_path: PathBuf,
     pub submitter: Box<dyn Submitter>,
     pub auth: AuthService,
+    pub security_log: SecurityLog,
+    /// Audited reads per user per minute (`crate::read_budget::READS_PER_MINUTE`).
+    pub reads_per_minute: u32,
     pub clock: Box<dyn Clock>,
     pub status: Box<dyn ReplicaStatus>,
     pub telemetry: Option<Arc<dyn Telemetry>>,
@@ -133,6 +141,8 @@ impl AppState {
                 db_path: c.db_path,
                 submitter: c.submitter,
                 auth: c.auth,
+                security: c.security_log,
+                read_budget: ReadBudget::new(c.reads_per_minute),
                 clock: c.clock,
                 status: c.status,
                 telemetry: c.telemetry,
@@ -217,8 +227,13 @@ impl AppState {
     }
 
     /// Submit a transaction and wait for it to commit; then turn the ledger's verdict into
-    /// an answer (403, 404, 409, 422 for rejections).
+    /// an answer (403, 404, 409, 422 for rejections). The audit entry of a read is first
+    /// charged to its reader's read budget (429 beyond it): every route that reads a
+    /// patient's data commits one here, so no route can forget the budget.
     pub async fn commit(&self, env: &Envelope, content: Vec<Vec<u8>>) -> ApiResult<Committed> {
+        if let (Actor::User(reader), Transaction::AuditRead { .. }) = (&env.actor, &env.tx) {
+            self.inner.read_budget.take(reader, self.now_ms())?;
+        }
         let c = self.commit_only(env.clone(), content).await?;
         let outcome = self.lookup(|conn| {
             Ok(medchain_records::query::outcome(

@@ -70,8 +70,15 @@ fn set_password(files: &NodeFiles, user_id: &str, password: &str) -> anyhow::Res
         medchain_api::auth::hash_password(password).map_err(|e| anyhow::anyhow!(e.message))?;
     let conn = medchain_api::auth::open_local_db(&files.gateway_db_path())?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    medchain_api::auth::set_password_hash(&conn, user_id, &phc)
-        .map_err(|e| anyhow::anyhow!(e.message))
+    // Set by the operator, not chosen by the user: they choose their own at first
+    // sign-in (and every session the old password opened ends).
+    medchain_api::auth::store_password_hash(
+        &conn,
+        user_id,
+        &phc,
+        medchain_api::auth::PasswordOrigin::SetByAdministrator,
+    )
+    .map_err(|e| anyhow::anyhow!(e.message))
 }
 
 pub fn run(cmd: &UserCmd) -> anyhow::Result<()> {

@@ -295,7 +295,7 @@ fn two_pharmacies_of_two_organisations_dispensing_at_once_one_wins() {
     let code = rec["prescription_code"].as_str().expect("code").to_string();
     let tokens = vec![
         c.login(0, "ph001", "pharmacy123"),
-        c.login(2, "ph-city", "city-pharmacy-pw"),
+        c.login_changing_password(2, "ph-city", "city-pharmacy-pw", "city-pharmacy-own"),
     ];
     let c = std::sync::Arc::new(c);
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(2));
@@ -392,7 +392,7 @@ fn operator_adds_a_department_administrator_who_can_sign_in() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let token = c.login(2, "rad-admin", "s3cure-enough");
+    let token = c.login_changing_password(2, "rad-admin", "s3cure-enough", "my-own-secret");
     let (status, me) = c.post(2, "/api/validate_block", Some(&token), "");
     assert_eq!(status, 200, "a department may validate blocks: {me}");
     // The same id twice is refused by the ledger, with the reason.

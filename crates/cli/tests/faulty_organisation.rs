@@ -184,7 +184,12 @@ fn the_insurer_cannot_act_for_st_marys_users() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let admin = c.login(INSURER, "card-admin-3", "insurer-admin-pw");
+    let admin = c.login_changing_password(
+        INSURER,
+        "card-admin-3",
+        "insurer-admin-pw",
+        "insurer-own-pw",
+    );
     let (status, users) = c.get_with(INSURER, "/api/users", &admin);
     assert_eq!(status, 200, "{users}");
     let ids: Vec<&str> = users

@@ -5,9 +5,12 @@
 
 use std::sync::Arc;
 
-use medchain_api::auth::{open_local_db, AuthService};
+use medchain_api::auth::{open_local_db, token_secret_path, AuthService};
+use medchain_api::private_files::secure_data_dir;
+use medchain_api::read_budget::READS_PER_MINUTE;
+use medchain_api::security_log::SecurityLog;
 use medchain_api::state::{
-    AppConfig, AppState, ReplicaStatus, SubmitFuture, Submitter, SystemClock,
+    AppConfig, AppState, Clock, ReplicaStatus, SubmitFuture, Submitter, SystemClock,
 };
 use medchain_node::batcher::Batcher;
 use medchain_node::core_input::{Head, LiveStatus};
@@ -86,18 +89,29 @@ impl ReplicaStatus for Live {
 }
 
 /// The API state: the node's batcher as the gateway, sessions in the node-local
-/// database, the system clock, the live status and metrics.
+/// database, the token secret in its key file, the security log, the system clock, the
+/// live status and metrics. The data directory is made owner-only first (0700 folders,
+/// 0600 files: the ledger the store has just opened, its `-wal`/`-shm`, the gateway
+/// database, the key file, the log), whatever mode `init` or an older version left.
 fn api_state(h: NodeHandles<'_>) -> Result<AppState, NodeError> {
     let files = h.files;
-    let conn = open_local_db(&files.gateway_db_path()).map_err(StoreError::from)?;
+    let api = |e: medchain_api::ApiError| NodeError::Api(e.message);
+    secure_data_dir(&files.data_dir)?;
+    let conn =
+        open_local_db(&files.gateway_db_path()).map_err(|e| NodeError::Api(e.to_string()))?;
     let audience = format!("{}/replica-{}", files.genesis.chain_id, files.id().0);
-    let auth = AuthService::new(conn, audience).map_err(|e| NodeError::Api(e.message))?;
+    let key_file = token_secret_path(&files.data_dir);
+    let auth = AuthService::new(conn, audience, &key_file, SystemClock.now_ms()).map_err(api)?;
+    let security_log = SecurityLog::open(&files.data_dir)?;
+    secure_data_dir(&files.data_dir)?;
     Ok(AppState::new(AppConfig {
         replica: files.id().0,
         genesis: files.genesis.clone(),
         db_path: files.db_path(),
         submitter: Box::new(LedgerGateway(h.batcher)),
         auth,
+        security_log,
+        reads_per_minute: READS_PER_MINUTE,
         clock: Box::new(SystemClock),
         status: Box::new(Live(h.status)),
         telemetry: Some(h.metrics),

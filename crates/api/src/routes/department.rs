@@ -151,11 +151,20 @@ pub async fn deactivate(
     Path(user_id): Path<String>,
 ) -> ApiResult<ApiJson<Done>> {
     check_text("user_id", &user_id, USER_ID_MAX_CHARS, true)?;
+    let detail = format!("deactivated {user_id}");
     let env = Envelope {
         actor: Actor::User(d.user.user_id.clone()),
         tx: Transaction::DeactivateUser { user_id },
     };
     let c = s.commit(&env, Vec::new()).await?;
+    s.inner.security.record(
+        crate::security_log::SecurityEvent::new(
+            crate::security_log::SecurityEventKind::Deactivated,
+            s.now_ms(),
+        )
+        .user(Some(&d.user.user_id))
+        .detail(&detail),
+    );
     Ok(ApiJson(Done {
         ok: true,
         block_height: c.height,

@@ -10,6 +10,7 @@ pub mod openapi_limits;
 pub mod patient;
 pub mod pharmacy;
 pub mod records;
+pub mod security;
 pub mod session;
 
 use std::time::Duration;
@@ -100,7 +101,8 @@ pub fn rfc3339(ms: u64) -> String {
 #[openapi(
     info(title = "MedChain API", description = "Medical records on a PBFT ledger. Errors are {\"error\":{\"code\",\"message\",\"field\"}} (field: the request field at fault, on validation errors)."),
     paths(
-        session::login, session::refresh, session::logout, session::me,
+        session::login, session::refresh, session::change_password, session::logout, session::me,
+        security::security_log,
         records::add_record, records::validate_block, records::get_chain, records::patients,
         records::access_status, records::break_glass,
         break_glass_review::alerts, break_glass_review::review, break_glass_review::approve,
@@ -142,8 +144,29 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
-/// Every API route and the embedded web UI.
+/// Every API route and the embedded web UI, with the layers every answer goes through:
+/// refusals logged, body size and time bounded.
 pub fn router(state: AppState) -> Router {
+    session_routes()
+        .merge(record_routes())
+        .merge(people_routes())
+        .merge(chain_routes())
+        .merge(crate::web::router())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::refusal_log::record_refusals,
+        ))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .with_state(state)
+}
+
+/// Sign-in, sessions, passwords, the security log, the OpenAPI document.
+fn session_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(chain::health))
         .route("/api/openapi.json", get(openapi))
@@ -151,6 +174,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/token/refresh", post(session::refresh))
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
+        .route("/api/password", post(session::change_password))
+        .route("/api/security_log", get(security::security_log))
+}
+
+/// Records, consent and break-glass.
+fn record_routes() -> Router<AppState> {
+    Router::new()
         .route("/api/add_record", post(records::add_record))
         .route("/api/validate_block", post(records::validate_block))
         .route("/api/get_chain", post(records::get_chain))
@@ -179,6 +209,11 @@ pub fn router(state: AppState) -> Router {
             "/api/break_glass/{id}/review",
             post(break_glass_review::review),
         )
+}
+
+/// Pharmacies and departments.
+fn people_routes() -> Router<AppState> {
+    Router::new()
         .route("/api/prescriptions/search", post(pharmacy::search))
         .route(
             "/api/prescriptions/{record_id}/dispense",
@@ -193,6 +228,11 @@ pub fn router(state: AppState) -> Router {
             post(department::deactivate),
         )
         .route("/api/department/activity", get(department::activity))
+}
+
+/// The chain explorer, metrics and the FHIR export.
+fn chain_routes() -> Router<AppState> {
+    Router::new()
         .route("/metrics", get(metrics::prometheus))
         .route("/api/metrics", get(metrics::json))
         .route("/api/chain/head", get(chain::head))
@@ -203,14 +243,6 @@ pub fn router(state: AppState) -> Router {
             "/fhir/Patient/{patient_id}/$everything",
             get(fhir::everything),
         )
-        .merge(crate::web::router())
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        .with_state(state)
 }
 
 #[cfg(test)]

@@ -8,9 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
-use axum::http::{Request as HttpRequest, StatusCode};
+use axum::http::{HeaderMap, Request as HttpRequest, StatusCode};
 use http_body_util::BodyExt;
-use medchain_api::auth::{open_local_db, AuthService};
+use medchain_api::auth::{open_local_db, token_secret_path, AuthService};
+use medchain_api::read_budget::READS_PER_MINUTE;
+use medchain_api::security_log::SecurityLog;
 use medchain_api::state::{
     AppConfig, AppState, Clock, Committed, Head, ReplicaStatus, SubmitError, SubmitFuture,
     Submitter,
@@ -176,6 +178,15 @@ impl TestApi {
     }
 
     pub fn with_manual_validation(manual: bool) -> TestApi {
+        Self::build(manual, READS_PER_MINUTE)
+    }
+
+    /// An API whose users may make only `n` audited reads a minute.
+    pub fn with_reads_per_minute(n: u32) -> TestApi {
+        Self::build(false, n)
+    }
+
+    fn build(manual: bool, reads_per_minute: u32) -> TestApi {
         let dir = tempfile::tempdir().unwrap();
         let g = genesis();
         let db = dir.path().join("medchain.sqlite");
@@ -196,13 +207,22 @@ impl TestApi {
         for u in &g.users {
             medchain_api::auth::set_password_hash(&conn, &u.user_id, &phc).unwrap();
         }
-        let auth = AuthService::new(conn, "api-test/replica-0".into()).unwrap();
+        let auth = AuthService::new(
+            conn,
+            "api-test/replica-0".into(),
+            &token_secret_path(dir.path()),
+            START_MS,
+        )
+        .unwrap();
+        let security_log = SecurityLog::open(dir.path()).unwrap();
         let state = AppState::new(AppConfig {
             replica: 0,
             genesis: g,
             db_path: db,
             submitter: Box::new(Shared(ledger.clone())),
             auth,
+            security_log,
+            reads_per_minute,
             clock: Box::new(ClockHandle(clock.clone())),
             status: Box::new(Shared(ledger.clone())),
             telemetry: None,
@@ -242,8 +262,38 @@ impl TestApi {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> (StatusCode, Value) {
-        self.send(None, method, path, token, content_type, body)
+        let (status, _, v) = self
+            .send(None, method, path, token, content_type, body)
+            .await;
+        (status, v)
+    }
+
+    /// Like `call`, with the answer's headers too, as if from `addr` when given.
+    pub async fn call_full(
+        &self,
+        addr: Option<std::net::SocketAddr>,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let (content_type, bytes) = match body {
+            Some(v) => (Some("application/json"), serde_json::to_vec(&v).unwrap()),
+            None => (None, Vec::new()),
+        };
+        self.send(addr, method, path, token, content_type, bytes)
             .await
+    }
+
+    /// `POST /api/login` with `password`; status and body.
+    pub async fn login_with(&self, user: &str, password: &str) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/api/login",
+            None,
+            Some(json!({"username": user, "password": password})),
+        )
+        .await
     }
 
     /// One request through the router, from `addr` when given (as the server's
@@ -256,7 +306,7 @@ impl TestApi {
         token: Option<&str>,
         content_type: Option<&str>,
         body: Vec<u8>,
-    ) -> (StatusCode, Value) {
+    ) -> (StatusCode, HeaderMap, Value) {
         let mut b = HttpRequest::builder().method(method).uri(path);
         if let Some(a) = addr {
             b = b.extension(axum::extract::ConnectInfo(a));
@@ -274,9 +324,11 @@ impl TestApi {
             .await
             .unwrap();
         let status = resp.status();
+        let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         (
             status,
+            headers,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
     }
@@ -362,7 +414,9 @@ impl TestApi {
             Some(v) => (Some("application/json"), serde_json::to_vec(&v).unwrap()),
             None => (None, Vec::new()),
         };
-        self.send(Some(addr), method, path, token, content_type, bytes)
-            .await
+        let (status, _, v) = self
+            .send(Some(addr), method, path, token, content_type, bytes)
+            .await;
+        (status, v)
     }
 }

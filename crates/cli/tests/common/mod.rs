@@ -325,6 +325,27 @@ impl Cluster {
         child.wait_with_output().expect("medchain user")
     }
 
+    /// Sign in with a password an administrator set: the node answers with a token that
+    /// only changes the password; change it to `new_password` and return the session's
+    /// token.
+    pub fn login_changing_password(
+        &self,
+        i: usize,
+        user: &str,
+        initial: &str,
+        new_password: &str,
+    ) -> String {
+        let (status, v) = self.try_login(i, user, initial);
+        assert_eq!(status, 200, "login {user} at replica {i}: {v}");
+        assert_eq!(v["password_change_required"], true, "{v}");
+        let token = v["token"].as_str().expect("token").to_string();
+        let body = serde_json::json!({"current_password": initial, "new_password": new_password})
+            .to_string();
+        let (status, v) = self.post(i, "/api/password", Some(&token), &body);
+        assert_eq!(status, 200, "password change of {user}: {v}");
+        v["token"].as_str().expect("token").to_string()
+    }
+
     /// A login attempt at replica `i`: the status and body.
     pub fn try_login(&self, i: usize, user: &str, password: &str) -> (u16, serde_json::Value) {
         let body = serde_json::json!({"username": user, "password": password}).to_string();
