@@ -108,7 +108,7 @@ async fn a_password_set_by_an_administrator_must_be_changed_first() {
     let api = TestApi::new();
     let before = api.login("d002").await;
     // What `medchain user set-password` does, from another process, while the node runs.
-    let conn = open_local_db(&api.dir.path().join("gateway.sqlite")).unwrap();
+    let conn = open_local_db(&api.dir.path().join("sign-in.sqlite")).unwrap();
     let phc = hash_password("temporary pass 1").unwrap();
     store_password_hash(&conn, "d002", &phc, PasswordOrigin::SetByAdministrator).unwrap();
     assert_eq!(
@@ -346,7 +346,7 @@ async fn one_address_guessing_does_not_lock_another_address_out_of_another_accou
 #[test]
 fn throttle_state_survives_reopening_the_database() {
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("gateway.sqlite");
+    let db = dir.path().join("sign-in.sqlite");
     let key = token_secret_path(dir.path());
     let open =
         || AuthService::new(open_local_db(&db).unwrap(), "aud".into(), &key, START_MS).unwrap();
@@ -509,7 +509,7 @@ fn the_token_secret_lives_in_an_owner_only_key_file() {
     let data = tmp.path().join("node0");
     std::fs::create_dir(&data).unwrap();
     std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let db = data.join("gateway.sqlite");
+    let db = data.join("sign-in.sqlite");
     // An older node kept its secret in the database: it moves to the key file.
     let legacy = [7u8; 32];
     let conn = open_local_db(&db).unwrap();
@@ -522,7 +522,7 @@ fn the_token_secret_lives_in_an_owner_only_key_file() {
     let _auth = AuthService::new(conn, "aud".into(), &key, START_MS).unwrap();
     assert_eq!(mode(&key), 0o600);
     assert_eq!(mode(&data), 0o700);
-    for f in ["gateway.sqlite", "gateway.sqlite-wal", "gateway.sqlite-shm"] {
+    for f in ["sign-in.sqlite", "sign-in.sqlite-wal", "sign-in.sqlite-shm"] {
         if data.join(f).exists() {
             assert_eq!(mode(&data.join(f)), 0o600, "{f}");
         }
@@ -538,7 +538,7 @@ fn the_token_secret_lives_in_an_owner_only_key_file() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(rows, 0, "no secret left in gateway.sqlite");
+    assert_eq!(rows, 0, "no secret left in sign-in.sqlite");
 }
 
 /// The key file's (kid, secret) pairs, oldest first.

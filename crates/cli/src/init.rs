@@ -292,7 +292,7 @@ fn seed_demo_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
         }
         let data = dir.join(format!("node{org}"));
         std::fs::create_dir_all(&data)?;
-        let conn = medchain_api::auth::open_local_db(&data.join(GATEWAY_DB))?;
+        let conn = medchain_api::auth::open_local_db(&data.join(SIGN_IN_DB))?;
         let phc = medchain_api::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e.message))?;
         medchain_api::auth::set_password_hash(&conn, id, &phc)
             .map_err(|e| anyhow::anyhow!(e.message))?;
@@ -341,7 +341,7 @@ fn seed_bench_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
     for org in 1..replicas {
         let data = dir.join(format!("node{org}"));
         std::fs::create_dir_all(&data)?;
-        let conn = medchain_api::auth::open_local_db(&data.join(GATEWAY_DB))?;
+        let conn = medchain_api::auth::open_local_db(&data.join(SIGN_IN_DB))?;
         medchain_api::auth::set_password_hash(&conn, &bench_doctor(org), &phc)
             .map_err(|e| anyhow::anyhow!(e.message))?;
     }
@@ -349,4 +349,4 @@ fn seed_bench_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
 }
 
 /// The node-local database of the API gateway (passwords, sessions), in each data dir.
-pub const GATEWAY_DB: &str = "gateway.sqlite";
+pub const SIGN_IN_DB: &str = medchain_node::config::SIGN_IN_DB_FILE;

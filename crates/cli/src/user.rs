@@ -68,7 +68,8 @@ fn set_password(files: &NodeFiles, user_id: &str, password: &str) -> anyhow::Res
     }
     let phc =
         medchain_api::auth::hash_password(password).map_err(|e| anyhow::anyhow!(e.message))?;
-    let conn = medchain_api::auth::open_local_db(&files.gateway_db_path())?;
+    files.adopt_legacy_sign_in_db()?;
+    let conn = medchain_api::auth::open_local_db(&files.sign_in_db_path())?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     // Set by the operator, not chosen by the user: they choose their own at first
     // sign-in (and every session the old password opened ends).

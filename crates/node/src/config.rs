@@ -75,6 +75,27 @@ impl Default for PbftSettings {
     }
 }
 
+/// The file name of the node-local sign-in database in a data directory.
+pub const SIGN_IN_DB_FILE: &str = "sign-in.sqlite";
+/// Its name before it was named for what it holds.
+const LEGACY_SIGN_IN_DB_FILE: &str = "gateway.sqlite";
+
+/// See [`NodeFiles::adopt_legacy_sign_in_db`].
+pub fn adopt_legacy_sign_in_db(data_dir: &Path) -> std::io::Result<()> {
+    let new = data_dir.join(SIGN_IN_DB_FILE);
+    let old = data_dir.join(LEGACY_SIGN_IN_DB_FILE);
+    if new.exists() || !old.exists() {
+        return Ok(());
+    }
+    for suffix in ["-wal", "-shm"] {
+        let from = data_dir.join(format!("{LEGACY_SIGN_IN_DB_FILE}{suffix}"));
+        if from.exists() {
+            std::fs::rename(from, data_dir.join(format!("{SIGN_IN_DB_FILE}{suffix}")))?;
+        }
+    }
+    std::fs::rename(old, new)
+}
+
 /// Why a configuration could not be used. Names the file and the field.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -260,9 +281,18 @@ impl NodeFiles {
         Ok((medchain_types::ClientId(id), key))
     }
 
-    /// The API gateway's local database: password hashes and sessions, never replicated.
-    pub fn gateway_db_path(&self) -> PathBuf {
-        self.data_dir.join("gateway.sqlite")
+    /// The node-local sign-in database: password hashes, sessions and throttle state of
+    /// this organisation's users, never replicated. Called `gateway.sqlite` before; a
+    /// data directory that still has that file gets it renamed (see
+    /// [`NodeFiles::adopt_legacy_sign_in_db`]).
+    pub fn sign_in_db_path(&self) -> PathBuf {
+        self.data_dir.join(SIGN_IN_DB_FILE)
+    }
+
+    /// Rename a data directory's `gateway.sqlite` (and its WAL files) to the sign-in
+    /// database's name, once, when only the old one exists.
+    pub fn adopt_legacy_sign_in_db(&self) -> std::io::Result<()> {
+        adopt_legacy_sign_in_db(&self.data_dir)
     }
 
     pub fn limits(&self) -> Limits {
@@ -288,5 +318,30 @@ impl NodeFiles {
         // Three resends without an answer: ask another peer.
         c.fetch_timeout_ms = p.resend_interval_ms * 3;
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A data directory written before the rename keeps its sign-in data; one that has
+    /// both files keeps the new one untouched.
+    #[test]
+    fn a_legacy_gateway_database_is_adopted_once() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(dir.path().join("gateway.sqlite"), b"old")?;
+        std::fs::write(dir.path().join("gateway.sqlite-wal"), b"wal")?;
+        adopt_legacy_sign_in_db(dir.path())?;
+        assert_eq!(std::fs::read(dir.path().join(SIGN_IN_DB_FILE))?, b"old");
+        assert_eq!(
+            std::fs::read(dir.path().join("sign-in.sqlite-wal"))?,
+            b"wal"
+        );
+        assert!(!dir.path().join("gateway.sqlite").exists());
+        std::fs::write(dir.path().join("gateway.sqlite"), b"stray")?;
+        adopt_legacy_sign_in_db(dir.path())?;
+        assert_eq!(std::fs::read(dir.path().join(SIGN_IN_DB_FILE))?, b"old");
+        Ok(())
     }
 }

@@ -97,8 +97,11 @@ fn api_state(h: NodeHandles<'_>) -> Result<AppState, NodeError> {
     let files = h.files;
     let api = |e: medchain_api::ApiError| NodeError::Api(e.message);
     secure_data_dir(&files.data_dir)?;
+    files
+        .adopt_legacy_sign_in_db()
+        .map_err(|e| NodeError::Api(e.to_string()))?;
     let conn =
-        open_local_db(&files.gateway_db_path()).map_err(|e| NodeError::Api(e.to_string()))?;
+        open_local_db(&files.sign_in_db_path()).map_err(|e| NodeError::Api(e.to_string()))?;
     let audience = format!("{}/replica-{}", files.genesis.chain_id, files.id().0);
     let key_file = token_secret_path(&files.data_dir);
     let auth = AuthService::new(conn, audience, &key_file, SystemClock.now_ms()).map_err(api)?;

@@ -202,7 +202,7 @@ impl TestApi {
             }),
             clock: clock.clone(),
         });
-        let conn = open_local_db(&dir.path().join("gateway.sqlite")).unwrap();
+        let conn = open_local_db(&dir.path().join("sign-in.sqlite")).unwrap();
         let phc = medchain_api::auth::hash_password(PASSWORD).unwrap();
         for u in &g.users {
             medchain_api::auth::set_password_hash(&conn, &u.user_id, &phc).unwrap();
