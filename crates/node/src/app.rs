@@ -19,7 +19,6 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub struct NodeHandles<'a> {
     pub files: &'a NodeFiles,
-    pub reader: &'a Reader,
     /// This node's gateway: batches, signs and submits transactions as its client.
     pub batcher: Batcher,
     pub status: LiveStatus,

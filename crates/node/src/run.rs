@@ -80,7 +80,6 @@ pub async fn run_node(
 
     let router = app.http(NodeHandles {
         files: &files,
-        reader: &reader,
         batcher: start_batcher(&files, &reader, app.as_ref(), core_tx.clone(), &metrics)?,
         status: live.clone(),
         metrics: metrics.clone(),

@@ -26,7 +26,7 @@ pub(super) fn grant(
 ) -> Checked {
     let p = patient(actor)?;
     let key = GranteeKey::of(grantee, p.organisation);
-    grantee_exists(r, grantee, &key)?;
+    grantee_exists(r, grantee, p.organisation)?;
     exec(
         r.conn,
         "INSERT OR REPLACE INTO consents VALUES (?1, ?2, ?3, ?4, ?5, NULL, ?6)",
@@ -83,15 +83,17 @@ pub(super) fn create_code(r: &Request<'_>, actor: &Acting, code_hash: &Hash32) -
 
 /// A department exists in its organisation when someone of that organisation works or
 /// is registered in it; a user grantee must be an active user of the right role.
-fn grantee_exists(r: &Request<'_>, g: &Grantee, key: &GranteeKey) -> Checked {
-    let want = match g {
-        Grantee::Department(_) | Grantee::DepartmentOf { .. } => {
-            let Some((org, d)) = GranteeKey::split_department(key.kind, &key.id) else {
-                return Err(crate::outcome::ApplyError::Invariant(
-                    "a department key always names its organisation",
-                )
-                .into());
-            };
+fn grantee_exists(r: &Request<'_>, g: &Grantee, patient_organisation: u16) -> Checked {
+    let department = match g {
+        Grantee::Department(d) => Some((patient_organisation, d.as_str())),
+        Grantee::DepartmentOf {
+            organisation,
+            department,
+        } => Some((*organisation, department.as_str())),
+        Grantee::Doctor(_) | Grantee::Pharmacy(_) => None,
+    };
+    let want = match department {
+        Some((org, d)) => {
             let n: i64 = r.conn.query_row(
                 "SELECT COUNT(*) FROM users WHERE organisation = ?1 AND department = ?2",
                 params![org, d],
@@ -106,8 +108,8 @@ fn grantee_exists(r: &Request<'_>, g: &Grantee, key: &GranteeKey) -> Checked {
                 )
             };
         }
-        Grantee::Doctor(_) => UserRole::Doctor,
-        Grantee::Pharmacy(_) => UserRole::Pharmacy,
+        None if matches!(g, Grantee::Doctor(_)) => UserRole::Doctor,
+        None => UserRole::Pharmacy,
     };
     let id = g.name();
     match user(r.conn, id)? {
