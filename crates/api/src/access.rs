@@ -44,15 +44,22 @@ pub fn signs_in_here(user: &UserRow, replica: u16) -> ApiResult<()> {
     }
 }
 
-/// The patient `patient_id` as a user, or 404.
+/// The patient `patient_id` as a user, or 404. Only for callers that may learn whether a
+/// patient exists (an emergency access names one and is itself audited); a read answers an
+/// unknown patient as it answers one it may not see (`patient_if_known`).
 pub fn patient(conn: &Connection, patient_id: &str) -> ApiResult<UserRow> {
-    match medchain_records::user(conn, patient_id)? {
-        Some(u) if u.role == UserRole::Patient => Ok(u),
-        _ => Err(ApiError::not_found(format!("no patient {patient_id}"))),
-    }
+    patient_if_known(conn, patient_id)?
+        .ok_or_else(|| ApiError::not_found(format!("no patient {patient_id}")))
 }
 
-/// Decide whether `reader` may read `patient_id`'s records at `now_ms`.
+/// The patient `patient_id`, if there is one.
+pub fn patient_if_known(conn: &Connection, patient_id: &str) -> ApiResult<Option<UserRow>> {
+    Ok(medchain_records::user(conn, patient_id)?.filter(|u| u.role == UserRole::Patient))
+}
+
+/// Decide whether `reader` may read `patient_id`'s records at `now_ms`. An unknown patient
+/// is refused with the same status and words as a patient the reader may not see, so that
+/// the answer does not tell which ids exist.
 pub fn read_access(
     conn: &Connection,
     reader: &UserRow,
@@ -65,15 +72,13 @@ pub fn read_access(
             "patients may read only their own records",
         )),
         UserRole::Doctor => {
-            patient(conn, patient_id)?;
-            if doctor_has_consent(conn, reader, patient_id, now_ms)? {
+            let known = patient_if_known(conn, patient_id)?.is_some();
+            if known && doctor_has_consent(conn, reader, patient_id, now_ms)? {
                 Ok(ReadAccess::Consent)
-            } else if break_glass_active(conn, &reader.user_id, patient_id, now_ms)? {
+            } else if known && break_glass_active(conn, &reader.user_id, patient_id, now_ms)? {
                 Ok(ReadAccess::BreakGlass)
             } else {
-                Err(ApiError::forbidden(format!(
-                    "no consent from {patient_id}; ask the patient for consent or a one-time code, or use break-glass in an emergency"
-                )))
+                Err(no_consent(patient_id))
             }
         }
         UserRole::Pharmacy | UserRole::Department => Err(ApiError::forbidden(format!(
@@ -81,4 +86,11 @@ pub fn read_access(
             reader.role.as_str()
         ))),
     }
+}
+
+/// The refusal of a doctor's read without consent, for known and unknown ids alike.
+pub fn no_consent(patient_id: &str) -> ApiError {
+    ApiError::forbidden(format!(
+        "no consent from {patient_id}; ask the patient for consent or a one-time code, or use break-glass in an emergency"
+    ))
 }

@@ -220,6 +220,16 @@ impl<T: Serialize> IntoResponse for ApiJson<T> {
 }
 
 /// Reject text that is too long or empty when required, naming the field.
+/// `check_text` for a name (a person's, a department's): also no invisible or
+/// text-direction characters (the ledger refuses them too, `medchain_records::names`).
+pub fn check_name(field: &str, value: &str, max_chars: usize) -> ApiResult<()> {
+    check_text(field, value, max_chars, true)?;
+    match medchain_records::names::name_problem(value) {
+        Some(problem) => Err(ApiError::invalid(format!("{field}: {problem}")).with_field(field)),
+        None => Ok(()),
+    }
+}
+
 pub fn check_text(field: &str, value: &str, max_chars: usize, required: bool) -> ApiResult<()> {
     let bad = |m: String| Err(ApiError::invalid(m).with_field(field));
     if required && value.trim().is_empty() {

@@ -132,7 +132,8 @@ async fn bad_input_gets_a_clear_4xx_naming_the_field() {
             Some(json!({"patient_id": "nobody"})),
         )
         .await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
+    // An unknown patient answers as one without consent (complete_reads.rs).
+    assert_eq!(s, StatusCode::FORBIDDEN);
     let (s, v) = api.call("GET", "/api/no/such/thing", None, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "not_found");

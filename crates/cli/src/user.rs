@@ -116,6 +116,15 @@ fn run_add(
     if !medchain_types::genesis::valid_user_id(user_id) {
         bail!("--user-id must be 1 to 64 letters, digits, '-', '_' or '.'");
     }
+    // The ledger refuses these too; saying so before the password prompt is kinder.
+    for (flag, value) in [
+        ("--display-name", display_name),
+        ("--department", department),
+    ] {
+        if let Some(problem) = medchain_records::names::name_problem(value) {
+            bail!("{flag}: {problem}");
+        }
+    }
     let files = NodeFiles::load(config)?;
     let (client_id, key) = files.operator()?;
     let pw = read_password()?;

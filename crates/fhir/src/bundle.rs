@@ -131,7 +131,7 @@ struct Builder<'a> {
     requests: BTreeMap<&'a str, Requests>,
 }
 
-pub(crate) fn build(x: &PatientExport, base_url: &str) -> Value {
+pub(crate) fn build(x: &PatientExport, base_url: &str, next_url: Option<&str>) -> Value {
     let mut b = Builder::new(x);
     // Ids first, resources second: a dispense or an amendment may refer to a record that
     // comes later in the input, and every reference must already know its target's id.
@@ -143,7 +143,7 @@ pub(crate) fn build(x: &PatientExport, base_url: &str) -> Value {
     b.add_dispenses();
     b.add_consents();
     b.add_audits();
-    b.into_bundle(base_url)
+    b.into_bundle(base_url, next_url)
 }
 
 impl<'a> Builder<'a> {
@@ -189,7 +189,7 @@ impl<'a> Builder<'a> {
 
     /// Every resource added so far as entries of the searchset Bundle, each given its id
     /// and stripped of the empty elements FHIR JSON forbids.
-    fn into_bundle(self, base_url: &str) -> Value {
+    fn into_bundle(self, base_url: &str, next_url: Option<&str>) -> Value {
         let x = self.x;
         let patient = self.patient;
         let base = base_url.trim_end_matches('/');
@@ -214,6 +214,11 @@ impl<'a> Builder<'a> {
                 })
             })
             .collect();
+        let mut links =
+            vec![json!({ "relation": "self", "url": format!("{base}/{patient}/$everything") })];
+        if let Some(next) = next_url {
+            links.push(json!({ "relation": "next", "url": next }));
+        }
         let mut bundle = json!({
             "resourceType": "Bundle",
             "id": crate::ids::fhir_id(&format!("everything-{}", x.patient.user_id)),
@@ -221,7 +226,7 @@ impl<'a> Builder<'a> {
             // a searchset may carry entry.search (invariant bdl-2), so not "collection".
             "type": "searchset",
             "timestamp": instant(x.generated_at_ms),
-            "link": [{ "relation": "self", "url": format!("{base}/{patient}/$everything") }],
+            "link": links,
             "entry": entries,
         });
         prune(&mut bundle);

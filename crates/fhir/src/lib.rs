@@ -121,5 +121,15 @@ pub struct AuditEntry {
 /// Deterministic: the same export always gives byte-identical JSON, so two replicas
 /// answering the same request can be compared.
 pub fn patient_everything(export: &PatientExport, base_url: &str) -> serde_json::Value {
-    bundle::build(export, base_url)
+    bundle::build(export, base_url, None)
+}
+
+/// One page of `Patient/$everything`: as [`patient_everything`], with a Bundle `link`
+/// `next` to `next_url` when more pages follow (FHIR R4 paging, http.html#paging).
+pub fn patient_everything_page(
+    export: &PatientExport,
+    base_url: &str,
+    next_url: Option<&str>,
+) -> serde_json::Value {
+    bundle::build(export, base_url, next_url)
 }

@@ -11,6 +11,7 @@
 
 pub mod ledger;
 pub mod limits;
+pub mod names;
 pub mod outcome;
 pub mod policy;
 pub mod query;

@@ -150,11 +150,80 @@ impl Default for Page {
 }
 
 impl Page {
+    fn limit(self) -> u32 {
+        self.limit.clamp(1, MAX_PAGE)
+    }
+
+    /// `LIMIT` and `OFFSET`: one row more than the page holds, so that the page knows
+    /// whether rows follow it.
     fn bounds(self) -> (i64, i64) {
-        (
-            i64::from(self.limit.clamp(1, MAX_PAGE)),
-            i64::from(self.offset),
-        )
+        (i64::from(self.limit()) + 1, i64::from(self.offset))
+    }
+
+    /// The page's rows out of the `bounds()` query's rows.
+    fn cut<T>(self, rows: Vec<T>) -> Paged<T> {
+        Paged::cut(rows, self.limit())
+    }
+}
+
+/// One page of a list, and whether more rows follow it: no list is silently truncated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    pub more: bool,
+}
+
+impl<T> Paged<T> {
+    /// `rows` fetched with one row over `limit`: that extra row only says "more".
+    fn cut(mut rows: Vec<T>, limit: u32) -> Self {
+        let limit = limit as usize;
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        Paged { items: rows, more }
+    }
+}
+
+/// Where the next page of a patient's chain starts: after this record. Records run by
+/// block height, then id, and a new record is always at a later height, so a chain read
+/// page by page sees every record exactly once even while records are added.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordCursor {
+    pub height: u64,
+    pub record_id: String,
+}
+
+impl RecordCursor {
+    /// Longest record id a cursor may carry (ids are far shorter).
+    const RECORD_ID_MAX_CHARS: usize = 128;
+
+    /// `"{height}.{record_id}"`: opaque to clients, which pass it back unchanged.
+    pub fn encode(&self) -> String {
+        format!("{}.{}", self.height, self.record_id)
+    }
+
+    /// The cursor `encode` wrote, or `None` for anything else.
+    pub fn parse(s: &str) -> Option<Self> {
+        let (height, record_id) = s.split_once('.')?;
+        let valid_id = !record_id.is_empty()
+            && record_id.len() <= Self::RECORD_ID_MAX_CHARS
+            && record_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let digits = !height.is_empty() && height.len() <= 19;
+        match (valid_id && digits, height.parse::<u64>()) {
+            (true, Ok(height)) => Some(RecordCursor {
+                height,
+                record_id: record_id.to_string(),
+            }),
+            _ => None,
+        }
+    }
+
+    fn of(r: &RecordView) -> Self {
+        RecordCursor {
+            height: r.block_height,
+            record_id: r.record_id.clone(),
+        }
     }
 }
 
@@ -212,7 +281,7 @@ pub fn records_of_patient(
     conn: &Connection,
     patient: &str,
     page: Page,
-) -> rusqlite::Result<Vec<RecordView>> {
+) -> rusqlite::Result<Paged<RecordView>> {
     let (limit, offset) = page.bounds();
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN blocks b ON b.height = r.height
@@ -224,7 +293,39 @@ pub fn records_of_patient(
     while let Some(row) = rows.next()? {
         out.push(record_from_row(conn, row)?);
     }
-    Ok(out)
+    Ok(page.cut(out))
+}
+
+/// A patient's records after `after` (from the first when `None`), oldest first, at most
+/// `limit` (capped at `MAX_PAGE`), and the cursor of the next page when there is one.
+pub fn records_of_patient_after(
+    conn: &Connection,
+    patient: &str,
+    after: Option<&RecordCursor>,
+    limit: u32,
+) -> rusqlite::Result<(Vec<RecordView>, Option<RecordCursor>)> {
+    let limit = limit.clamp(1, MAX_PAGE);
+    let sql = format!(
+        "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN blocks b ON b.height = r.height
+         WHERE r.patient = ?1 AND (?2 IS NULL OR (r.height, r.record_id) > (?2, ?3))
+         ORDER BY r.height, r.record_id LIMIT ?4"
+    );
+    let (height, id) = after.map_or((None, None), |c| {
+        (Some(c.height as i64), Some(c.record_id.as_str()))
+    });
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![patient, height, id, i64::from(limit) + 1])?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(record_from_row(conn, row)?);
+    }
+    let page = Paged::cut(out, limit);
+    let next = if page.more {
+        page.items.last().map(RecordCursor::of)
+    } else {
+        None
+    };
+    Ok((page.items, next))
 }
 
 /// One record.
@@ -256,15 +357,19 @@ fn prescription_from(r: RecordView) -> Option<PrescriptionView> {
 }
 
 /// A patient's prescriptions (pharmacy view).
-pub fn prescriptions_of_patient(
+/// The prescriptions among a patient's records after `after`, a page of up to `limit`
+/// records at a time: the next cursor says whether records follow, prescriptions or not.
+pub fn prescriptions_of_patient_after(
     conn: &Connection,
     patient: &str,
-    page: Page,
-) -> rusqlite::Result<Vec<PrescriptionView>> {
-    Ok(records_of_patient(conn, patient, page)?
-        .into_iter()
-        .filter_map(prescription_from)
-        .collect())
+    after: Option<&RecordCursor>,
+    limit: u32,
+) -> rusqlite::Result<(Vec<PrescriptionView>, Option<RecordCursor>)> {
+    let (records, next) = records_of_patient_after(conn, patient, after, limit)?;
+    Ok((
+        records.into_iter().filter_map(prescription_from).collect(),
+        next,
+    ))
 }
 
 /// The prescription a code names, if any.
@@ -318,14 +423,15 @@ pub fn consents_of_patient(
 fn audit_rows(
     conn: &Connection,
     filter: &str,
+    order: &str,
     args: Vec<Value>,
     page: Page,
-) -> rusqlite::Result<Vec<AuditView>> {
+) -> rusqlite::Result<Paged<AuditView>> {
     let (sql, args) = paged(
         "SELECT a.id, a.patient, a.reader, a.reader_role, a.action, a.reason, a.at_ms, a.height
          FROM audit a",
         filter,
-        "a.id DESC",
+        order,
         args,
         page,
     );
@@ -342,7 +448,7 @@ fn audit_rows(
             block_height: r.get::<_, i64>(7)? as u64,
         })
     })?;
-    rows.collect()
+    Ok(page.cut(rows.collect::<rusqlite::Result<_>>()?))
 }
 
 /// `select WHERE filter ORDER BY order LIMIT .. OFFSET ..` with the filter's own
@@ -387,12 +493,34 @@ pub fn audit_of_patient(
     conn: &Connection,
     patient: &str,
     page: Page,
-) -> rusqlite::Result<Vec<AuditView>> {
+) -> rusqlite::Result<Paged<AuditView>> {
     audit_rows(
         conn,
         "a.patient = ?1",
+        "a.id DESC",
         vec![Value::Text(patient.to_string())],
         page,
+    )
+}
+
+/// Who read a patient's data, oldest first, after audit entry `after_id`: for an export
+/// read page by page, where entries added meanwhile must land on a later page, not shift
+/// the earlier ones.
+pub fn audit_of_patient_after(
+    conn: &Connection,
+    patient: &str,
+    after_id: Option<i64>,
+    limit: u32,
+) -> rusqlite::Result<Paged<AuditView>> {
+    audit_rows(
+        conn,
+        "a.patient = ?1 AND a.id > ?2",
+        "a.id",
+        vec![
+            Value::Text(patient.to_string()),
+            Value::Integer(after_id.unwrap_or(0)),
+        ],
+        Page { offset: 0, limit },
     )
 }
 
@@ -401,11 +529,12 @@ pub fn audit_of_department(
     conn: &Connection,
     dept: DepartmentRef<'_>,
     page: Page,
-) -> rusqlite::Result<Vec<AuditView>> {
+) -> rusqlite::Result<Paged<AuditView>> {
     audit_rows(
         conn,
         "a.patient IN (SELECT user_id FROM users
                        WHERE organisation = ?1 AND department = ?2 AND role = 'patient')",
+        "a.id DESC",
         dept.args(),
         page,
     )
@@ -416,7 +545,7 @@ fn break_glass_rows(
     filter: &str,
     args: Vec<Value>,
     page: Page,
-) -> rusqlite::Result<Vec<BreakGlassView>> {
+) -> rusqlite::Result<Paged<BreakGlassView>> {
     let (sql, args) = paged(
         "SELECT id, doctor, patient, department, reason, at_ms, until_ms, height,
                 reviewed_by, review_note, reviewed_at_ms
@@ -442,14 +571,14 @@ fn break_glass_rows(
             reviewed_at_ms: r.get::<_, Option<i64>>(10)?.map(|t| t as u64),
         })
     })?;
-    rows.collect()
+    Ok(page.cut(rows.collect::<rusqlite::Result<_>>()?))
 }
 
 pub fn break_glass_of_patient(
     conn: &Connection,
     patient: &str,
     page: Page,
-) -> rusqlite::Result<Vec<BreakGlassView>> {
+) -> rusqlite::Result<Paged<BreakGlassView>> {
     break_glass_rows(
         conn,
         "patient = ?1",
@@ -463,7 +592,7 @@ pub fn break_glass_of_department(
     conn: &Connection,
     dept: DepartmentRef<'_>,
     page: Page,
-) -> rusqlite::Result<Vec<BreakGlassView>> {
+) -> rusqlite::Result<Paged<BreakGlassView>> {
     break_glass_rows(
         conn,
         "(department = ?2 AND doctor IN (SELECT user_id FROM users WHERE organisation = ?1))
@@ -479,7 +608,7 @@ pub fn break_glass_alerts(
     conn: &Connection,
     dept: DepartmentRef<'_>,
     page: Page,
-) -> rusqlite::Result<Vec<BreakGlassView>> {
+) -> rusqlite::Result<Paged<BreakGlassView>> {
     break_glass_rows(
         conn,
         "reviewed_by IS NULL
@@ -494,7 +623,7 @@ pub fn department_activity(
     conn: &Connection,
     dept: DepartmentRef<'_>,
     page: Page,
-) -> rusqlite::Result<Vec<ActivityView>> {
+) -> rusqlite::Result<Paged<ActivityView>> {
     let (limit, offset) = page.bounds();
     let mut stmt = conn.prepare_cached(
         "SELECT r.record_id, r.patient, r.doctor, r.created_at_ms, r.height,
@@ -517,7 +646,7 @@ pub fn department_activity(
             })
         },
     )?;
-    rows.collect()
+    Ok(page.cut(rows.collect::<rusqlite::Result<_>>()?))
 }
 
 /// Users, optionally of one department (of one organisation) and one role, by id.
@@ -527,7 +656,7 @@ pub fn users(
     role: Option<&str>,
     search: Option<&str>,
     page: Page,
-) -> rusqlite::Result<Vec<UserView>> {
+) -> rusqlite::Result<Paged<UserView>> {
     let (limit, offset) = page.bounds();
     let pattern = search.map(|s| {
         let escaped = s
@@ -554,7 +683,7 @@ pub fn users(
             active: r.get::<_, i64>(5)? != 0,
         })
     })?;
-    rows.collect()
+    Ok(page.cut(rows.collect::<rusqlite::Result<_>>()?))
 }
 
 /// The outcome the ledger recorded for transaction `index` of a request: its own row, or

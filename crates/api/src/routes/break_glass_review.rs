@@ -4,7 +4,7 @@
 //! beyond a doctor's daily limit. The rules themselves are the ledger's
 //! (`medchain_records` rules/break_glass.rs); these routes submit and read.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use medchain_records::limits::{REVIEW_NOTE_MAX_CHARS, USER_ID_MAX_CHARS};
 use medchain_records::query::{self, BreakGlassView, DepartmentRef};
 use medchain_records::{Actor, Envelope, Transaction};
@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use crate::audit::audit_department_read;
 use crate::error::{check_text, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Department, DoctorOrDepartment};
+use crate::paging::{next_of, NextLink};
 use crate::routes::{Done, PageParams};
 use crate::state::AppState;
 
@@ -25,9 +26,10 @@ use crate::state::AppState;
 pub async fn alerts(
     State(s): State<AppState>,
     Department(d): Department,
-    Query(page): Query<PageParams>,
-) -> ApiResult<ApiJson<Vec<BreakGlassView>>> {
-    let page = page.page();
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<PageParams>,
+) -> ApiResult<(NextLink, ApiJson<Vec<BreakGlassView>>)> {
+    let page = params.page();
     let (organisation, dept) = (d.user.organisation, d.user.department.clone());
     let alerts = s
         .read(move |c| {
@@ -41,11 +43,11 @@ pub async fn alerts(
     audit_department_read(
         &s,
         &d.user.user_id,
-        alerts.iter().map(|a| a.patient_id.as_str()),
+        alerts.items.iter().map(|a| a.patient_id.as_str()),
         "break_glass_alerts",
     )
     .await?;
-    Ok(ApiJson(alerts))
+    Ok((next_of(&uri, params, &alerts), ApiJson(alerts.items)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -1,7 +1,7 @@
 //! The department administrator: registers and deactivates its doctors and patients (and
 //! pharmacies), and sees its department's record metadata.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use medchain_records::limits::{DISPLAY_NAME_MAX_CHARS, SEARCH_MAX_CHARS, USER_ID_MAX_CHARS};
 use medchain_records::query::{self, ActivityView, DepartmentRef, UserView};
 use medchain_records::{Actor, Envelope, Transaction};
@@ -10,8 +10,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::audit::audit_department_read;
-use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::error::{check_name, check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::Department;
+use crate::paging::{next_of, NextLink};
 use crate::routes::Done;
 use crate::routes::PageParams;
 use crate::state::AppState;
@@ -30,8 +31,9 @@ pub struct UserSearch {
 pub async fn list_users(
     State(s): State<AppState>,
     Department(d): Department,
+    OriginalUri(uri): OriginalUri,
     Query(q): Query<UserSearch>,
-) -> ApiResult<ApiJson<Vec<UserView>>> {
+) -> ApiResult<(NextLink, ApiJson<Vec<UserView>>)> {
     if let Some(r) = &q.role {
         if !["doctor", "patient", "pharmacy", "department"].contains(&r.as_str()) {
             return Err(ApiError::invalid(
@@ -42,26 +44,28 @@ pub async fn list_users(
     if let Some(t) = &q.search {
         check_text("search", t, SEARCH_MAX_CHARS, false)?;
     }
-    let page = PageParams {
+    let params = PageParams {
         offset: q.offset,
         limit: q.limit,
-    }
-    .page();
+    };
+    let page = params.page();
     let dept = (q.role.as_deref() != Some("pharmacy")).then(|| d.user.department.clone());
     let organisation = d.user.organisation;
-    s.read(move |c| {
-        Ok(ApiJson(query::users(
-            c,
-            dept.as_deref().map(|department| DepartmentRef {
-                organisation,
-                department,
-            }),
-            q.role.as_deref(),
-            q.search.as_deref(),
-            page,
-        )?))
-    })
-    .await
+    let users = s
+        .read(move |c| {
+            Ok(query::users(
+                c,
+                dept.as_deref().map(|department| DepartmentRef {
+                    organisation,
+                    department,
+                }),
+                q.role.as_deref(),
+                q.search.as_deref(),
+                page,
+            )?)
+        })
+        .await?;
+    Ok((next_of(&uri, params, &users), ApiJson(users.items)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -96,12 +100,7 @@ pub async fn register(
         "pharmacy" => UserRole::Pharmacy,
         _ => return Err(ApiError::invalid("role: one of doctor, patient, pharmacy")),
     };
-    check_text(
-        "display_name",
-        &req.display_name,
-        DISPLAY_NAME_MAX_CHARS,
-        true,
-    )?;
+    check_name("display_name", &req.display_name, DISPLAY_NAME_MAX_CHARS)?;
     crate::auth::check_password_rules(&req.password)?;
     let department = if role == UserRole::Pharmacy {
         "pharmacy".to_string()
@@ -185,21 +184,27 @@ pub struct Activity {
 pub async fn activity(
     State(s): State<AppState>,
     Department(d): Department,
-    Query(page): Query<PageParams>,
-) -> ApiResult<ApiJson<Activity>> {
-    let page = page.page();
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<PageParams>,
+) -> ApiResult<(NextLink, ApiJson<Activity>)> {
+    let page = params.page();
     let dept = d.user.department.clone();
     let organisation = d.user.organisation;
-    let activity = s
+    let (activity, next) = s
         .read(move |c| {
             let at = DepartmentRef {
                 organisation,
                 department: &dept,
             };
-            Ok(Activity {
-                records: query::department_activity(c, at, page)?,
-                department: dept,
-            })
+            let page = query::department_activity(c, at, page)?;
+            let next = next_of(&uri, params, &page);
+            Ok((
+                Activity {
+                    records: page.items,
+                    department: dept,
+                },
+                next,
+            ))
         })
         .await?;
     audit_department_read(
@@ -209,5 +214,5 @@ pub async fn activity(
         "department_activity",
     )
     .await?;
-    Ok(ApiJson(activity))
+    Ok((next, ApiJson(activity)))
 }

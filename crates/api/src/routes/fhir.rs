@@ -1,13 +1,15 @@
 //! `GET /fhir/Patient/{id}/$everything`: the patient's ledger data as a FHIR R4 Bundle,
 //! under the same access rules as `get_chain`, and audited like it.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use medchain_fhir as fhir;
 use medchain_records::limits::USER_ID_MAX_CHARS;
-use medchain_records::query::{self, Page, RecordView};
+use medchain_records::query::{self, AuditView, RecordCursor, RecordView};
 use medchain_store::rusqlite::Connection;
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use crate::audit::audited_read;
 use crate::error::{check_text, ApiError, ApiResult, ErrorBody};
@@ -30,28 +32,108 @@ fn person(conn: &Connection, id: &str) -> ApiResult<Option<fhir::Person>> {
     }))
 }
 
-fn export(conn: &Connection, s: &AppState, pid: &str, now: u64) -> ApiResult<fhir::PatientExport> {
-    let all = Page {
-        offset: 0,
-        limit: query::MAX_PAGE,
-    };
+/// Where a page of `$everything` starts. Pages hold the patient's records first (by
+/// block height, then id), then the audit trail (oldest first); both only grow at their
+/// end, so a client that follows `next` sees every entry once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ExportCursor {
+    /// The first page: the patient, consents, and the first records.
+    Start,
+    /// Records after this one (the audit trail from its start once they run out).
+    RecordsAfter(RecordCursor),
+    /// Records are done; audit entries after this id.
+    AuditAfter(i64),
+}
+
+impl ExportCursor {
+    fn encode(&self) -> Option<String> {
+        match self {
+            ExportCursor::Start => None,
+            ExportCursor::RecordsAfter(c) => Some(format!("r{}", c.encode())),
+            ExportCursor::AuditAfter(id) => Some(format!("a{id}")),
+        }
+    }
+
+    fn parse(s: Option<&str>) -> ApiResult<Self> {
+        let bad = || {
+            ApiError::invalid("_cursor: follow the Bundle's next link unchanged")
+                .with_field("_cursor")
+        };
+        let Some(s) = s else {
+            return Ok(ExportCursor::Start);
+        };
+        if let Some(r) = s.strip_prefix('r') {
+            return RecordCursor::parse(r)
+                .map(ExportCursor::RecordsAfter)
+                .ok_or_else(bad);
+        }
+        match s.strip_prefix('a').map(str::parse::<i64>) {
+            Some(Ok(id)) if id >= 0 => Ok(ExportCursor::AuditAfter(id)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// Entries of each kind on one page of the export.
+const EXPORT_PAGE_ENTRIES: u32 = query::MAX_PAGE;
+
+/// One page of the patient's export, and where the next page starts (`None`: last page).
+fn export(
+    conn: &Connection,
+    s: &AppState,
+    pid: &str,
+    now: u64,
+    at: &ExportCursor,
+) -> ApiResult<(fhir::PatientExport, Option<ExportCursor>)> {
     let patient = person(conn, pid)?.ok_or_else(|| ApiError::not_found("no such patient"))?;
-    let records = query::records_of_patient(conn, pid, all)?;
+    let (records, audit_after, next) = match at {
+        ExportCursor::AuditAfter(id) => (Vec::new(), Some(Some(*id)), None),
+        ExportCursor::Start | ExportCursor::RecordsAfter(_) => {
+            let after = match at {
+                ExportCursor::RecordsAfter(c) => Some(c),
+                _ => None,
+            };
+            let (records, next) =
+                query::records_of_patient_after(conn, pid, after, EXPORT_PAGE_ENTRIES)?;
+            match next {
+                Some(n) => (records, None, Some(ExportCursor::RecordsAfter(n))),
+                None => (records, Some(None), None),
+            }
+        }
+    };
+    let (audits, next) = match audit_after {
+        None => (Vec::new(), next),
+        Some(after) => {
+            let page = query::audit_of_patient_after(conn, pid, after, EXPORT_PAGE_ENTRIES)?;
+            let next = if page.more {
+                page.items.last().map(|a| ExportCursor::AuditAfter(a.id))
+            } else {
+                None
+            };
+            (audits(conn, page.items)?, next)
+        }
+    };
     let practitioners = practitioners(conn, &records)?;
     let organizations = organizations(s);
     let (records, dispenses) = records_and_dispenses(conn, records)?;
-    let consents = consents(conn, pid, now)?;
-    let audits = audits(conn, pid, all)?;
-    Ok(fhir::PatientExport {
-        patient,
-        practitioners,
-        organizations,
-        records,
-        dispenses,
-        consents,
-        audits,
-        generated_at_ms: now,
-    })
+    let consents = if *at == ExportCursor::Start {
+        consents(conn, pid, now)?
+    } else {
+        Vec::new()
+    };
+    Ok((
+        fhir::PatientExport {
+            patient,
+            practitioners,
+            organizations,
+            records,
+            dispenses,
+            consents,
+            audits,
+            generated_at_ms: now,
+        },
+        next,
+    ))
 }
 
 /// The doctors who wrote the records, once each; a doctor no longer registered is left
@@ -148,9 +230,9 @@ fn consents(conn: &Connection, pid: &str, now: u64) -> ApiResult<Vec<fhir::Conse
     Ok(consents)
 }
 
-fn audits(conn: &Connection, pid: &str, all: Page) -> ApiResult<Vec<fhir::AuditEntry>> {
+fn audits(conn: &Connection, entries: Vec<AuditView>) -> ApiResult<Vec<fhir::AuditEntry>> {
     let mut audits = Vec::new();
-    for a in query::audit_of_patient(conn, pid, all)? {
+    for a in entries {
         audits.push(fhir::AuditEntry {
             block_hash: block_hex(conn, a.block_height)?,
             reader_id: a.reader_id,
@@ -164,9 +246,17 @@ fn audits(conn: &Connection, pid: &str, all: Page) -> ApiResult<Vec<fhir::AuditE
     Ok(audits)
 }
 
-/// The patient's data as a FHIR R4 (4.0.1) Bundle.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct EverythingParams {
+    /// From the previous page's Bundle `link` `next`.
+    #[serde(rename = "_cursor")]
+    pub cursor: Option<String>,
+}
+
+/// The patient's data as a FHIR R4 (4.0.1) Bundle, one page at a time: each page's
+/// `link` `next` (absent on the last) is the next page.
 #[utoipa::path(get, path = "/fhir/Patient/{patient_id}/$everything",
-    params(("patient_id" = String, Path)),
+    params(("patient_id" = String, Path), EverythingParams),
     responses((status = 200, description = "FHIR R4 Bundle (searchset)", content_type = "application/fhir+json"),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("bearer" = [])), tag = "fhir")]
@@ -174,8 +264,10 @@ pub async fn everything(
     State(s): State<AppState>,
     RecordReader(who): RecordReader,
     Path(pid): Path<String>,
+    Query(q): Query<EverythingParams>,
 ) -> ApiResult<impl IntoResponse> {
     check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
+    let at = ExportCursor::parse(q.cursor.as_deref())?;
     audited_read(&s, &who, &pid, "fhir_export").await?;
     let now = s.now_ms();
     let s2 = s.clone();
@@ -190,8 +282,16 @@ pub async fn everything(
         );
     let bundle = s
         .read(move |c| {
-            let e = export(c, &s2, &pid, now)?;
-            Ok(fhir::patient_everything(&e, &base))
+            let (e, next) = export(c, &s2, &pid, now, &at)?;
+            // A cursor holds only digits, letters, '.', '-' and '_': safe in a URL as is.
+            let next_url = next
+                .and_then(|n| n.encode())
+                .map(|n| format!("{base}/Patient/{pid}/$everything?_cursor={n}"));
+            Ok(fhir::patient_everything_page(
+                &e,
+                &base,
+                next_url.as_deref(),
+            ))
         })
         .await?;
     Ok((

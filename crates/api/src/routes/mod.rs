@@ -16,15 +16,14 @@ pub mod session;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use medchain_records::query::{Page, MAX_PAGE};
 use rand::RngCore;
-use serde::Deserialize;
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
-use utoipa::{IntoParams, OpenApi};
+use utoipa::OpenApi;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -42,22 +41,7 @@ pub struct Done {
     pub block_height: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
-pub struct PageParams {
-    /// Rows to skip.
-    pub offset: Option<u32>,
-    /// Rows to return (1 to 200, default 50).
-    pub limit: Option<u32>,
-}
-
-impl PageParams {
-    pub fn page(self) -> Page {
-        Page {
-            offset: self.offset.unwrap_or(0),
-            limit: self.limit.unwrap_or(50).clamp(1, MAX_PAGE),
-        }
-    }
-}
+pub use crate::paging::PageParams;
 
 /// A new id with a prefix: 12 hex digits of the time in milliseconds, then 16 random
 /// ones (`rec-019ab3c4d5e6f7a8…`). Time first makes ids sort by creation, so a new
@@ -145,14 +129,24 @@ async fn not_found() -> ApiError {
 }
 
 /// Every API route and the embedded web UI, with the layers every answer goes through:
-/// refusals logged, body size and time bounded.
+/// refusals logged, body size and time bounded, no content-type sniffing. API answers
+/// (patient data among them) are never stored by a browser or a proxy; the UI's own
+/// assets keep their caching (ETags, web.rs).
 pub fn router(state: AppState) -> Router {
-    session_routes()
+    let api = session_routes()
         .merge(record_routes())
         .merge(people_routes())
         .merge(chain_routes())
-        .merge(crate::web::router())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    api.merge(crate::web::router())
         .fallback(not_found)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             crate::refusal_log::record_refusals,

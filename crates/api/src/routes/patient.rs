@@ -1,7 +1,7 @@
 //! What a patient controls: consent (grant, revoke, one-time codes) and the audit trail of
 //! who read their data. The department sees its own audit and break-glass events here too.
 
-use axum::extract::{Query, State};
+use axum::extract::{OriginalUri, Query, State};
 use medchain_records::limits::{CONSENT_CODE_TTL_MS, USER_ID_MAX_CHARS};
 use medchain_records::query::{self, AuditView, BreakGlassView, ConsentView, DepartmentRef};
 use medchain_records::tx::consent_code_hash;
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Patient, Session};
+use crate::paging::{next_of, NextLink};
 use crate::routes::{random_code, Done, PageParams};
 use crate::state::AppState;
 
@@ -176,37 +177,35 @@ pub async fn create_consent_code(
 pub async fn audit(
     State(s): State<AppState>,
     who: Session,
-    Query(page): Query<PageParams>,
-) -> ApiResult<ApiJson<Vec<AuditView>>> {
-    let page = page.page();
-    match who.user.role {
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<PageParams>,
+) -> ApiResult<(NextLink, ApiJson<Vec<AuditView>>)> {
+    let page = params.page();
+    let entries = match who.user.role {
         UserRole::Patient => {
-            s.read(move |c| {
-                Ok(ApiJson(query::audit_of_patient(
-                    c,
-                    &who.user.user_id,
-                    page,
-                )?))
-            })
-            .await
+            s.read(move |c| Ok(query::audit_of_patient(c, &who.user.user_id, page)?))
+                .await?
         }
         UserRole::Department => {
             s.read(move |c| {
-                Ok(ApiJson(query::audit_of_department(
+                Ok(query::audit_of_department(
                     c,
                     DepartmentRef {
                         organisation: who.user.organisation,
                         department: &who.user.department,
                     },
                     page,
-                )?))
+                )?)
             })
-            .await
+            .await?
         }
-        _ => Err(ApiError::forbidden(
-            "the audit trail is for the patient and the department",
-        )),
-    }
+        _ => {
+            return Err(ApiError::forbidden(
+                "the audit trail is for the patient and the department",
+            ))
+        }
+    };
+    Ok((next_of(&uri, params, &entries), ApiJson(entries.items)))
 }
 
 /// Break-glass events: a patient's own, or a department's (a department's read is audited
@@ -217,19 +216,14 @@ pub async fn audit(
 pub async fn break_glass_events(
     State(s): State<AppState>,
     who: Session,
-    Query(page): Query<PageParams>,
-) -> ApiResult<ApiJson<Vec<BreakGlassView>>> {
-    let page = page.page();
-    match who.user.role {
+    OriginalUri(uri): OriginalUri,
+    Query(params): Query<PageParams>,
+) -> ApiResult<(NextLink, ApiJson<Vec<BreakGlassView>>)> {
+    let page = params.page();
+    let events = match who.user.role {
         UserRole::Patient => {
-            s.read(move |c| {
-                Ok(ApiJson(query::break_glass_of_patient(
-                    c,
-                    &who.user.user_id,
-                    page,
-                )?))
-            })
-            .await
+            s.read(move |c| Ok(query::break_glass_of_patient(c, &who.user.user_id, page)?))
+                .await?
         }
         UserRole::Department => {
             let dept = who.user.department.clone();
@@ -246,14 +240,17 @@ pub async fn break_glass_events(
             crate::audit::audit_department_read(
                 &s,
                 &who.user.user_id,
-                events.iter().map(|e| e.patient_id.as_str()),
+                events.items.iter().map(|e| e.patient_id.as_str()),
                 "break_glass_events",
             )
             .await?;
-            Ok(ApiJson(events))
+            events
         }
-        _ => Err(ApiError::forbidden(
-            "break-glass events are shown to the patient and the department",
-        )),
-    }
+        _ => {
+            return Err(ApiError::forbidden(
+                "break-glass events are shown to the patient and the department",
+            ))
+        }
+    };
+    Ok((next_of(&uri, params, &events), ApiJson(events.items)))
 }

@@ -4,12 +4,12 @@
 use axum::extract::{Path, State};
 use medchain_records::limits::{CODE_MAX_CHARS, RECORD_ID_MAX_BYTES, USER_ID_MAX_CHARS};
 use medchain_records::policy::GranteeKey;
-use medchain_records::query::{self, Page, PrescriptionView};
+use medchain_records::query::{self, PrescriptionView, RecordCursor};
 use medchain_records::{consent_active, Actor, Envelope, Transaction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::access::patient;
+use crate::access::patient_if_known;
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::Pharmacy;
 use crate::state::AppState;
@@ -23,12 +23,17 @@ pub struct PrescriptionSearch {
     /// ...or the prescription code the patient presents.
     #[serde(default)]
     pub code: Option<String>,
+    /// With `patient_id`: the `next_cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PrescriptionList {
     #[schema(value_type = Vec<Object>)]
     pub prescriptions: Vec<PrescriptionView>,
+    /// Pass as `cursor` (with the same `patient_id`) for the next page; null on the last.
+    pub next_cursor: Option<String>,
 }
 
 /// Look up prescriptions. Each lookup is recorded in the patient's audit trail.
@@ -43,35 +48,44 @@ pub async fn search(
 ) -> ApiResult<ApiJson<PrescriptionList>> {
     let now = s.now_ms();
     let me = ph.user.user_id.clone();
-    let (patient_id, list) = match (req.patient_id, req.code) {
-        (Some(pid), None) => {
+    let (patient_id, list, next) = match (req.patient_id, req.code, req.cursor) {
+        (Some(pid), None, cursor) => {
             check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
+            let after = match cursor.as_deref() {
+                None => None,
+                Some(c) => Some(RecordCursor::parse(c).ok_or_else(|| {
+                    ApiError::invalid("cursor: pass back a next_cursor unchanged")
+                        .with_field("cursor")
+                })?),
+            };
             s.read(move |c| {
-                patient(c, &pid)?;
-                if !consent_active(c, &pid, &GranteeKey::pharmacy(&me), now)? {
+                // An unknown patient is refused as one who did not consent.
+                let known = patient_if_known(c, &pid)?.is_some();
+                if !known || !consent_active(c, &pid, &GranteeKey::pharmacy(&me), now)? {
                     return Err(ApiError::forbidden(format!(
                         "{pid} has not consented to this pharmacy; ask for the prescription code"
                     )));
                 }
-                let list = query::prescriptions_of_patient(
+                let (list, next) = query::prescriptions_of_patient_after(
                     c,
                     &pid,
-                    Page {
-                        offset: 0,
-                        limit: query::MAX_PAGE,
-                    },
+                    after.as_ref(),
+                    query::MAX_PAGE,
                 )?;
-                Ok((pid, list))
+                Ok((pid, list, next.map(|n| n.encode())))
             })
             .await?
         }
-        (None, Some(code)) => {
+        (None, Some(code), None) => {
             check_text("code", &code, CODE_MAX_CHARS, true)?;
             s.read(move |c| match query::prescription_by_code(c, &code)? {
-                Some(p) => Ok((p.patient_id.clone(), vec![p])),
+                Some(p) => Ok((p.patient_id.clone(), vec![p], None)),
                 None => Err(ApiError::not_found("no prescription with this code")),
             })
             .await?
+        }
+        (None, Some(_), Some(_)) => {
+            return Err(ApiError::invalid("cursor: only with patient_id").with_field("cursor"))
         }
         _ => return Err(ApiError::invalid("give exactly one of patient_id and code")),
     };
@@ -86,6 +100,7 @@ pub async fn search(
     s.commit(&env, Vec::new()).await?;
     Ok(ApiJson(PrescriptionList {
         prescriptions: list,
+        next_cursor: next,
     }))
 }
 

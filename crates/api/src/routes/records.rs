@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use medchain_records::limits::{
@@ -12,7 +12,7 @@ use medchain_records::limits::{
     PRESCRIPTION_MAX_CHARS, REASON_MAX_CHARS, RECORD_ID_MAX_BYTES, SEARCH_MAX_CHARS,
     USER_ID_MAX_CHARS,
 };
-use medchain_records::query::{self, Page, RecordView};
+use medchain_records::query::{self, RecordCursor, RecordView};
 use medchain_records::tx::prescription_code_hash;
 use medchain_records::{Actor, Envelope, Medication, RecordContent, Transaction};
 use medchain_types::Hash32;
@@ -23,6 +23,7 @@ use crate::access::patient;
 use crate::audit::audited_read;
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Doctor, DoctorOrDepartment, RecordReader};
+use crate::paging::{next_of, NextLink};
 use crate::routes::{new_id, random_code, PageParams};
 use crate::state::{AppState, Committed};
 
@@ -121,8 +122,8 @@ pub async fn add_record(
     // Fast, friendly refusal before consensus; the ledger checks the same rules again.
     let now = s.now_ms();
     let pid = &req.patient_id;
+    // (An unknown patient is refused as one without consent: no existence oracle.)
     s.lookup(|c| {
-        patient(c, pid)?;
         medchain_records::may_add_record(c, &doc.user, pid, req.consent_code.as_deref(), now)?
             .map_err(ApiError::from)
     })?;
@@ -262,6 +263,12 @@ pub async fn validate_block(
 #[serde(deny_unknown_fields)]
 pub struct GetChainRequest {
     pub patient_id: String,
+    /// `next_cursor` of the previous page; absent for the first page.
+    #[serde(default)]
+    pub cursor: Option<String>,
+    /// Records per page, 1 to 200 (default 200).
+    #[serde(default)]
+    pub limit: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -289,6 +296,8 @@ pub struct GetChainResponse {
     /// Why this read was allowed: "own data", "consent" or "break-glass".
     pub access: String,
     pub records: Vec<ChainRecord>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
 }
 
 fn chain_record(r: RecordView) -> ChainRecord {
@@ -321,17 +330,27 @@ pub async fn get_chain(
     ApiJson(req): ApiJson<GetChainRequest>,
 ) -> ApiResult<ApiJson<GetChainResponse>> {
     check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
+    let after = match req.cursor.as_deref() {
+        None => None,
+        Some(c) => Some(RecordCursor::parse(c).ok_or_else(|| {
+            ApiError::invalid("cursor: pass back a next_cursor unchanged").with_field("cursor")
+        })?),
+    };
+    let limit = req.limit.unwrap_or(query::MAX_PAGE);
+    if !(1..=query::MAX_PAGE).contains(&limit) {
+        return Err(
+            ApiError::invalid(format!("limit: 1 to {}", query::MAX_PAGE)).with_field("limit"),
+        );
+    }
     let access = audited_read(&s, &who, &req.patient_id, "get_chain").await?;
     let pid = req.patient_id.clone();
-    let records = s
+    let (records, next) = s
         .read(move |c| {
-            Ok(query::records_of_patient(
+            Ok(query::records_of_patient_after(
                 c,
                 &pid,
-                Page {
-                    offset: 0,
-                    limit: query::MAX_PAGE,
-                },
+                after.as_ref(),
+                limit,
             )?)
         })
         .await?;
@@ -339,6 +358,7 @@ pub async fn get_chain(
         patient_id: req.patient_id,
         access: access.reason().into(),
         records: records.into_iter().map(chain_record).collect(),
+        next_cursor: next.map(|c| c.encode()),
     }))
 }
 
@@ -365,20 +385,25 @@ pub struct PatientSummary {
 pub async fn patients(
     State(s): State<AppState>,
     Doctor(doc): Doctor,
+    OriginalUri(uri): OriginalUri,
     Query(q): Query<PatientSearch>,
-) -> ApiResult<ApiJson<Vec<PatientSummary>>> {
+) -> ApiResult<(NextLink, ApiJson<Vec<PatientSummary>>)> {
     if let Some(t) = &q.search {
         check_text("search", t, SEARCH_MAX_CHARS, false)?;
     }
-    let page = PageParams {
+    let params = PageParams {
         offset: q.offset,
         limit: q.limit,
-    }
-    .page();
+    };
+    let page = params.page();
     let now = s.now_ms();
     s.read(move |c| {
         let mut out = Vec::new();
-        for u in query::users(c, None, Some("patient"), q.search.as_deref(), page)? {
+        // The page is of all patients matching the search; those the doctor may not see
+        // are left out, so a page may hold fewer than `limit` and still have a next one.
+        let candidates = query::users(c, None, Some("patient"), q.search.as_deref(), page)?;
+        let next = next_of(&uri, params, &candidates);
+        for u in candidates.items {
             let consent = medchain_records::doctor_has_consent(c, &doc.user, &u.user_id, now)?;
             let bg = medchain_records::break_glass_active(c, &doc.user.user_id, &u.user_id, now)?;
             let same_department =
@@ -393,7 +418,7 @@ pub async fn patients(
                 });
             }
         }
-        Ok(ApiJson(out))
+        Ok((next, ApiJson(out)))
     })
     .await
 }
@@ -473,7 +498,7 @@ pub struct AccessStatus {
 /// Whether the doctor may see a patient's records now, and why.
 #[utoipa::path(get, path = "/api/patients/{patient_id}/access",
     params(("patient_id" = String, Path)),
-    responses((status = 200, body = AccessStatus), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = AccessStatus)),
     security(("bearer" = [])), tag = "records")]
 pub async fn access_status(
     State(s): State<AppState>,
@@ -483,9 +508,14 @@ pub async fn access_status(
     check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
     let now = s.now_ms();
     s.read(move |c| {
-        patient(c, &pid)?;
-        let consent = medchain_records::doctor_has_consent(c, &doc.user, &pid, now)?;
-        let until = medchain_records::break_glass_until(c, &doc.user.user_id, &pid)?;
+        // An unknown id answers as a patient without consent does: no existence oracle.
+        let known = crate::access::patient_if_known(c, &pid)?.is_some();
+        let consent = known && medchain_records::doctor_has_consent(c, &doc.user, &pid, now)?;
+        let until = if known {
+            medchain_records::break_glass_until(c, &doc.user.user_id, &pid)?
+        } else {
+            None
+        };
         Ok(ApiJson(AccessStatus {
             patient_id: pid,
             consent,

@@ -30,6 +30,14 @@ pub(super) fn register(r: &Request<'_>, actor: &Acting, new: NewUser<'_>) -> Che
     }
     text_ok(new.display_name, "display_name", DISPLAY_NAME_MAX_CHARS)?;
     text_ok(new.department, "department", DEPARTMENT_MAX_CHARS)?;
+    for (field, value) in [
+        ("display_name", new.display_name),
+        ("department", new.department),
+    ] {
+        if let Some(problem) = crate::names::name_problem(value) {
+            return reject(Outcome::Invalid, format!("{field}: {problem}"));
+        }
+    }
     let organisation = match actor {
         Acting::Operator => r.signer_organisation(),
         Acting::User(a) => {
