@@ -67,10 +67,25 @@ pub fn keygen(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Create `path` (and its parents) and make it owner-only (0700): the folders init lays
+/// out hold private keys and, once a node runs, password hashes and the ledger.
+fn private_dir(path: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
+    medchain_api::private_files::secure_dir(path)
+        .with_context(|| format!("making {} owner-only", path.display()))
+}
+
 pub fn run(a: &InitArgs) -> anyhow::Result<()> {
     check_args(a)?;
-    std::fs::create_dir_all(a.dir.join("keys"))
-        .with_context(|| format!("creating {}", a.dir.display()))?;
+    // The cluster's folder is tightened only when init makes it: `--dir` may name a
+    // folder the user keeps other things in. Its subfolders are init's own.
+    if !a.dir.exists() {
+        private_dir(&a.dir)?;
+    }
+    private_dir(&a.dir.join("keys"))?;
+    for i in 0..a.replicas {
+        private_dir(&a.dir.join(format!("node{i}")))?;
+    }
     let mut chain_id = [0u8; 8];
     rand::rngs::OsRng.fill_bytes(&mut chain_id);
     let (replicas, mut clients) = replica_keys(a)?;
@@ -291,7 +306,7 @@ fn seed_demo_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
             bail!("demo account {id} belongs to organisation {org}, beyond the replicas");
         }
         let data = dir.join(format!("node{org}"));
-        std::fs::create_dir_all(&data)?;
+        private_dir(&data)?;
         let conn = medchain_api::auth::open_local_db(&data.join(SIGN_IN_DB))?;
         let phc = medchain_api::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e.message))?;
         medchain_api::auth::set_password_hash(&conn, id, &phc)
@@ -340,7 +355,7 @@ fn seed_bench_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!(e.message))?;
     for org in 1..replicas {
         let data = dir.join(format!("node{org}"));
-        std::fs::create_dir_all(&data)?;
+        private_dir(&data)?;
         let conn = medchain_api::auth::open_local_db(&data.join(SIGN_IN_DB))?;
         medchain_api::auth::set_password_hash(&conn, &bench_doctor(org), &phc)
             .map_err(|e| anyhow::anyhow!(e.message))?;

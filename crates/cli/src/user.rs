@@ -35,6 +35,13 @@ pub enum UserCmd {
         #[arg(long)]
         user_id: String,
     },
+    /// Start signing this node's sign-in tokens with a new secret (a new key id). Tokens
+    /// signed with the previous secret stay valid until they expire; a running node uses
+    /// the new secret from its next sign-in.
+    RotateTokenSecret {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -85,6 +92,7 @@ fn set_password(files: &NodeFiles, user_id: &str, password: &str) -> anyhow::Res
 pub fn run(cmd: &UserCmd) -> anyhow::Result<()> {
     match cmd {
         UserCmd::SetPassword { config, user_id } => run_set_password(config, user_id),
+        UserCmd::RotateTokenSecret { config } => run_rotate_token_secret(config),
         UserCmd::Add {
             config,
             user_id,
@@ -93,6 +101,25 @@ pub fn run(cmd: &UserCmd) -> anyhow::Result<()> {
             display_name,
         } => run_add(config, user_id, role, department, display_name),
     }
+}
+
+fn run_rotate_token_secret(config: &Path) -> anyhow::Result<()> {
+    let files = NodeFiles::load(config)?;
+    let path = medchain_api::auth::token_secret_path(&files.data_dir);
+    if !path.exists() {
+        bail!(
+            "{} does not exist yet: the node creates its token secret when it first starts",
+            path.display()
+        );
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let kid = medchain_api::auth::rotate_token_secret(&path, now_ms)
+        .with_context(|| format!("rotating the token secret in {}", path.display()))?;
+    // The key id only, never the secret.
+    println!("replica {}: new token secret, key id {kid}", files.id());
+    Ok(())
 }
 
 fn run_set_password(config: &Path, user_id: &str) -> anyhow::Result<()> {

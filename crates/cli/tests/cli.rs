@@ -114,3 +114,88 @@ fn a_config_naming_the_wrong_key_is_refused_with_the_reason() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    std::fs::metadata(path)
+        .expect("exists")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[test]
+fn init_keeps_its_folders_owner_only() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("cluster");
+    let out = Command::new(BIN)
+        .args(["init", "--replicas", "4", "--demo", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(mode_of(&dir), 0o700, "the cluster folder");
+    assert_eq!(mode_of(&dir.join("keys")), 0o700, "the keys folder");
+    for i in 0..4 {
+        assert_eq!(mode_of(&dir.join(format!("node{i}"))), 0o700, "node{i}");
+    }
+    assert_eq!(mode_of(&dir.join("node0/sign-in.sqlite")), 0o600);
+}
+
+#[test]
+fn the_token_secret_rotates_from_the_command_line_and_keeps_the_old_key() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("cluster");
+    let out = Command::new(BIN)
+        .args(["init", "--replicas", "4", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let config = dir.join("node0.toml");
+    let rotate = || {
+        Command::new(BIN)
+            .args(["user", "rotate-token-secret", "--config"])
+            .arg(&config)
+            .output()
+            .expect("run")
+    };
+    // Before the node ever ran there is no secret to rotate: said, not invented.
+    let early = rotate();
+    assert!(!early.status.success());
+    assert!(String::from_utf8_lossy(&early.stderr).contains("first starts"));
+
+    let key_file = medchain_api::auth::token_secret_path(&dir.join("node0"));
+    let first = medchain_api::keyring::KeyRing::load_or_create(&key_file, None, 1_000)
+        .expect("a key file as the node makes it");
+    let old_kid = first.current().kid.clone();
+    let out = rotate();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    let ring = medchain_api::keyring::KeyRing::load(&key_file).expect("rotated file");
+    let new_kid = ring.current().kid.clone();
+    assert_ne!(new_kid, old_kid);
+    assert!(printed.contains(&new_kid), "{printed}");
+    assert!(
+        ring.get(&old_kid).is_some(),
+        "tokens of the old key stay valid until they expire"
+    );
+    let secret_hex = std::fs::read_to_string(&key_file).expect("read");
+    for line in secret_hex.lines() {
+        if let Some(secret) = line.split_whitespace().last() {
+            assert!(!printed.contains(secret), "the secret is never printed");
+        }
+    }
+    assert_eq!(mode_of(&key_file), 0o600);
+}
