@@ -31,7 +31,7 @@ results = []
 
 def say(attack, answer, refused):
     results.append((attack, answer, refused))
-    print(f"[{'refused' if refused else 'ALLOWED'}] {attack}\n          -> {answer}", flush=True)
+    print(f"[{'held' if refused else 'BROKEN'}] {attack}\n          -> {answer}", flush=True)
 
 
 def call(node, method, path, token=None, body=None, headers_out=None):
@@ -109,7 +109,7 @@ def main():
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
     allowed = [a for a, _, refused in results if not refused]
-    print(f"\n{len(results)} attacks, {len(results) - len(allowed)} refused, {len(allowed)} allowed")
+    print(f"\n{len(results)} checks, {len(results) - len(allowed)} held, {len(allowed)} broken")
     sys.exit(1 if allowed else 0)
 
 
