@@ -147,7 +147,7 @@ function registerForm(onRegistered) {
     try {
       /** @type {import('./api.js').Done} */
       const r = await busy(regBtn, () => post('/api/users', body), 'Registering…');
-      msg.show('success', `${body.display_name} (${body.user_id}) is registered as ${ROLE_LABEL[body.role].toLowerCase()} (block #${r.block_height}) and can sign in now.`);
+      msg.show('success', `${body.display_name} (${body.user_id}) is registered as ${ROLE_LABEL[body.role].toLowerCase()} (block #${r.block_height}) and can sign in now; at first sign-in they choose their own password.`);
       form.reset();
       onRegistered();
     } catch (e) {
