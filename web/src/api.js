@@ -174,6 +174,9 @@ const FLASH = 'medchain.flash';
  * @property {number} at_ms
  * @property {number} until_ms
  * @property {number} block_height
+ * @property {string | null} reviewed_by the patient's department's reviewer, once reviewed
+ * @property {string | null} review_note
+ * @property {number | null} reviewed_at_ms
  */
 
 /** @typedef {{ pharmacy_id: string, at_ms: number, block_height: number }} DispenseView */
