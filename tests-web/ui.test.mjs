@@ -227,6 +227,8 @@ step('department: users, registration, activity, explorer, metrics', async () =>
   await page.fill('#reg-password', 'welcome-2025');
   await page.click('#reg-submit');
   await page.waitForSelector(`[role="status"]:has-text("(${id}) is registered")`);
+  // A password the department set: the person chooses their own at first sign-in (below).
+  state.registered = { id, password: 'welcome-2025' };
   await page.waitForSelector(`#users [data-user-id="${id}"]`);
   await page.waitForSelector('#activity td:has-text("p001")');
   await checkAccessible(page, 'department');
@@ -273,6 +275,140 @@ step('an expired session returns to sign-in with the reason', async () => {
   await page.waitForFunction(() => location.hash === '#/login');
   await page.waitForSelector('[role="alert"]:has-text("Your session has expired")');
   await page.context().close();
+});
+
+step('doctor d002 breaks the glass; the department reviews it; the patient sees the review', async () => {
+  // p001 consented only to d001 (and the patient step revoked d002's consent again).
+  const doctor = await newPage('doctor-d002');
+  await signIn(doctor, 'd002', 'doctor456', 'doctor');
+  await doctor.click('#patient-results [data-patient-id="p001"]');
+  await doctor.waitForSelector('#access-status :text("No consent")');
+  assert(await doctor.locator('#patient-records').count() === 0, 'no records shown without consent');
+  // The ledger's minimum reason length is checked before anything is sent.
+  await doctor.fill('#bg-reason', 'too short');
+  await doctor.check('#bg-ack');
+  await doctor.click('#bg-submit');
+  await doctor.waitForSelector('#bg-reason-error:has-text("at least 10 characters")');
+  const reason = 'Unconscious in A&E, allergy history needed';
+  await doctor.fill('#bg-reason', reason);
+  await doctor.click('#bg-submit');
+  await doctor.waitForSelector('[role="status"]:has-text("Emergency access granted until")');
+  await doctor.waitForSelector('#access-status :text("Emergency access until")');
+  await doctor.waitForSelector('#patient-records :text("Access: break-glass")');
+  // A doctor is no second approver of their own access.
+  await doctor.fill('#bg-approve-doctor', 'd002');
+  await doctor.fill('#bg-approve-patient', 'p001');
+  await doctor.click('#bg-approve-submit');
+  await doctor.waitForSelector('#bg-approve-doctor-error:has-text("cannot approve your own")');
+  await checkAccessible(doctor, 'doctor break-glass');
+  await doctor.context().close();
+
+  const dep = await newPage('department-review');
+  await signIn(dep, 'dep001', 'department123', 'department');
+  const alert = dep.locator('#bg-alerts li[data-alert-id]', { hasText: 'd002' }).filter({ hasText: 'p001' }).filter({ hasText: reason });
+  await alert.first().waitFor();
+  assert(await alert.count() === 1, `one open alert for d002 on p001 (${await alert.count()})`);
+  const alertId = await alert.getAttribute('data-alert-id');
+  // The note is required.
+  await alert.locator('button[type="submit"]').click();
+  await dep.waitForSelector(`#bg-review-note-${alertId}-error:has-text("Write what you checked")`);
+  const note = 'Confirmed with A&E: patient arrived unconscious; access justified.';
+  await dep.fill(`#bg-review-note-${alertId}`, note);
+  await alert.locator('button[type="submit"]').click();
+  await dep.waitForSelector('[role="status"]:has-text("d002 to p001 marked reviewed (block #")');
+  await dep.locator(`#bg-alerts [data-alert-id="${alertId}"]`).waitFor({ state: 'detached' });
+  await dep.waitForSelector(`#dept-break-glass [data-event-id="${alertId}"] :text("Reviewed")`);
+  await checkAccessible(dep, 'department alerts');
+  // Read again from the ledger: the reviewed alert does not come back.
+  await dep.reload();
+  await dep.waitForSelector(`#dept-break-glass [data-event-id="${alertId}"]`);
+  await dep.waitForFunction(() => !document.querySelector('#bg-alerts [role="status"]'));
+  assert(await dep.locator(`#bg-alerts [data-alert-id="${alertId}"]`).count() === 0, 'the reviewed alert left the list');
+  // The department is a second approver for its patients.
+  await dep.fill('#bg-approve-doctor', 'd002');
+  await dep.fill('#bg-approve-patient', 'p001');
+  await dep.click('#bg-approve-submit');
+  await dep.waitForSelector('#bg-approve-form [role="status"]:has-text("Approved (block #")');
+  await dep.context().close();
+
+  const patient = await newPage('patient-review');
+  await signIn(patient, 'p001', 'patient123', 'patient');
+  const row = patient.locator(`#break-glass-events [data-event-id="${alertId}"]`);
+  await row.waitFor();
+  const text = (await row.textContent()) || '';
+  assert(text.includes('Reviewed') && text.includes(note) && text.includes('dep001'), `the patient sees the review: ${text}`);
+  await patient.context().close();
+});
+
+step('a user whose password the department set chooses their own, then changes it', async () => {
+  const user = state.registered;
+  assert(user, 'needs the patient registered in the department step');
+  const page = await newPage('first-sign-in');
+  await page.goto(`${BASE}/#/login`);
+  await page.waitForSelector('#login-username:focus');
+  await page.keyboard.type(user.id);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(user.password);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('h1:has-text("Choose a new password")');
+  assert(await page.evaluate(() => location.hash === '#/login' && sessionStorage.getItem('medchain.session') === null),
+    'no session is kept before the new password');
+  assert(await page.evaluate(() => document.activeElement.id === 'pw-new'), 'focus on the new password');
+  assert(await page.locator('#pw-current').count() === 0, 'the password just typed is not asked again');
+  await checkAccessible(page, 'choose password');
+  await shot(page, 'choose-password');
+  // The node's rule and the confirmation, checked before anything is sent.
+  await page.fill('#pw-new', 'short');
+  await page.fill('#pw-confirm', 'short');
+  await page.click('#pw-submit');
+  await page.waitForSelector('#pw-new-error:has-text("at least 8 characters")');
+  const chosen = 'grace chooses her own 1';
+  await page.fill('#pw-new', chosen);
+  await page.fill('#pw-confirm', 'grace chooses her own 2');
+  await page.click('#pw-submit');
+  await page.waitForSelector('#pw-confirm-error:has-text("do not match")');
+  await page.fill('#pw-confirm', chosen);
+  await page.click('#pw-submit');
+  await page.waitForFunction(() => location.hash === '#/patient');
+  await page.waitForSelector('#my-records :text("You have no records yet.")');
+  assert((await textOf(page, '#whoami')).includes('Grace Mbeki'), 'signed in as the new patient');
+
+  // The new password signs in at once; the one the department set no longer does.
+  const other = await newPage('second-session');
+  expected = [[401, '/api/login']];
+  await other.goto(`${BASE}/#/login`);
+  await other.fill('#login-username', user.id);
+  await other.fill('#login-password', user.password);
+  await other.click('#login-submit');
+  await other.waitForSelector('[role="alert"]:has-text("Wrong username or password")');
+  await other.goto('about:blank'); // signIn starts from a fresh sign-in page
+  await signIn(other, user.id, chosen, 'patient');
+
+  // Changing it from the header: a wrong current password is the node's refusal, shown
+  // at that field; a right one ends the other session.
+  await page.click('#change-password');
+  await page.waitForSelector('h1:has-text("Change password")');
+  await checkAccessible(page, 'change password');
+  expected = [[401, '/api/login'], [403, '/api/password'], [401, '/api/']];
+  await page.fill('#pw-current', 'not my password');
+  await page.fill('#pw-new', 'grace changes it again');
+  await page.fill('#pw-confirm', 'grace changes it again');
+  await page.click('#pw-submit');
+  await page.waitForSelector('#pw-current-error:has-text("wrong password")');
+  await page.fill('#pw-current', chosen);
+  await page.fill('#pw-new', 'grace changes it again');
+  await page.fill('#pw-confirm', 'grace changes it again');
+  await page.click('#pw-submit');
+  await page.waitForSelector('#password-form [role="status"]:has-text("Your password was changed")');
+  // This session goes on with the tokens the change returned...
+  await page.click('nav a:has-text("My record")');
+  await page.waitForSelector('#my-records :text("You have no records yet.")');
+  // ...and the other one has ended.
+  await other.reload();
+  await other.waitForFunction(() => location.hash === '#/login');
+  await other.waitForSelector('[role="alert"]:has-text("Your session has expired")');
+  await page.context().close();
+  await other.context().close();
 });
 
 // ---- run ----------------------------------------------------------------------------

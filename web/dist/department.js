@@ -1,16 +1,23 @@
 // @ts-check
 // Why this file exists: the department administrator's screen. Register and deactivate
 // the department's doctors and patients (and pharmacies), see the department's record
-// activity (metadata only, no clinical content), who read records, and break-glass events.
+// activity (metadata only, no clinical content), who read records, and break-glass events;
+// review each emergency access to the department's patients (an alert until reviewed) and
+// approve, as second approver, one beyond a doctor's daily limit.
 
 import { ApiError, get, post, query } from './api.js';
 import {
   h, put, card, badge, button, busy, field, notice, loading, loadInto, empty, table, pageTitle,
-  fmtTime, ROLE_LABEL, ACTION_LABEL, markField, showErrors, onSubmit,
+  facts, fmtTime, ROLE_LABEL, ACTION_LABEL, markField, showErrors, onSubmit,
 } from './ui.js';
+import { approveCard } from './doctor.js';
 
 /** @typedef {import('./api.js').UserView} UserView */
 /** @typedef {import('./api.js').Session} Session */
+/** @typedef {import('./api.js').BreakGlassView} BreakGlassView */
+
+/** The ledger's bound on a review note (REVIEW_NOTE_MAX_CHARS). */
+const REVIEW_NOTE_MAX_CHARS = 1000;
 
 /**
  * @param {HTMLElement} main
@@ -21,24 +28,32 @@ export function render(main, { session }) {
   const activityBox = h('div', { id: 'activity' }, loading());
   const auditBox = h('div', { id: 'dept-audit' }, loading());
   const bgBox = h('div', { id: 'dept-break-glass' }, loading());
+  const loadEvents = () => loadInto(bgBox, (/** @type {BreakGlassView[]} */ rows) => (rows.length ? breakGlassTable(rows) : empty('No break-glass events.')),
+    () => get('/api/break_glass?limit=100'));
+  const alerts = alertsCard(loadEvents);
 
   main.append(
     pageTitle(`Department: ${session.department || ''}`, session.display_name),
     h('div', { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
       h('div', { class: 'space-y-6 lg:col-span-2' },
+        alerts.el,
         users.el,
         card('Activity', h('p', { class: 'mb-3 text-sm text-slate-600' }, 'Records added in this department (who, for whom, when; no clinical content).'), activityBox)),
       h('div', { class: 'space-y-6' },
-        card('Register a person', registerForm(users.load)))),
+        card('Register a person', registerForm(users.load)),
+        approveCard({
+          self: null,
+          intro: 'A doctor who reached the daily limit of emergency accesses needs a second approver for one more on a patient of this department. Your approval is written to the ledger.',
+        }))),
     h('div', { class: 'mt-6 grid grid-cols-1 gap-6 xl:grid-cols-2' },
       card('Break-glass events', bgBox),
       card('Who read records', auditBox)));
 
   users.load();
+  alerts.load();
   loadInto(activityBox, (/** @type {import('./api.js').Activity} */ d) => (d.records.length ? activityTable(d.records) : empty('No records in this department yet.')),
     () => get('/api/department/activity?limit=100'));
-  loadInto(bgBox, (/** @type {import('./api.js').BreakGlassView[]} */ rows) => (rows.length ? breakGlassTable(rows) : empty('No break-glass events.')),
-    () => get('/api/break_glass?limit=100'));
+  loadEvents();
   loadInto(auditBox, (/** @type {import('./api.js').AuditView[]} */ rows) => (rows.length ? auditTable(rows) : empty('No reads recorded.')),
     () => get('/api/audit?limit=100'));
 }
@@ -147,7 +162,7 @@ function registerForm(onRegistered) {
     try {
       /** @type {import('./api.js').Done} */
       const r = await busy(regBtn, () => post('/api/users', body), 'Registering…');
-      msg.show('success', `${body.display_name} (${body.user_id}) is registered as ${ROLE_LABEL[body.role].toLowerCase()} (block #${r.block_height}) and can sign in now.`);
+      msg.show('success', `${body.display_name} (${body.user_id}) is registered as ${ROLE_LABEL[body.role].toLowerCase()} (block #${r.block_height}) and can sign in now; at first sign-in they choose their own password.`);
       form.reset();
       onRegistered();
     } catch (e) {
@@ -181,12 +196,93 @@ const auditTable = (rows) => table('Who read records', [
   ['Block', (a) => `#${a.block_height}`],
 ], rows);
 
-/** @param {import('./api.js').BreakGlassView[]} rows */
+/** @param {BreakGlassView[]} rows */
 const breakGlassTable = (rows) => table('Break-glass events', [
   ['When', (b) => fmtTime(b.at_ms)],
   ['Doctor', (b) => b.doctor_id],
   ['Patient', (b) => b.patient_id],
   ['Reason', (b) => b.reason],
   ['Until', (b) => fmtTime(b.until_ms)],
+  ['Review', (b) => (b.reviewed_by
+    ? h('span', { title: b.review_note || '' }, badge('Reviewed', 'green'), ` by ${b.reviewed_by}`)
+    : badge('To review', 'amber'))],
   ['Block', (b) => `#${b.block_height}`],
-], rows);
+], rows, { rowAttrs: (b) => ({ 'data-event-id': b.id }) });
+
+// ---- break-glass alerts -----------------------------------------------------------
+
+/**
+ * The open alerts: every break-glass opening on the department's patients not yet
+ * reviewed, each with its review form. A review leaves the list (and `onReviewed`
+ * redraws the events table, which then shows it as reviewed).
+ * @param {() => Promise<void>} onReviewed
+ */
+function alertsCard(onReviewed) {
+  const box = h('div', { id: 'bg-alerts', 'aria-live': 'polite' }, loading());
+  const msg = notice();
+  const load = () => loadInto(box, (/** @type {BreakGlassView[]} */ list) => alertList(list),
+    () => get('/api/break_glass/alerts?limit=100'));
+
+  /** @param {BreakGlassView[]} list */
+  function alertList(list) {
+    if (!list.length) return noAlerts();
+    return h('ul', { class: 'space-y-4', 'aria-label': 'Break-glass alerts to review' }, list.map(alertItem));
+  }
+  const noAlerts = () => empty('No break-glass alerts to review: every emergency access to this department’s patients has been reviewed.');
+
+  /** @param {BreakGlassView} b */
+  function alertItem(b) {
+    const itemMsg = notice();
+    const note = field({
+      label: 'Review note', id: `bg-review-note-${b.id}`, type: 'textarea', rows: 2, required: true, maxlength: REVIEW_NOTE_MAX_CHARS,
+      hint: `What you checked and concluded, at most ${REVIEW_NOTE_MAX_CHARS} characters. Written to the ledger; the patient sees it.`,
+    });
+    const submit = button('Mark reviewed', { type: 'submit', id: `bg-review-submit-${b.id}`, ariaLabel: `Mark break-glass by ${b.doctor_id} on ${b.patient_id} reviewed` });
+    const form = h('form', { class: 'mt-3 space-y-3', novalidate: true }, note.el, submit, itemMsg.el);
+    const item = h('li', { class: 'rounded-md border border-amber-300 bg-amber-50/40 p-4', 'data-alert-id': b.id },
+      facts([
+        ['Doctor', `${b.doctor_id} · ${b.department}`],
+        ['Patient', b.patient_id],
+        ['Opened', fmtTime(b.at_ms)],
+        ['Access until', fmtTime(b.until_ms)],
+        ['Reason', b.reason],
+        ['Block', `#${b.block_height}`],
+      ]),
+      form);
+    onSubmit(form, async () => {
+      msg.clear();
+      itemMsg.clear();
+      note.setError('');
+      const text = note.input.value.trim();
+      if (showErrors(text ? [] : [[note, 'Write what you checked before marking this reviewed.']])) return;
+      if (showErrors([...text].length <= REVIEW_NOTE_MAX_CHARS ? [] : [[note, `Use at most ${REVIEW_NOTE_MAX_CHARS} characters.`]])) return;
+      try {
+        /** @type {import('./api.js').Done} */
+        const r = await busy(submit, () => post(`/api/break_glass/${encodeURIComponent(b.id)}/review`, { note: text }), 'Recording on the ledger…');
+        msg.show('success', `Emergency access by ${b.doctor_id} to ${b.patient_id} marked reviewed (block #${r.block_height}).`);
+        const following = item.nextElementSibling || item.previousElementSibling;
+        item.remove();
+        if (following) following.querySelector('textarea')?.focus();
+        else put(box, noAlerts());
+        onReviewed();
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 409) {
+          // Someone reviewed it meanwhile: say so and show the list as it is now.
+          msg.error(e);
+          load();
+          return;
+        }
+        itemMsg.error(e);
+        markField(e, { note });
+      }
+    });
+    return item;
+  }
+  return {
+    el: card('Break-glass alerts to review',
+      h('p', { class: 'mb-3 text-sm text-slate-600' },
+        'Every emergency access to this department’s patients stays here until you review it. Check that the reason holds, then write what you found.'),
+      msg.el, box),
+    load,
+  };
+}

@@ -2,8 +2,12 @@
 // Why this file exists: the doctor's workspace. Find a patient, see whether (and why) the
 // records may be read, read them, add a record with structured medication lines, use a
 // one-time code or break-glass when there is no consent, and validate a block on demand.
+// A doctor may open only a few emergency accesses in any 24 hours; one beyond needs a
+// second approver, another doctor or the patient's department: this screen says so when
+// the limit refuses a break-glass, and carries the approval form, which the department's
+// screen shows too (`approveCard`).
 
-import { get, post, query } from './api.js';
+import { ApiError, get, post, query } from './api.js';
 import {
   h, put, card, actionCard, badge, button, busy, field, notice, errorNotice, loading, empty,
   facts, mono, replicas, pageTitle, fmtTime, fmtNumber, markField, showErrors, onSubmit,
@@ -20,6 +24,7 @@ import { timeline } from './records.js';
  * slower older one), where the patient is shown, and the search results, whose entries
  * mark the open patient.
  * @typedef {object} DoctorView
+ * @property {string} doctorId the signed-in doctor
  * @property {string | null} current the open patient's id
  * @property {HTMLElement} panel
  * @property {HTMLElement} results
@@ -32,6 +37,7 @@ import { timeline } from './records.js';
 export function render(main, { session }) {
   /** @type {DoctorView} */
   const view = {
+    doctorId: session.user_id,
     current: null,
     panel: h('div', { id: 'patient-panel', class: 'space-y-6' },
       card('No patient open', empty('Find a patient on the left to see their records and add a new one.'))),
@@ -41,7 +47,11 @@ export function render(main, { session }) {
   main.append(
     pageTitle('Patients', [session.display_name, session.department].filter(Boolean).join(' · ')),
     h('div', { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
-      h('div', { class: 'space-y-6' }, search.el, validateBlockCard()),
+      h('div', { class: 'space-y-6' }, search.el, validateBlockCard(),
+        approveCard({
+          self: session.user_id,
+          intro: 'A colleague who reached the daily limit of emergency accesses needs a second approver for one more. Approve only an emergency you can vouch for: your approval is written to the ledger.',
+        })),
       h('div', { class: 'lg:col-span-2' }, view.panel)));
   search.find();
 }
@@ -237,6 +247,80 @@ async function loadRecords(view, pid, box) {
 
 // ---- break-glass ------------------------------------------------------------------
 
+/** The ledger's minimum for a break-glass reason (BREAK_GLASS_REASON_MIN_CHARS). */
+const REASON_MIN_CHARS = 10;
+
+/** How long an approval stays usable (BREAK_GLASS_APPROVAL_TTL_MS in the ledger). */
+const APPROVAL_VALID = 'an hour';
+
+/**
+ * Whether `e` is the ledger's refusal of a break-glass beyond the doctor's daily limit.
+ * The API has no code of its own for it: it is a 403 `forbidden` whose message states
+ * the count and the limit ("... in the last 24 hours (limit 3); another doctor or the
+ * patient's department must approve this one"), so the message is what tells it apart.
+ * @param {unknown} e
+ * @returns {e is ApiError}
+ */
+export function isLimitRefusal(e) {
+  return e instanceof ApiError && e.status === 403 && /\(limit \d+\)|must approve/.test(e.message);
+}
+
+/**
+ * What the doctor reads when the limit refused their break-glass: what happened, who can
+ * unblock it and how, then the node's own words.
+ * @param {ApiError} e
+ * @param {string} doctorId
+ * @param {string} patientId
+ */
+export function limitExplanation(e, doctorId, patientId) {
+  return h('div', { id: 'bg-limit', class: 'space-y-2' },
+    h('p', { class: 'font-semibold' }, 'Daily limit of emergency accesses reached'),
+    h('p', {},
+      'You have opened as many emergency accesses as a doctor may in 24 hours. This one needs a second approver: ',
+      h('strong', {}, 'another doctor or the patient’s department'),
+      ` must approve it in MedChain (“Approve emergency access beyond the limit”, doctor ${doctorId}, patient ${patientId}). `,
+      `Their approval can be used once within ${APPROVAL_VALID}; then open emergency access here again.`),
+    h('p', { class: 'text-xs opacity-80' }, `The node said: ${e.message}`));
+}
+
+/**
+ * The second approver's form: which doctor, for which patient.
+ * @param {{ self: string | null, intro: string }} options `self`: the signed-in doctor,
+ *   who cannot approve their own access (null for a department)
+ */
+export function approveCard({ self, intro }) {
+  const msg = notice();
+  const doctor = field({ label: 'Doctor ID', id: 'bg-approve-doctor', required: true, autocomplete: 'off', maxlength: 64, placeholder: 'e.g. d002' });
+  const patient = field({ label: 'Patient ID', id: 'bg-approve-patient', required: true, autocomplete: 'off', maxlength: 64, placeholder: 'e.g. p001' });
+  const submit = button('Approve', { type: 'submit', id: 'bg-approve-submit' });
+  const form = h('form', { class: 'space-y-4', novalidate: true, id: 'bg-approve-form' },
+    h('p', { class: 'text-sm text-slate-700' }, intro),
+    h('div', { class: 'grid grid-cols-1 gap-3 sm:grid-cols-2' }, doctor.el, patient.el),
+    submit, msg.el);
+  onSubmit(form, async () => {
+    msg.clear();
+    doctor.setError('');
+    patient.setError('');
+    const body = { doctor_id: doctor.input.value.trim(), patient_id: patient.input.value.trim() };
+    /** @type {Array<[import('./ui.js').Field, string]>} */
+    const errors = [];
+    if (!body.doctor_id) errors.push([doctor, 'Enter the ID of the doctor who needs the access.']);
+    else if (body.doctor_id === self) errors.push([doctor, 'You cannot approve your own emergency access: ask another doctor or the patient’s department.']);
+    if (!body.patient_id) errors.push([patient, 'Enter the patient’s ID.']);
+    if (showErrors(errors)) return;
+    try {
+      /** @type {import('./api.js').Done} */
+      const r = await busy(submit, () => post('/api/break_glass/approve', body), 'Recording on the ledger…');
+      msg.show('success', `Approved (block #${r.block_height}): doctor ${body.doctor_id} may open emergency access to patient ${body.patient_id} once, within ${APPROVAL_VALID}.`);
+      form.reset();
+    } catch (e) {
+      msg.error(e);
+      markField(e, { doctor_id: doctor, patient_id: patient });
+    }
+  });
+  return card('Approve emergency access beyond the limit', form);
+}
+
 /**
  * Shown instead of the records when there is no consent: emergency access, with a reason
  * and a confirmation, written to the ledger for the patient and the department to see.
@@ -246,7 +330,7 @@ async function loadRecords(view, pid, box) {
  */
 function breakGlassCard(view, pid, summary) {
   const msg = notice();
-  const reason = field({ label: 'Reason for emergency access', id: 'bg-reason', type: 'textarea', rows: 2, required: true, maxlength: 500, hint: 'Shown to the patient and to the department.' });
+  const reason = field({ label: 'Reason for emergency access', id: 'bg-reason', type: 'textarea', rows: 2, required: true, maxlength: 500, hint: `At least ${REASON_MIN_CHARS} characters. Shown to the patient and to the department, which reviews every emergency access.` });
   const minutes = field({ label: 'Duration', id: 'bg-minutes', type: 'select', options: [['15', '15 minutes'], ['30', '30 minutes'], ['60', '60 minutes']], value: '60' });
   const ack = h('input', { id: 'bg-ack', type: 'checkbox', class: 'mt-1 size-4 rounded border-slate-400 text-red-700' });
   const go = button('Open emergency access', { variant: 'danger', type: 'submit', id: 'bg-submit' });
@@ -256,12 +340,16 @@ function breakGlassCard(view, pid, summary) {
     h('div', { class: 'flex items-start gap-2' }, ack,
       h('label', { for: 'bg-ack', class: 'text-sm text-slate-800' },
         'I need these records for an emergency. This access is written to the ledger and shown to the patient.')),
+    h('p', { class: 'text-sm text-slate-600' },
+      'Each doctor may open only a few emergency accesses in 24 hours; beyond that, another doctor or the patient’s department must approve first.'),
     go, msg.el);
   onSubmit(form, async () => {
     reason.setError('');
     minutes.setError('');
     msg.clear();
-    if (showErrors(reason.input.value.trim() ? [] : [[reason, 'Give the reason for emergency access.']])) return;
+    const why = reason.input.value.trim();
+    if (showErrors(why ? [] : [[reason, 'Give the reason for emergency access.']])) return;
+    if (showErrors([...why].length >= REASON_MIN_CHARS ? [] : [[reason, `Give a reason of at least ${REASON_MIN_CHARS} characters.`]])) return;
     if (!ack.checked) {
       msg.show('error', 'Confirm that this is an emergency.');
       ack.focus();
@@ -270,11 +358,12 @@ function breakGlassCard(view, pid, summary) {
     try {
       /** @type {import('./api.js').BreakGlassResponse} */
       const r = await busy(go, () => post('/api/break_glass', {
-        patient_id: pid, reason: reason.input.value.trim(), minutes: Number(minutes.input.value),
+        patient_id: pid, reason: why, minutes: Number(minutes.input.value),
       }), 'Recording on the ledger…');
       openPatient(view, pid, summary, `Emergency access granted until ${fmtTime(r.until_ms)} (block #${r.block_height}). The patient and the department can see this.`);
     } catch (e) {
-      msg.error(e);
+      if (isLimitRefusal(e)) msg.show('error', limitExplanation(e, view.doctorId, pid));
+      else msg.error(e);
       markField(e, { reason, minutes });
     }
   });

@@ -103,6 +103,10 @@ export const ACTION_LABEL = {
   get_chain: 'Viewed records',
   prescriptions: 'Looked up prescriptions',
   fhir_export: 'Exported records (FHIR)',
+  break_glass: 'Opened emergency access',
+  break_glass_alerts: 'Saw emergency-access alerts',
+  break_glass_events: 'Saw emergency-access events',
+  department_activity: 'Saw department activity',
 };
 
 /** @type {Record<string, string>} */

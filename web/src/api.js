@@ -29,6 +29,9 @@ const FLASH = 'medchain.flash';
  * @property {string} display_name
  * @property {string} department
  * @property {number} expires_in seconds
+ * @property {boolean} password_change_required the password was set by an administrator:
+ *   `token` opens only POST /api/password (every other call answers 403
+ *   `password_change_required`)
  */
 
 /**
@@ -171,6 +174,9 @@ const FLASH = 'medchain.flash';
  * @property {number} at_ms
  * @property {number} until_ms
  * @property {number} block_height
+ * @property {string | null} reviewed_by the patient's department's reviewer, once reviewed
+ * @property {string | null} review_note
+ * @property {number | null} reviewed_at_ms
  */
 
 /** @typedef {{ pharmacy_id: string, at_ms: number, block_height: number }} DispenseView */
@@ -394,6 +400,9 @@ function expire() {
  * @property {boolean} [auth] send the bearer token (default true)
  * @property {boolean} [raw] resolve with the Response itself, not its JSON
  * @property {string} [accept] the Accept header (default application/json)
+ * @property {string} [token] the bearer token to send instead of the session's: the
+ *   sign-in screen's token that only allows choosing a new password. A 401 is then the
+ *   caller's to show, not a return to sign-in.
  */
 
 /**
@@ -420,12 +429,14 @@ export function request(method, path, body, options) {
  * @param {RequestOptions} [options]
  * @returns {Promise<unknown>}
  */
-async function send(method, path, body, { auth = true, raw = false, accept = 'application/json' } = {}) {
+async function send(method, path, body, { auth = true, raw = false, accept = 'application/json', token } = {}) {
   /** @type {Record<string, string>} */
   const headers = { Accept: accept };
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const s = session.get();
-  if (auth) {
+  if (token) {
+    headers.Authorization = `Bearer ${token}`;
+  } else if (auth) {
     if (!s) {
       expire();
       const e = new ApiError(401, 'unauthorized', 'Your session has expired');
@@ -447,7 +458,7 @@ async function send(method, path, body, { auth = true, raw = false, accept = 'ap
   }
   if (!res.ok) {
     const e = await errorOf(res);
-    if (auth && res.status === 401) {
+    if (auth && !token && res.status === 401) {
       e.expired = true;
       expire();
     }

@@ -1,7 +1,8 @@
 // @ts-check
 // Why this file exists: the entry point. It reads the hash route (#/doctor, #/explorer/12,
 // ...), checks that the signed-in role may open it, draws the header and navigation for
-// that role, and hands the main area to the screen's module.
+// that role (and the account actions every role has: change password, sign out), and
+// hands the main area to the screen's module.
 
 import { ApiError, get, post, session, scheduleRefresh, setFlash } from './api.js';
 import { h, put, button, ROLE_LABEL } from './ui.js';
@@ -12,6 +13,7 @@ import * as pharmacy from './pharmacy.js';
 import * as department from './department.js';
 import * as explorer from './explorer.js';
 import * as metrics from './metrics.js';
+import { passwordScreen } from './login.js';
 
 /**
  * What a signed-in screen's render gets besides its main element.
@@ -40,6 +42,7 @@ const ROUTES = {
   department: { view: department, roles: ['department'] },
   explorer: { view: explorer, roles: ['department'] },
   metrics: { view: metrics, roles: ['department'] },
+  password: { view: passwordScreen, roles: ['doctor', 'patient', 'pharmacy', 'department'] },
 };
 
 /** @type {Record<string, Array<[string, string]>>} [route, label] of each role's links */
@@ -88,6 +91,14 @@ function header(s, active) {
       'aria-current': route === active ? 'page' : null,
     }, label));
   const signOut = button('Sign out', { variant: 'secondary', small: true, onClick: logout });
+  const changePassword = h('a', {
+    href: '#/password',
+    id: 'change-password',
+    class: active === 'password'
+      ? 'whitespace-nowrap rounded-md bg-teal-50 px-2.5 py-1 text-sm font-medium text-teal-900 ring-1 ring-inset ring-teal-200'
+      : 'whitespace-nowrap rounded-md px-2.5 py-1 text-sm font-medium text-slate-700 ring-1 ring-inset ring-slate-300 hover:bg-slate-50',
+    'aria-current': active === 'password' ? 'page' : null,
+  }, 'Change password');
   return h('header', { class: 'border-b border-slate-200 bg-white' },
     h('div', { class: 'mx-auto flex max-w-7xl flex-wrap items-center gap-x-6 gap-y-3 px-4 py-3 sm:px-6' },
       h('a', { href: `#/${s.role}`, class: 'flex items-center gap-2 text-lg font-semibold text-slate-900' },
@@ -98,7 +109,7 @@ function header(s, active) {
           h('p', { class: 'font-medium text-slate-900', id: 'whoami' }, s.display_name || s.user_id),
           h('p', { class: 'text-slate-600' },
             [ROLE_LABEL[s.role] || s.role, s.department, me && me.organisation_name].filter(Boolean).join(' · '))),
-        signOut)));
+        changePassword, signOut)));
 }
 
 function logo() {

@@ -1,7 +1,8 @@
 // @ts-check
 // Why this file exists: the patient's own view. Their records as a timeline, who may see
 // them (grant and revoke consent), a one-time code for a doctor, who has read their data
-// (the ledger's audit trail, break-glass included), and a download of everything (FHIR).
+// (the ledger's audit trail, break-glass included, with the department's review of each
+// emergency access), and a download of everything (FHIR).
 
 import { ApiError, get, post, request } from './api.js';
 import {
@@ -252,8 +253,13 @@ function breakGlassCard() {
       ['Doctor', (b) => `${b.doctor_id} · ${b.department}`],
       ['Reason', (b) => b.reason],
       ['Access until', (b) => fmtTime(b.until_ms)],
+      ['Review by your department', (b) => (b.reviewed_by
+        ? h('div', { class: 'space-y-1' },
+          h('p', {}, badge('Reviewed', 'green'), ` ${fmtTime(b.reviewed_at_ms)} by ${b.reviewed_by}`),
+          b.review_note ? h('p', { class: 'text-slate-700' }, `“${b.review_note}”`) : null)
+        : badge('Not reviewed yet', 'amber'))],
       ['Block', (b) => `#${b.block_height}`],
-    ], list)
+    ], list, { rowAttrs: (b) => ({ 'data-event-id': b.id }) })
     : empty('No emergency access to your records has been recorded.'));
   return {
     el: card('Emergency access (break-glass)', box),
