@@ -179,6 +179,10 @@ step('patient sees the record, who read it, a code and consent', async () => {
   assert(file.suggestedFilename() === 'medchain-p001-fhir.json', `download name ${file.suggestedFilename()}`);
   const bundle = JSON.parse(fs.readFileSync(await file.path(), 'utf8'));
   assert(bundle.resourceType === 'Bundle', 'the download is a FHIR Bundle');
+  assert(!(bundle.link || []).some((/** @type {{relation: string}} */ l) => l.relation === 'next'),
+    'the download joined every page (no next link left)');
+  assert(bundle.entry.filter((/** @type {any} */ e) => e.resource.resourceType === 'Patient').length === 1,
+    'one Patient in the joined download');
   await checkAccessible(page, 'patient');
   await shot(page, 'patient');
   await page.context().close();

@@ -107,7 +107,15 @@ const FLASH = 'medchain.flash';
  * @property {boolean} dispensed
  */
 
-/** @typedef {{ patient_id: string, access: string, records: ChainRecord[] }} GetChainResponse */
+/**
+ * One page of POST /api/get_chain; `next_cursor` asks for the next page (null: the last).
+ * @typedef {{ patient_id: string, access: string, records: ChainRecord[], next_cursor: string | null }} GetChainResponse
+ */
+
+/**
+ * A whole chain as `getWholeChain` reads it; `more` says it stopped at its page bound.
+ * @typedef {GetChainResponse & { more: boolean }} WholeChain
+ */
 
 /**
  * POST /api/add_record when the record is committed (200).
@@ -490,6 +498,34 @@ export function get(path, options) {
  */
 export function post(path, body, options) {
   return request('POST', path, body === undefined ? {} : body, options);
+}
+
+/** Most pages of a chart the UI reads in one go (200 records a page). */
+export const CHAIN_PAGES_MAX = 25;
+
+/**
+ * A patient's records, page after page (POST /api/get_chain with `cursor`), so that no
+ * record past the first page is silently left out. Each page is one audited read. Stops
+ * after CHAIN_PAGES_MAX pages and says so (`more`).
+ * @param {string} patientId
+ * @returns {Promise<WholeChain>}
+ */
+export async function getWholeChain(patientId) {
+  /** @type {ChainRecord[]} */
+  const records = [];
+  /** @type {string | null} */
+  let cursor = null;
+  /** @type {GetChainResponse | null} */
+  let last = null;
+  for (let i = 0; i < CHAIN_PAGES_MAX; i++) {
+    /** @type {GetChainResponse} */
+    const page = await post('/api/get_chain', cursor ? { patient_id: patientId, cursor } : { patient_id: patientId });
+    records.push(...page.records);
+    last = page;
+    cursor = page.next_cursor;
+    if (!cursor) return { ...page, records, more: false };
+  }
+  return { .../** @type {GetChainResponse} */ (last), records, more: true };
 }
 
 /**

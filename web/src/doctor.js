@@ -7,7 +7,7 @@
 // the limit refuses a break-glass, and carries the approval form, which the department's
 // screen shows too (`approveCard`).
 
-import { ApiError, get, post, query } from './api.js';
+import { ApiError, get, getWholeChain, post, query } from './api.js';
 import {
   h, put, card, actionCard, badge, button, busy, field, notice, errorNotice, loading, empty,
   facts, mono, replicas, pageTitle, fmtTime, fmtNumber, markField, showErrors, onSubmit,
@@ -233,12 +233,12 @@ function patientHeader(pid, summary, access, bgUntil) {
 async function loadRecords(view, pid, box) {
   if (!box.isConnected) return;
   try {
-    /** @type {import('./api.js').GetChainResponse} */
-    const chain = await post('/api/get_chain', { patient_id: pid });
+    const chain = await getWholeChain(pid);
     if (view.current !== pid) return;
     put(box,
       h('p', { class: 'mb-4 text-sm text-slate-600' },
-        `Access: ${chain.access}. ${chain.records.length} record${chain.records.length === 1 ? '' : 's'}.`),
+        `Access: ${chain.access}. ${chain.records.length} record${chain.records.length === 1 ? '' : 's'}`
+          + (chain.more ? ' shown; the chart has more than the screen reads at once (use the API or the FHIR export for the rest).' : '.')),
       timeline(chain.records, { emptyText: 'This patient has no records yet.' }));
   } catch (e) {
     put(box, errorNotice(e));

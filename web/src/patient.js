@@ -4,7 +4,7 @@
 // (the ledger's audit trail, break-glass included, with the department's review of each
 // emergency access), and a download of everything (FHIR).
 
-import { ApiError, get, post, request } from './api.js';
+import { ApiError, get, getWholeChain, post, request } from './api.js';
 import {
   h, put, card, actionCard, badge, button, busy, field, notice, loading, loadInto, empty, table,
   pageTitle, fmtTime, fmtDate, ROLE_LABEL, ACTION_LABEL, markField, showErrors, onSubmit,
@@ -49,8 +49,12 @@ function timelineCard(me) {
   return {
     el: card('Timeline', box),
     load: () => loadInto(box,
-      (/** @type {import('./api.js').GetChainResponse} */ chain) => timeline(chain.records, { emptyText: 'You have no records yet.' }),
-      () => post('/api/get_chain', { patient_id: me })),
+      (/** @type {import('./api.js').WholeChain} */ chain) => [
+        timeline(chain.records, { emptyText: 'You have no records yet.' }),
+        chain.more ? h('p', { class: 'mt-4 text-sm text-slate-600' },
+          `Showing your first ${chain.records.length} records; download your full record (FHIR export) for the rest.`) : null,
+      ],
+      () => getWholeChain(me)),
   };
 }
 
@@ -178,6 +182,46 @@ function oneTimeCodeCard() {
     codeBtn, codeMsg.el, codeOut);
 }
 
+/** Most pages of the FHIR export one download follows. */
+const FHIR_PAGES_MAX = 50;
+
+/**
+ * A FHIR Bundle as far as the download needs to know it.
+ * @typedef {{ entry?: Array<{ fullUrl: string }>, link?: Array<{ relation: string, url: string }> }} BundlePage
+ */
+
+/**
+ * The patient's whole export: `$everything` page after page (each page's `link` `next`),
+ * joined into one Bundle (the patient and organisations, which every page repeats, once).
+ * Each page is one audited read.
+ * @param {string} me
+ * @returns {Promise<{ blob: Blob, complete: boolean }>}
+ */
+async function wholeExport(me) {
+  let path = `/fhir/Patient/${encodeURIComponent(me)}/$everything`;
+  /** @type {BundlePage | null} */
+  let whole = null;
+  const seen = new Set();
+  for (let i = 0; i < FHIR_PAGES_MAX && path; i++) {
+    /** @type {Response} */
+    const res = await request('GET', path, undefined, { raw: true, accept: 'application/fhir+json' });
+    /** @type {BundlePage} */
+    const page = await res.json();
+    if (!whole) whole = { ...page, entry: [] };
+    for (const e of page.entry || []) {
+      if (seen.has(e.fullUrl)) continue;
+      seen.add(e.fullUrl);
+      /** @type {Array<{ fullUrl: string }>} */ (whole.entry).push(e);
+    }
+    const next = (page.link || []).find((l) => l.relation === 'next');
+    // The link is absolute under the node's configured address; ask this origin for it.
+    path = next ? (() => { const u = new URL(next.url); return u.pathname + u.search; })() : '';
+  }
+  const bundle = /** @type {BundlePage} */ (whole);
+  bundle.link = (bundle.link || []).filter((l) => l.relation === 'self');
+  return { blob: new Blob([JSON.stringify(bundle)], { type: 'application/fhir+json' }), complete: !path };
+}
+
 /** @param {string} me */
 function downloadCard(me) {
   const dlBtn = button('Download my data (FHIR)', { variant: 'secondary', id: 'fhir-download' });
@@ -185,19 +229,16 @@ function downloadCard(me) {
   dlBtn.addEventListener('click', async () => {
     dlMsg.clear();
     try {
-      const blob = await busy(dlBtn, async () => {
-        /** @type {Response} */
-        const res = await request('GET', `/fhir/Patient/${encodeURIComponent(me)}/$everything`, undefined,
-          { raw: true, accept: 'application/fhir+json' });
-        return res.blob();
-      }, 'Preparing…');
+      const { blob, complete } = await busy(dlBtn, () => wholeExport(me), 'Preparing…');
       const url = URL.createObjectURL(blob);
       const a = h('a', { href: url, download: `medchain-${me}-fhir.json`, class: 'hidden' });
       document.body.append(a);
       a.click();
       a.remove();
       setTimeout(() => URL.revokeObjectURL(url), 10_000);
-      dlMsg.show('success', 'Your records were downloaded as a FHIR R4 bundle (JSON).');
+      dlMsg.show(complete ? 'success' : 'error', complete
+        ? 'Your records were downloaded as a FHIR R4 bundle (JSON).'
+        : `Your first ${FHIR_PAGES_MAX} pages were downloaded; the rest did not fit one download (the API serves them page by page).`);
     } catch (e) {
       dlMsg.error(e);
     }
