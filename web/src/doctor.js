@@ -254,15 +254,17 @@ const REASON_MIN_CHARS = 10;
 const APPROVAL_VALID = 'an hour';
 
 /**
- * Whether `e` is the ledger's refusal of a break-glass beyond the doctor's daily limit.
- * The API has no code of its own for it: it is a 403 `forbidden` whose message states
- * the count and the limit ("... in the last 24 hours (limit 3); another doctor or the
- * patient's department must approve this one"), so the message is what tells it apart.
+ * Whether `e` is the refusal of a break-glass beyond the doctor's daily limit: the API's
+ * pre-check answers 403 `break_glass_limit`; should the ledger itself refuse it (two
+ * openings racing past the pre-check), it is a 403 `forbidden` with the same words
+ * ("... in the last 24 hours (limit 3); another doctor or the patient's department must
+ * approve this one").
  * @param {unknown} e
  * @returns {e is ApiError}
  */
 export function isLimitRefusal(e) {
-  return e instanceof ApiError && e.status === 403 && /\(limit \d+\)|must approve/.test(e.message);
+  return e instanceof ApiError && e.status === 403
+    && (e.code === 'break_glass_limit' || /\(limit \d+\)|must approve/.test(e.message));
 }
 
 /**

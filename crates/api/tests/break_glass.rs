@@ -34,9 +34,14 @@ async fn break_glass_is_limited_approved_alerted_and_reviewed() {
         let (s, v) = open(&api, &d003, patient, "cardiac arrest in the ER").await;
         assert_eq!(s, StatusCode::OK, "{v}");
     }
-    // The fourth in 24 hours is refused by the ledger itself.
+    // The fourth in 24 hours is refused with a code of its own before consensus (the
+    // ledger refuses it alike: `break_glass_limit_rows` in crates/records/tests/rules.rs).
+    let (_, head_before) = api.call("GET", "/api/chain/head", None, None).await;
     let (s, v) = open(&api, &d003, "p002", "cardiac arrest in the ER").await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "break_glass_limit", "{v}");
+    let (_, head_after) = api.call("GET", "/api/chain/head", None, None).await;
+    assert_eq!(head_before["height"], head_after["height"], "nothing reached the ledger");
     assert!(
         v["error"]["message"]
             .as_str()

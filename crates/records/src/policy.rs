@@ -161,6 +161,58 @@ pub fn doctor_has_consent(
 }
 
 /// When a doctor's latest break-glass access to a patient ends (or ended), if ever granted.
+/// Where a doctor stands against the daily break-glass limit at `now_ms`: how many they
+/// opened in the last 24 hours, and the id of an unused, unexpired second approval for
+/// this patient (which lets them open one more). The rule and the API's pre-check read
+/// the same rows through this.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakGlassStanding {
+    pub opened_last_24h: i64,
+    pub approval: Option<i64>,
+}
+
+impl BreakGlassStanding {
+    /// Whether another opening is allowed under `limit` (the genesis setting).
+    pub fn allows(&self, limit: u32) -> bool {
+        self.opened_last_24h < i64::from(limit) || self.approval.is_some()
+    }
+
+    /// The refusal's words, shared by the ledger and the API.
+    pub fn refusal(&self, doctor: &str, limit: u32) -> String {
+        format!(
+            "{doctor} opened {} break-glass accesses in the last 24 hours (limit {limit}); \
+             another doctor or the patient's department must approve this one",
+            self.opened_last_24h
+        )
+    }
+}
+
+pub fn break_glass_standing(
+    conn: &Connection,
+    doctor: &str,
+    patient: &str,
+    now_ms: u64,
+) -> rusqlite::Result<BreakGlassStanding> {
+    use crate::limits::{BREAK_GLASS_APPROVAL_TTL_MS, BREAK_GLASS_LIMIT_WINDOW_MS};
+    let since = now_ms.saturating_sub(BREAK_GLASS_LIMIT_WINDOW_MS) as i64;
+    let opened_last_24h: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM break_glass WHERE doctor = ?1 AND at_ms > ?2")?
+        .query_row(params![doctor, since], |row| row.get(0))?;
+    let fresh = now_ms.saturating_sub(BREAK_GLASS_APPROVAL_TTL_MS) as i64;
+    let approval: Option<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM break_glass_approvals
+             WHERE doctor = ?1 AND patient = ?2 AND used_height IS NULL AND at_ms > ?3
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row(params![doctor, patient, fresh], |row| row.get(0))
+        .optional()?;
+    Ok(BreakGlassStanding {
+        opened_last_24h,
+        approval,
+    })
+}
+
 pub fn break_glass_until(
     conn: &Connection,
     doctor: &str,

@@ -464,7 +464,24 @@ pub async fn break_glass(
     }
     let duration_ms = (u64::from(minutes) * 60_000).min(BREAK_GLASS_MAX_MS);
     let pid = req.patient_id.clone();
-    s.read(move |c| patient(c, &pid).map(|_| ())).await?;
+    let (doctor, now) = (doc.user.user_id.clone(), s.now_ms());
+    let limit = s.inner.genesis.policy.break_glass_per_doctor_per_day;
+    // Fast, named refusal before consensus (the UI explains a second approver); the ledger
+    // applies the same rule at the block's time.
+    s.read(move |c| {
+        patient(c, &pid)?;
+        let standing = medchain_records::policy::break_glass_standing(c, &doctor, &pid, now)?;
+        if standing.allows(limit) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "break_glass_limit",
+                standing.refusal(&doctor, limit),
+            ))
+        }
+    })
+    .await?;
     let env = Envelope {
         actor: Actor::User(doc.user.user_id.clone()),
         tx: Transaction::BreakGlass {

@@ -16,7 +16,7 @@ use crate::limits::{
     BREAK_GLASS_REASON_MIN_CHARS, REASON_MAX_CHARS, REVIEW_NOTE_MAX_CHARS,
 };
 use crate::outcome::{reject, Checked, Outcome};
-use crate::policy::{user, UserRow};
+use crate::policy::{break_glass_standing, user, UserRow};
 
 pub(super) fn open(
     r: &Request<'_>,
@@ -68,34 +68,13 @@ pub(super) fn open(
 /// Below the doctor's daily limit, or spend an unused, unexpired approval of a second
 /// approver for this patient.
 fn within_limit_or_approved(r: &Request<'_>, doctor: &UserRow, patient: &str) -> Checked {
-    let since = r.now_ms.saturating_sub(BREAK_GLASS_LIMIT_WINDOW_MS) as i64;
-    let recent: i64 = r
-        .conn
-        .prepare_cached("SELECT COUNT(*) FROM break_glass WHERE doctor = ?1 AND at_ms > ?2")?
-        .query_row(params![doctor.user_id, since], |row| row.get(0))?;
-    let limit = i64::from(r.policy.break_glass_per_doctor_per_day);
-    if recent < limit {
+    let limit = r.policy.break_glass_per_doctor_per_day;
+    let standing = break_glass_standing(r.conn, &doctor.user_id, patient, r.now_ms)?;
+    if standing.opened_last_24h < i64::from(limit) {
         return Ok(());
     }
-    let fresh = r.now_ms.saturating_sub(BREAK_GLASS_APPROVAL_TTL_MS) as i64;
-    let approval: Option<i64> = r
-        .conn
-        .prepare_cached(
-            "SELECT id FROM break_glass_approvals
-             WHERE doctor = ?1 AND patient = ?2 AND used_height IS NULL AND at_ms > ?3
-             ORDER BY id LIMIT 1",
-        )?
-        .query_row(params![doctor.user_id, patient, fresh], |row| row.get(0))
-        .optional()?;
-    let Some(id) = approval else {
-        return reject(
-            Outcome::Forbidden,
-            format!(
-                "{} opened {recent} break-glass accesses in the last 24 hours (limit {limit}); \
-                 another doctor or the patient's department must approve this one",
-                doctor.user_id
-            ),
-        );
+    let Some(id) = standing.approval else {
+        return reject(Outcome::Forbidden, standing.refusal(&doctor.user_id, limit));
     };
     exec(
         r.conn,
