@@ -41,7 +41,10 @@ async fn break_glass_is_limited_approved_alerted_and_reviewed() {
     assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
     assert_eq!(v["error"]["code"], "break_glass_limit", "{v}");
     let (_, head_after) = api.call("GET", "/api/chain/head", None, None).await;
-    assert_eq!(head_before["height"], head_after["height"], "nothing reached the ledger");
+    assert_eq!(
+        head_before["height"], head_after["height"],
+        "nothing reached the ledger"
+    );
     assert!(
         v["error"]["message"]
             .as_str()

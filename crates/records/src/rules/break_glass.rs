@@ -12,8 +12,7 @@ use medchain_types::UserRole;
 use super::{active_user, need_role, text_ok, Acting, Request};
 use crate::ledger::exec;
 use crate::limits::{
-    BREAK_GLASS_APPROVAL_TTL_MS, BREAK_GLASS_LIMIT_WINDOW_MS, BREAK_GLASS_MAX_MS,
-    BREAK_GLASS_REASON_MIN_CHARS, REASON_MAX_CHARS, REVIEW_NOTE_MAX_CHARS,
+    BREAK_GLASS_MAX_MS, BREAK_GLASS_REASON_MIN_CHARS, REASON_MAX_CHARS, REVIEW_NOTE_MAX_CHARS,
 };
 use crate::outcome::{reject, Checked, Outcome};
 use crate::policy::{break_glass_standing, user, UserRow};
