@@ -5,9 +5,11 @@
 
 use axum::http::{header, HeaderValue, Uri};
 use axum::response::{IntoResponseParts, ResponseParts};
-use medchain_records::query::{Page, Paged, MAX_PAGE};
+use medchain_records::query::{Page, Paged, RecordCursor, MAX_PAGE};
 use serde::Deserialize;
 use utoipa::IntoParams;
+
+use crate::error::{ApiError, ApiResult};
 
 /// `?offset=&limit=` of an offset list.
 #[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
@@ -54,11 +56,18 @@ impl NextLink {
         let link = format!("<{}?{query}>; rel=\"next\"", uri.path());
         NextLink(HeaderValue::from_str(&link).ok())
     }
+}
 
-    /// Whether a next page is announced.
-    pub fn is_some(&self) -> bool {
-        self.0.is_some()
-    }
+/// The `cursor` field of a cursor-paged request: absent (the first page), or a
+/// `next_cursor` this API wrote (422 naming the field otherwise).
+pub fn record_cursor(cursor: Option<&str>) -> ApiResult<Option<RecordCursor>> {
+    cursor
+        .map(|c| {
+            RecordCursor::parse(c).ok_or_else(|| {
+                ApiError::invalid("cursor: pass back a next_cursor unchanged").with_field("cursor")
+            })
+        })
+        .transpose()
 }
 
 /// The `Link` header for a page of `list`.

@@ -276,26 +276,6 @@ fn record_from_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result
     })
 }
 
-/// A patient's records, oldest first.
-pub fn records_of_patient(
-    conn: &Connection,
-    patient: &str,
-    page: Page,
-) -> rusqlite::Result<Paged<RecordView>> {
-    let (limit, offset) = page.bounds();
-    let sql = format!(
-        "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN blocks b ON b.height = r.height
-         WHERE r.patient = ?1 ORDER BY r.height, r.record_id LIMIT ?2 OFFSET ?3"
-    );
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params![patient, limit, offset])?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next()? {
-        out.push(record_from_row(conn, row)?);
-    }
-    Ok(page.cut(out))
-}
-
 /// A patient's records after `after` (from the first when `None`), oldest first, at most
 /// `limit` (capped at `MAX_PAGE`), and the cursor of the next page when there is one.
 pub fn records_of_patient_after(

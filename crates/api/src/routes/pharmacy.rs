@@ -4,7 +4,7 @@
 use axum::extract::{Path, State};
 use medchain_records::limits::{CODE_MAX_CHARS, RECORD_ID_MAX_BYTES, USER_ID_MAX_CHARS};
 use medchain_records::policy::GranteeKey;
-use medchain_records::query::{self, PrescriptionView, RecordCursor};
+use medchain_records::query::{self, PrescriptionView};
 use medchain_records::{consent_active, Actor, Envelope, Transaction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::access::patient_if_known;
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::Pharmacy;
+use crate::paging::record_cursor;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,13 +52,7 @@ pub async fn search(
     let (patient_id, list, next) = match (req.patient_id, req.code, req.cursor) {
         (Some(pid), None, cursor) => {
             check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
-            let after = match cursor.as_deref() {
-                None => None,
-                Some(c) => Some(RecordCursor::parse(c).ok_or_else(|| {
-                    ApiError::invalid("cursor: pass back a next_cursor unchanged")
-                        .with_field("cursor")
-                })?),
-            };
+            let after = record_cursor(cursor.as_deref())?;
             s.read(move |c| {
                 // An unknown patient is refused as one who did not consent.
                 let known = patient_if_known(c, &pid)?.is_some();

@@ -12,7 +12,7 @@ use medchain_records::limits::{
     PRESCRIPTION_MAX_CHARS, REASON_MAX_CHARS, RECORD_ID_MAX_BYTES, SEARCH_MAX_CHARS,
     USER_ID_MAX_CHARS,
 };
-use medchain_records::query::{self, RecordCursor, RecordView};
+use medchain_records::query::{self, RecordView};
 use medchain_records::tx::prescription_code_hash;
 use medchain_records::{Actor, Envelope, Medication, RecordContent, Transaction};
 use medchain_types::Hash32;
@@ -23,7 +23,7 @@ use crate::access::patient;
 use crate::audit::audited_read;
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Doctor, DoctorOrDepartment, RecordReader};
-use crate::paging::{next_of, NextLink};
+use crate::paging::{next_of, record_cursor, NextLink};
 use crate::routes::{new_id, random_code, PageParams};
 use crate::state::{AppState, Committed};
 
@@ -330,12 +330,7 @@ pub async fn get_chain(
     ApiJson(req): ApiJson<GetChainRequest>,
 ) -> ApiResult<ApiJson<GetChainResponse>> {
     check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
-    let after = match req.cursor.as_deref() {
-        None => None,
-        Some(c) => Some(RecordCursor::parse(c).ok_or_else(|| {
-            ApiError::invalid("cursor: pass back a next_cursor unchanged").with_field("cursor")
-        })?),
-    };
+    let after = record_cursor(req.cursor.as_deref())?;
     let limit = req.limit.unwrap_or(query::MAX_PAGE);
     if !(1..=query::MAX_PAGE).contains(&limit) {
         return Err(
