@@ -120,7 +120,7 @@ def attacks(d):
     say("insurer: `medchain user set-password --config node3.toml --user-id p001`", f"exit {rc}: {line}", rc != 0)
     # 1b. ...so it writes p001's hash into its own node's sign-in database by hand.
     con = sqlite3.connect(os.path.join(d, "node3", "sign-in.sqlite"))
-    con.execute("ATTACH ? AS home", (os.path.join(d, "node0", "sign-in.sqlite"),))
+    con.execute("ATTACH ? AS home", (os.path.join(d, "org0", "data", "sign-in.sqlite"),))
     con.execute("INSERT OR REPLACE INTO main.credentials SELECT * FROM home.credentials WHERE user_id='p001'")
     con.commit()
     con.close()
@@ -216,7 +216,7 @@ def attacks(d):
 
     # 8. Secrets at rest.
     modes = {p: oct(os.stat(os.path.join(d, p)).st_mode & 0o777) for p in
-             ["", "keys", "node0", "node0/token-secret.key", "node0/sign-in.sqlite", "node0/medchain.sqlite"]}
+             ["", "org0", "org0/keys", "org0/keys/operator.key", "org0/data", "org0/data/token-secret.key", "org0/data/sign-in.sqlite", "org0/data/medchain.sqlite"]}
     ok = all(m in ("0o700", "0o600") for m in modes.values())
     say("file modes of the cluster folder, keys, data dir, token secret and databases", str(modes), ok)
 

@@ -1,13 +1,16 @@
-//! `medchain init`: fresh keys, a genesis and one config per replica.
+//! `medchain init`: the key ceremony of a whole consortium on one machine (demo and
+//! tests): one folder per organisation, a genesis, and one config per replica.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-use medchain_node::config::{NodeConfig, PbftSettings};
-use medchain_types::codec::FORMAT_VERSION;
-use medchain_types::genesis::{ClientInfo, GenesisConsent, GenesisUser, UserRole};
-use medchain_types::{Genesis, KeyPair, ReplicaId, ReplicaInfo};
-use rand::RngCore;
+use anyhow::bail;
+use medchain_types::genesis::{GenesisConsent, GenesisUser, UserRole};
+use medchain_types::ReplicaId;
+
+use crate::ceremony::{
+    assemble, create_org, fresh_key, node_config, private_dir, write_new, write_secret, OrgNewArgs,
+    GENESIS_FILE,
+};
 
 #[derive(clap::Args, Debug)]
 pub struct InitArgs {
@@ -40,25 +43,6 @@ const ORGANISATIONS: [&str; 4] = [
     "Northwind Health Insurance",
 ];
 
-fn fresh_key() -> KeyPair {
-    let mut secret = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    KeyPair::from_secret(secret)
-}
-
-fn write_secret(path: &Path, key: &KeyPair) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(f, "{}", hex::encode(key.secret_bytes()))?;
-    Ok(())
-}
-
 /// `medchain keygen`: a fresh key in a new file, its public key on stdout.
 pub fn keygen(out: &Path) -> anyhow::Result<()> {
     let key = fresh_key();
@@ -67,14 +51,15 @@ pub fn keygen(out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Create `path` (and its parents) and make it owner-only (0700): the folders init lays
-/// out hold private keys and, once a node runs, password hashes and the ledger.
-fn private_dir(path: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(path).with_context(|| format!("creating {}", path.display()))?;
-    medchain_api::private_files::secure_dir(path)
-        .with_context(|| format!("making {} owner-only", path.display()))
+/// Organisation `i`'s folder: what `medchain org new --dir` would make for it.
+pub fn org_dir(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("org{i}"))
 }
 
+/// The ceremony run on one machine: each organisation gets its own folder `DIR/orgI`
+/// (its private keys, `org.toml`, `node.toml`, its copy of the genesis and its data),
+/// the genesis is assembled from the public `org.toml` files alone, and `DIR/nodeI.toml`
+/// is organisation I's `node.toml` seen from `DIR` (the command-line contract's path).
 pub fn run(a: &InitArgs) -> anyhow::Result<()> {
     check_args(a)?;
     // The cluster's folder is tightened only when init makes it: `--dir` may name a
@@ -82,14 +67,20 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
     if !a.dir.exists() {
         private_dir(&a.dir)?;
     }
-    private_dir(&a.dir.join("keys"))?;
+    let mut orgs = Vec::new();
+    let mut org_args = Vec::new();
     for i in 0..a.replicas {
-        private_dir(&a.dir.join(format!("node{i}")))?;
+        let args = OrgNewArgs {
+            dir: org_dir(&a.dir, i),
+            name: ORGANISATIONS
+                .get(i)
+                .map_or_else(|| format!("Organisation {i}"), |s| s.to_string()),
+            p2p: format!("127.0.0.1:{}", u32::from(a.p2p_port) + i as u32),
+            http: format!("127.0.0.1:{}", u32::from(a.http_port) + i as u32),
+        };
+        orgs.push(create_org(&args)?);
+        org_args.push(args);
     }
-    let mut chain_id = [0u8; 8];
-    rand::rngs::OsRng.fill_bytes(&mut chain_id);
-    let (replicas, mut clients) = replica_keys(a)?;
-    clients.extend(operator_keys(&a.dir, &replicas)?);
     let (mut users, mut consents) = if a.demo {
         demo_users()
     } else {
@@ -100,23 +91,15 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
         users.extend(u);
         consents.extend(c);
     }
-    let genesis = Genesis {
-        format_version: FORMAT_VERSION,
-        chain_id: format!("medchain-{}", hex::encode(chain_id)),
-        replicas,
-        clients,
-        users,
-        consents,
-        policy: Default::default(),
-    };
-    std::fs::write(
-        a.dir.join("genesis.toml"),
-        toml::to_string_pretty(&genesis)?,
-    )?;
-    for i in 0..a.replicas {
+    let genesis = assemble(&orgs, users, consents)?;
+    let text = toml::to_string_pretty(&genesis)?;
+    write_new(&a.dir.join(GENESIS_FILE), &text)?;
+    for (i, args) in org_args.iter().enumerate() {
+        write_new(&org_dir(&a.dir, i).join(GENESIS_FILE), &text)?;
+        let prefix = PathBuf::from(format!("org{i}"));
         std::fs::write(
             a.dir.join(format!("node{i}.toml")),
-            toml::to_string_pretty(&node_config(a, i))?,
+            toml::to_string_pretty(&node_config(args, &prefix))?,
         )?;
     }
     if a.demo {
@@ -126,7 +109,7 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
         seed_bench_passwords(&a.dir, a.replicas)?;
     }
     println!(
-        "initialised {} replicas in {} (genesis {})",
+        "initialised {} replicas in {} (genesis {}; organisation i's keys are in only its own folder org{{i}})",
         a.replicas,
         a.dir.display(),
         genesis.hash()
@@ -148,75 +131,13 @@ fn check_args(a: &InitArgs) -> anyhow::Result<()> {
     if last_http > 65_535 || last_p2p > 65_535 {
         bail!("port range runs past 65535");
     }
-    if a.dir.join("genesis.toml").exists() {
+    if a.dir.join("genesis.toml").exists() || org_dir(&a.dir, 0).exists() {
         bail!(
-            "{} already holds a cluster (genesis.toml exists); refusing to overwrite its keys",
+            "{} already holds a cluster (genesis.toml or org0 exists); refusing to overwrite its keys",
             a.dir.display()
         );
     }
     Ok(())
-}
-
-/// Each replica's key and its gateway's client key, written to `keys/`; clients 0..n of
-/// the genesis are the gateways.
-fn replica_keys(a: &InitArgs) -> anyhow::Result<(Vec<ReplicaInfo>, Vec<ClientInfo>)> {
-    let mut replicas = Vec::new();
-    let mut clients = Vec::new();
-    for i in 0..a.replicas {
-        let key = fresh_key();
-        let client = fresh_key();
-        write_secret(&a.dir.join(format!("keys/replica-{i}.key")), &key)?;
-        write_secret(&a.dir.join(format!("keys/gateway-{i}.key")), &client)?;
-        let organisation = ORGANISATIONS
-            .get(i)
-            .map_or_else(|| format!("Organisation {i}"), |s| s.to_string());
-        replicas.push(ReplicaInfo {
-            id: ReplicaId(i as u16),
-            organisation: organisation.clone(),
-            public_key: key.public(),
-            peer_addr: format!("127.0.0.1:{}", u32::from(a.p2p_port) + i as u32),
-            http_addr: format!("127.0.0.1:{}", u32::from(a.http_port) + i as u32),
-        });
-        clients.push(ClientInfo {
-            name: format!("gateway of {organisation}"),
-            public_key: client.public(),
-        });
-    }
-    Ok((replicas, clients))
-}
-
-/// Clients n..2n: each organisation's operator key, for user administration from the
-/// command line (`medchain user add`).
-fn operator_keys(dir: &Path, replicas: &[ReplicaInfo]) -> anyhow::Result<Vec<ClientInfo>> {
-    let mut clients = Vec::new();
-    for (i, replica) in replicas.iter().enumerate() {
-        let operator = fresh_key();
-        write_secret(&dir.join(format!("keys/operator-{i}.key")), &operator)?;
-        clients.push(ClientInfo {
-            name: format!("operator of {}", replica.organisation),
-            public_key: operator.public(),
-        });
-    }
-    Ok(clients)
-}
-
-/// Replica `i`'s `nodeI.toml`, its paths relative to the cluster directory.
-fn node_config(a: &InitArgs, i: usize) -> NodeConfig {
-    NodeConfig {
-        id: i as u16,
-        genesis: "genesis.toml".into(),
-        key: format!("keys/replica-{i}.key").into(),
-        client_key: format!("keys/gateway-{i}.key").into(),
-        client_id: i as u16,
-        data_dir: format!("node{i}").into(),
-        http_listen: format!("127.0.0.1:{}", u32::from(a.http_port) + i as u32),
-        p2p_listen: format!("127.0.0.1:{}", u32::from(a.p2p_port) + i as u32),
-        pbft: PbftSettings::default(),
-        manual_validation: false,
-        operator_key: Some(format!("keys/operator-{i}.key").into()),
-        operator_client_id: Some((a.replicas + i) as u16),
-        energy_watts_per_core: medchain_node::energy::DEFAULT_WATTS_PER_CORE,
-    }
 }
 
 /// The demo accounts of the external contract: (user id, password, role, organisation,
@@ -305,7 +226,7 @@ fn seed_demo_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
         if org >= replicas {
             bail!("demo account {id} belongs to organisation {org}, beyond the replicas");
         }
-        let data = dir.join(format!("node{org}"));
+        let data = org_dir(dir, org).join("data");
         private_dir(&data)?;
         let conn = medchain_api::auth::open_local_db(&data.join(SIGN_IN_DB))?;
         let phc = medchain_api::auth::hash_password(pw).map_err(|e| anyhow::anyhow!(e.message))?;
@@ -354,7 +275,7 @@ fn seed_bench_passwords(dir: &Path, replicas: usize) -> anyhow::Result<()> {
     let phc = medchain_api::auth::hash_password(BENCH_PASSWORD)
         .map_err(|e| anyhow::anyhow!(e.message))?;
     for org in 1..replicas {
-        let data = dir.join(format!("node{org}"));
+        let data = org_dir(dir, org).join("data");
         private_dir(&data)?;
         let conn = medchain_api::auth::open_local_db(&data.join(SIGN_IN_DB))?;
         medchain_api::auth::set_password_hash(&conn, &bench_doctor(org), &phc)

@@ -50,15 +50,10 @@ pub fn run(a: &LoadArgs) -> anyhow::Result<()> {
         .build()?;
     rt.block_on(async move {
         let addr = files.config.p2p_listen.parse().context("p2p_listen")?;
-        let client = LedgerClient::connect(
-            addr,
-            files.id(),
-            operator.0,
-            operator.1,
-            files.genesis.hash(),
-        )
-        .await
-        .context("connecting to the replica's client port")?;
+        let client =
+            LedgerClient::connect(addr, files.id(), operator.0, operator.1, &files.genesis)
+                .await
+                .context("connecting to the replica's client port")?;
         // A real transaction (the operator's no-op marker) with the record's bytes as its
         // content piece: every replica stores it, and execution accepts it.
         let marker = Batch(vec![

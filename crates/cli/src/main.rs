@@ -1,8 +1,10 @@
-//! The `medchain` binary: set up a cluster (`init`), run a replica (`node`), run a local
+//! The `medchain` binary: set up a cluster (`init`, or `org new` and `genesis` across
+//! organisations), run a replica (`node`), run a local
 //! four-replica demo (`demo`), check a chain offline (`verify`), drive records through
 //! the PBFT client protocol (`load`), and measure a cluster end to end (`bench`).
 
 mod bench;
+mod ceremony;
 mod demo;
 mod init;
 mod load;
@@ -30,8 +32,14 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Create keys, a genesis and one config per replica in DIR.
+    /// Create a whole consortium on this machine (demo, tests): one folder per
+    /// organisation with only its own keys, a genesis, and one config per replica.
     Init(init::InitArgs),
+    /// One organisation's side of the key ceremony.
+    #[command(subcommand)]
+    Org(OrgCmd),
+    /// Assemble the genesis from the organisations' public org.toml files.
+    Genesis(ceremony::GenesisArgs),
     /// Run one replica.
     Node {
         /// The replica's config file (DIR/nodeI.toml).
@@ -63,6 +71,13 @@ enum Command {
     User(user::UserCmd),
 }
 
+#[derive(Subcommand, Debug)]
+enum OrgCmd {
+    /// Create this organisation's private keys (DIR/keys, 0600), its public DIR/org.toml
+    /// and its DIR/node.toml.
+    New(ceremony::OrgNewArgs),
+}
+
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("MEDCHAIN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -81,6 +96,8 @@ fn main() -> std::process::ExitCode {
     init_logging(cli.log_json);
     let result = match cli.command {
         Command::Init(a) => init::run(&a),
+        Command::Org(OrgCmd::New(a)) => ceremony::org_new(&a),
+        Command::Genesis(a) => ceremony::genesis(&a),
         Command::Node { config } => run_node(config),
         Command::Demo => demo::run(),
         Command::Verify { config } => verify::run(&config),

@@ -217,7 +217,7 @@ fn submit(
         .build()?;
     rt.block_on(async {
         let addr = files.config.p2p_listen.parse().context("p2p_listen")?;
-        let client = LedgerClient::connect(addr, files.id(), client_id, key, files.genesis.hash())
+        let client = LedgerClient::connect(addr, files.id(), client_id, key, &files.genesis)
             .await
             .context("connecting to the replica (is it running?)")?;
         tokio::time::timeout(

@@ -99,7 +99,7 @@ fn a_config_naming_the_wrong_key_is_refused_with_the_reason() {
     let text = std::fs::read_to_string(&cfg).expect("config");
     std::fs::write(
         &cfg,
-        text.replace("keys/replica-0.key", "keys/replica-1.key"),
+        text.replace("org0/keys/replica.key", "org1/keys/replica.key"),
     )
     .expect("write");
     let out = Command::new(BIN)
@@ -138,11 +138,17 @@ fn init_keeps_its_folders_owner_only() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(mode_of(&dir), 0o700, "the cluster folder");
-    assert_eq!(mode_of(&dir.join("keys")), 0o700, "the keys folder");
     for i in 0..4 {
-        assert_eq!(mode_of(&dir.join(format!("node{i}"))), 0o700, "node{i}");
+        for folder in ["", "/keys", "/data"] {
+            let path = dir.join(format!("org{i}{folder}"));
+            assert_eq!(mode_of(&path), 0o700, "{}", path.display());
+        }
+        for key in ["replica", "gateway", "operator"] {
+            let path = dir.join(format!("org{i}/keys/{key}.key"));
+            assert_eq!(mode_of(&path), 0o600, "{}", path.display());
+        }
     }
-    assert_eq!(mode_of(&dir.join("node0/sign-in.sqlite")), 0o600);
+    assert_eq!(mode_of(&dir.join("org0/data/sign-in.sqlite")), 0o600);
 }
 
 #[test]
@@ -172,7 +178,7 @@ fn the_token_secret_rotates_from_the_command_line_and_keeps_the_old_key() {
     assert!(!early.status.success());
     assert!(String::from_utf8_lossy(&early.stderr).contains("first starts"));
 
-    let key_file = medchain_api::auth::token_secret_path(&dir.join("node0"));
+    let key_file = medchain_api::auth::token_secret_path(&dir.join("org0/data"));
     let first = medchain_api::keyring::KeyRing::load_or_create(&key_file, None, 1_000)
         .expect("a key file as the node makes it");
     let old_kid = first.current().kid.clone();

@@ -84,7 +84,7 @@ fn submit_as_insurer(c: &Cluster, envs: Vec<Envelope>, content: Vec<Vec<u8>>) ->
         .expect("runtime");
     rt.block_on(async {
         let addr = files.config.p2p_listen.parse().expect("p2p address");
-        let ledger = LedgerClient::connect(addr, files.id(), client, key, files.genesis.hash())
+        let ledger = LedgerClient::connect(addr, files.id(), client, key, &files.genesis)
             .await
             .expect("the insurer's own replica takes its operator");
         tokio::time::timeout(

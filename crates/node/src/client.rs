@@ -1,4 +1,4 @@
-//! The PBFT client protocol over TCP (section 4.1): a client (a node's API gateway, a
+//! The PBFT client protocol over TLS (section 4.1): a client (a node's API gateway, a
 //! test, the benchmark) connects to a replica's peer port as a genesis-listed client,
 //! sends signed requests, and gets a reply once its request is committed and durable.
 
@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use borsh::{BorshDeserialize, BorshSerialize};
-use medchain_types::{decode, encode, ClientId, Hash32, KeyPair, ReplicaId, Request, SeqNum};
+use medchain_types::{
+    decode, encode, ClientId, Genesis, Hash32, KeyPair, ReplicaId, Request, SeqNum,
+};
 use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Mutex};
 
@@ -34,18 +36,36 @@ pub struct LedgerClient {
 }
 
 impl LedgerClient {
-    /// Connect to `replica` at `addr` as client `id`.
+    /// Connect to `replica` at `addr` as client `id`, over TLS pinned to the replica's
+    /// genesis key.
     pub async fn connect(
         addr: SocketAddr,
         replica: ReplicaId,
         id: ClientId,
         key: KeyPair,
-        genesis: Hash32,
+        genesis: &Genesis,
     ) -> std::io::Result<Self> {
-        let mut stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        dial(&mut stream, Role::Client(id), &key, genesis, replica).await?;
-        let (mut rd, mut wr) = stream.into_split();
+        let replica_key = genesis
+            .replicas
+            .get(replica.index())
+            .map(|r| r.public_key)
+            .ok_or_else(|| std::io::Error::other("replica is not in the genesis"))?;
+        let connector = crate::tls::connector(&key, replica_key)?;
+        let stream = tokio::time::timeout(crate::transport::HANDSHAKE_TIMEOUT, async {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            let mut stream = crate::tls::connect(&connector, tcp).await?;
+            dial(&mut stream, Role::Client(id), &key, genesis.hash(), replica).await?;
+            Ok::<_, std::io::Error>(stream)
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "handshake",
+            ))
+        })?;
+        let (mut rd, mut wr) = tokio::io::split(stream);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4096);
         tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {

@@ -11,12 +11,17 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
-    pub id: u16,
+    /// The replica id; when absent (configs made by `medchain org new`, which runs before
+    /// the genesis exists), the genesis replica whose key is `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u16>,
     pub genesis: PathBuf,
     pub key: PathBuf,
     /// This node's gateway (client) key.
     pub client_key: PathBuf,
-    pub client_id: u16,
+    /// The gateway's client id; when absent, the genesis client whose key is `client_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<u16>,
     pub data_dir: PathBuf,
     pub http_listen: String,
     pub p2p_listen: String,
@@ -31,7 +36,8 @@ pub struct NodeConfig {
     /// request ids never collide.
     #[serde(default)]
     pub operator_key: Option<PathBuf>,
-    #[serde(default)]
+    /// When absent, the genesis client whose key is `operator_key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_client_id: Option<u16>,
     /// Power of one busy core in watts, for the energy figure when the machine has no
     /// RAPL counters (see `energy::DEFAULT_WATTS_PER_CORE` for the default's source).
@@ -172,36 +178,40 @@ fn read_config(path: &Path) -> Result<NodeConfig, ConfigError> {
     Ok(config)
 }
 
-/// The replica key and the gateway key must be the ones the genesis lists for this
-/// replica and client: a node signing with any other key would be ignored by its peers.
-fn check_keys(
+/// The id under which the genesis lists `key` among `listed`: the configured id must
+/// name that entry, and without one the key finds its own entry. A node signing with a
+/// key the genesis does not list for it would be ignored by its peers.
+fn resolve_id(
     path: &Path,
-    config: &NodeConfig,
-    genesis: &Genesis,
+    what: &str,
+    configured: Option<u16>,
+    listed: &[medchain_types::PublicKey],
     key: &KeyPair,
-    client_key: &KeyPair,
-) -> Result<(), ConfigError> {
-    let me = genesis
-        .replicas
-        .get(usize::from(config.id))
-        .ok_or_else(|| invalid(path, format!("id {} is not in the genesis", config.id)))?;
-    if me.public_key != key.public() {
-        return Err(invalid(
-            path,
-            "key does not match this replica's genesis key",
-        ));
+) -> Result<u16, ConfigError> {
+    let mine = key.public();
+    match configured {
+        Some(id) => match listed.get(usize::from(id)) {
+            None => Err(invalid(
+                path,
+                format!("{what} id {id} is not in the genesis"),
+            )),
+            Some(k) if *k != mine => Err(invalid(
+                path,
+                format!("{what} key does not match the genesis key of {what} {id}"),
+            )),
+            Some(_) => Ok(id),
+        },
+        None => listed
+            .iter()
+            .position(|k| *k == mine)
+            .map(|i| i as u16)
+            .ok_or_else(|| {
+                invalid(
+                    path,
+                    format!("{what} key does not match any {what} key in the genesis"),
+                )
+            }),
     }
-    let client = genesis
-        .clients
-        .get(usize::from(config.client_id))
-        .ok_or_else(|| invalid(path, "client_id is not in the genesis"))?;
-    if client.public_key != client_key.public() {
-        return Err(invalid(
-            path,
-            "client_key does not match the genesis client key",
-        ));
-    }
-    Ok(())
 }
 
 fn check_pbft(path: &Path, p: &PbftSettings) -> Result<(), ConfigError> {
@@ -221,6 +231,9 @@ fn check_pbft(path: &Path, p: &PbftSettings) -> Result<(), ConfigError> {
 #[derive(Debug)]
 pub struct NodeFiles {
     pub config: NodeConfig,
+    /// This replica's id and its gateway's client id, as the genesis lists their keys.
+    pub id: ReplicaId,
+    pub client_id: medchain_types::ClientId,
     pub genesis: Genesis,
     pub key: KeyPair,
     pub client_key: KeyPair,
@@ -239,10 +252,30 @@ impl NodeFiles {
         let genesis = load_genesis(&base.join(&config.genesis))?;
         let key = load_key(&base.join(&config.key))?;
         let client_key = load_key(&base.join(&config.client_key))?;
-        check_keys(path, &config, &genesis, &key, &client_key)?;
+        let id = resolve_id(path, "replica", config.id, &genesis.replica_keys(), &key)?;
+        let client_id = resolve_id(
+            path,
+            "client",
+            config.client_id,
+            &genesis.client_keys(),
+            &client_key,
+        )?;
+        // Clients 0..n are the gateways of replicas 0..n (the ledger reads a request's
+        // organisation from its client id), so a node's two keys are one organisation's.
+        if usize::from(client_id) != usize::from(id) {
+            return Err(invalid(
+                path,
+                format!(
+                    "client_key does not match this replica's organisation: it is client \
+                     {client_id}, the gateway of replica {id} is client {id}"
+                ),
+            ));
+        }
         check_pbft(path, &config.pbft)?;
         let data_dir = base.join(&config.data_dir);
         Ok(NodeFiles {
+            id: ReplicaId(id),
+            client_id: medchain_types::ClientId(client_id),
             config_path: path.to_path_buf(),
             base_dir: base.to_path_buf(),
             config,
@@ -254,7 +287,7 @@ impl NodeFiles {
     }
 
     pub fn id(&self) -> ReplicaId {
-        ReplicaId(self.config.id)
+        self.id
     }
 
     pub fn db_path(&self) -> PathBuf {
@@ -263,19 +296,26 @@ impl NodeFiles {
 
     /// The operator's client id and key, if configured.
     pub fn operator(&self) -> Result<(medchain_types::ClientId, KeyPair), ConfigError> {
-        let (Some(path), Some(id)) = (&self.config.operator_key, self.config.operator_client_id)
-        else {
-            return Err(invalid(
-                &self.config_path,
-                "operator_key and operator_client_id are not configured",
-            ));
+        let Some(path) = &self.config.operator_key else {
+            return Err(invalid(&self.config_path, "operator_key is not configured"));
         };
         let key = load_key(&self.base_dir.join(path))?;
-        let listed = self.genesis.clients.get(usize::from(id));
-        if listed.map(|c| c.public_key) != Some(key.public()) {
+        let id = resolve_id(
+            &self.config_path,
+            "operator",
+            self.config.operator_client_id,
+            &self.genesis.client_keys(),
+            &key,
+        )?;
+        let expected = self.genesis.replicas.len() + self.id.index();
+        if usize::from(id) != expected {
             return Err(invalid(
                 &self.config_path,
-                "operator_key does not match the genesis client it names",
+                format!(
+                    "operator_key does not match this replica's organisation: it is client \
+                     {id}, the operator of replica {} is client {expected}",
+                    self.id.0
+                ),
             ));
         }
         Ok((medchain_types::ClientId(id), key))

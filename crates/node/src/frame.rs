@@ -44,9 +44,19 @@ async fn read_frame_into<R: AsyncRead + Unpin>(
 
 /// Write one frame.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    write_frame_unflushed(w, bytes).await?;
+    // A TLS stream may keep written bytes in its session until flushed.
+    w.flush().await
+}
+
+/// Write one frame without flushing, for a writer that flushes after a burst of them.
+pub async fn write_frame_unflushed<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     let len = u32::try_from(bytes.len())
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "frame too large"))?;
-    w.write_u32(len).await?;
+    w.write_all(&len.to_be_bytes()).await?;
     w.write_all(bytes).await?;
     Ok(())
 }

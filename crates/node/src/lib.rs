@@ -26,6 +26,7 @@ pub mod frame;
 pub mod handshake;
 pub mod metrics;
 pub mod run;
+pub mod tls;
 pub mod transport;
 
 pub use app::{Application, NodeHandles};

@@ -113,13 +113,14 @@ async fn start_transport(
         &files.key,
         isolated.clone(),
         stats.clone(),
-    );
+    )?;
     let inbound_bytes = Arc::new(AtomicUsize::new(0));
     let (listener, p2p_addr) = transport::bind(&files.config.p2p_listen).await?;
     tokio::spawn(transport::serve(
         listener,
         Arc::new(transport::Inbound {
             genesis: files.genesis.clone(),
+            tls: crate::tls::acceptor(&files.key, &files.genesis)?,
             me: id,
             verifier: Verifier::new(&files.genesis, files.limits()),
             core,
@@ -162,7 +163,7 @@ fn start_batcher(
     core: crate::core_input::CoreSender,
     metrics: &Arc<Metrics>,
 ) -> Result<Batcher, NodeError> {
-    let client = medchain_types::ClientId(files.config.client_id);
+    let client = files.client_id;
     let last_id = app.last_request_id(reader, client)?;
     Ok(Batcher::start(
         client,

@@ -1,7 +1,10 @@
 //! Peer transport: one outbound connection per peer (reconnecting with exponential
 //! backoff, fed by a bounded queue so that a slow or dead peer costs at most the queue),
-//! and a listener that accepts authenticated replicas and clients. Incoming messages are
-//! decoded and signature-checked on tokio's worker threads, off the core's thread.
+//! and a listener that accepts authenticated replicas and clients. Every link is TLS 1.3
+//! with both ends pinned to their genesis keys (see `tls`); inside it, the handshake
+//! binds the link to this chain and a role, and the role must be the one whose key the
+//! TLS layer proved. Incoming messages are decoded and signature-checked on tokio's
+//! worker threads, off the core's thread.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -13,13 +16,15 @@ use medchain_types::{
     decode, encode, ClientId, Genesis, KeyPair, ReplicaId, ReplicaInfo, SignedRequest,
     VerifiedFrames, Verifier,
 };
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 
 use crate::client::ClientReply;
 use crate::core_input::CoreInput;
-use crate::frame::{read_frame, write_frame};
+use crate::frame::{read_frame, write_frame, write_frame_unflushed};
 use crate::handshake::{accept, dial, Role};
+use crate::tls;
 
 /// Frames queued per peer before new ones are dropped (PBFT retransmits what matters).
 pub const PEER_QUEUE_FRAMES: usize = 8192;
@@ -117,7 +122,7 @@ pub fn start_outbound(
     key: &KeyPair,
     isolated: Arc<AtomicBool>,
     stats: Arc<TransportStats>,
-) -> Outbound {
+) -> std::io::Result<Outbound> {
     let genesis_hash = genesis.hash();
     let mut peers = Vec::new();
     let wakers: Vec<Arc<Notify>> = genesis
@@ -138,6 +143,7 @@ pub fn start_outbound(
             PeerLink {
                 me,
                 peer: info.clone(),
+                tls: tls::connector(key, info.public_key)?,
                 key: key.clone(),
                 genesis: genesis_hash,
                 stats: stats.clone(),
@@ -147,19 +153,21 @@ pub fn start_outbound(
             queued,
         ));
     }
-    Outbound {
+    Ok(Outbound {
         me,
         peers: Arc::new(peers),
         redial: Redial(Arc::new(wakers)),
         isolated,
         stats,
-    }
+    })
 }
 
 /// Who a peer writer dials and how it proves itself.
 struct PeerLink {
     me: ReplicaId,
     peer: ReplicaInfo,
+    /// Accepts only the listener that holds this peer's genesis key.
+    tls: tokio_rustls::TlsConnector,
     key: KeyPair,
     genesis: medchain_types::Hash32,
     stats: Arc<TransportStats>,
@@ -175,6 +183,7 @@ async fn peer_writer(link: PeerLink, mut rx: mpsc::Receiver<Queued>, queued: Arc
                 peer_addr: addr,
                 ..
             },
+        tls,
         key,
         genesis,
         stats,
@@ -182,33 +191,26 @@ async fn peer_writer(link: PeerLink, mut rx: mpsc::Receiver<Queued>, queued: Arc
     } = link;
     let mut backoff_ms = 50u64;
     loop {
-        let connected = async {
-            let mut s = TcpStream::connect(&addr).await?;
+        let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+            let s = TcpStream::connect(&addr).await?;
             s.set_nodelay(true)?;
-            tokio::time::timeout(
-                Duration::from_secs(5),
-                dial(&mut s, Role::Replica(me), &key, genesis, peer),
-            )
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake"))??;
+            let mut s = tls::connect(&tls, s).await?;
+            dial(&mut s, Role::Replica(me), &key, genesis, peer).await?;
             Ok::<_, std::io::Error>(s)
-        }
-        .await;
+        })
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "handshake",
+            ))
+        });
         match connected {
-            Ok(mut s) => {
+            Ok(s) => {
                 backoff_ms = 50;
                 tracing::debug!(%peer, "connected");
-                while let Some((at, frame)) = rx.recv().await {
-                    queued.fetch_sub(frame.len(), Ordering::Relaxed);
-                    if at.elapsed() > STALE_FRAME_AGE {
-                        stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
-                        continue;
-                    }
-                    if write_frame(&mut s, &frame).await.is_err() {
-                        break;
-                    }
-                }
-                if rx.is_closed() {
+                // Ok: the queue closed (the node is stopping). An error: redial.
+                if send_queued(s, &mut rx, &queued, &stats).await.is_ok() || rx.is_closed() {
                     return;
                 }
             }
@@ -225,10 +227,41 @@ async fn peer_writer(link: PeerLink, mut rx: mpsc::Receiver<Queued>, queued: Arc
     }
 }
 
+/// Longest a connection may take from TCP connect to a proven role (TLS and handshake).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Send the peer's queued frames until the link fails or the queue closes. Frames are
+/// written into a buffer and flushed when the queue runs dry, so that a burst of small
+/// votes becomes a few TLS records and system calls instead of one each.
+async fn send_queued<S: AsyncWrite + Unpin>(
+    s: S,
+    rx: &mut mpsc::Receiver<Queued>,
+    queued: &AtomicUsize,
+    stats: &TransportStats,
+) -> std::io::Result<()> {
+    let mut w = BufWriter::with_capacity(64 << 10, s);
+    while let Some((at, frame)) = rx.recv().await {
+        let mut next = Some((at, frame));
+        while let Some((at, frame)) = next.take() {
+            queued.fetch_sub(frame.len(), Ordering::Relaxed);
+            if at.elapsed() > STALE_FRAME_AGE {
+                stats.dropped_sends.fetch_add(1, Ordering::Relaxed);
+            } else {
+                write_frame_unflushed(&mut w, &frame).await?;
+            }
+            next = rx.try_recv().ok();
+        }
+        w.flush().await?;
+    }
+    Ok(())
+}
+
 /// What every inbound connection needs, shared by all of them.
 #[derive(Debug)]
 pub struct Inbound {
     pub genesis: Genesis,
+    /// Presents this replica's genesis key; admits only dialers with a genesis key.
+    pub tls: tls::Acceptor,
     pub me: ReplicaId,
     pub verifier: Verifier,
     pub core: SyncSender<CoreInput>,
@@ -265,24 +298,55 @@ pub async fn serve(listener: TcpListener, ctx: Arc<Inbound>) {
     }
 }
 
-async fn handle_connection(mut stream: TcpStream, ctx: &Inbound) -> std::io::Result<()> {
+async fn handle_connection(stream: TcpStream, ctx: &Inbound) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
-    let role = tokio::time::timeout(
-        Duration::from_secs(5),
-        accept(&mut stream, &ctx.genesis, ctx.me),
-    )
-    .await
-    .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "handshake"))??;
+    let (stream, role) = tokio::time::timeout(HANDSHAKE_TIMEOUT, prove_dialer(stream, ctx))
+        .await
+        .unwrap_or_else(|_| {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "handshake",
+            ))
+        })?;
     match role {
         Role::Replica(peer) => serve_replica(stream, ctx, peer).await,
         Role::Client(client) => serve_client(stream, ctx, client).await,
     }
 }
 
+/// TLS with a dialer holding a genesis key, then the handshake inside it; the role the
+/// dialer claims must be the one the genesis lists under the key TLS proved, so that a
+/// gateway's key never opens a replica's link (or the other way round).
+async fn prove_dialer(
+    stream: TcpStream,
+    ctx: &Inbound,
+) -> std::io::Result<(tls::ServerStream, Role)> {
+    let mut stream = ctx.tls.accept(stream).await?;
+    let proven = tls::dialer_key(&stream, &ctx.genesis).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no genesis key")
+    })?;
+    let role = accept(&mut stream, &ctx.genesis, ctx.me).await?;
+    let claimed = match role {
+        Role::Replica(r) => ctx.genesis.replicas.get(r.index()).map(|i| i.public_key),
+        Role::Client(c) => ctx
+            .genesis
+            .clients
+            .get(usize::from(c.0))
+            .map(|i| i.public_key),
+    };
+    if claimed != Some(proven) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the handshake's role is not the TLS key's",
+        ));
+    }
+    Ok((stream, role))
+}
+
 /// Reads an authenticated replica's frames until the connection fails, passing those
 /// that verify to the core.
-async fn serve_replica(
-    mut stream: TcpStream,
+async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
     ctx: &Inbound,
     peer: ReplicaId,
 ) -> std::io::Result<()> {
@@ -324,14 +388,18 @@ async fn serve_replica(
 
 /// Reads an authenticated client's requests until the connection fails, passing those
 /// that verify to the core; replies go back through a writer task of their own.
-async fn serve_client(stream: TcpStream, ctx: &Inbound, client: ClientId) -> std::io::Result<()> {
+async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
+    stream: S,
+    ctx: &Inbound,
+    client: ClientId,
+) -> std::io::Result<()> {
     let Inbound {
         verifier,
         core,
         stats,
         ..
     } = ctx;
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<ClientReply>(CLIENT_QUEUE_FRAMES);
     tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
@@ -370,4 +438,77 @@ pub async fn bind(addr: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
     let l = TcpListener::bind(addr).await?;
     let a = l.local_addr()?;
     Ok((l, a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medchain_testkit::{GenesisBuilder, TestKeys};
+
+    const KEYS: TestKeys = TestKeys::new("transport-test-");
+
+    fn inbound(genesis: &Genesis) -> Inbound {
+        let (core, _rx) = std::sync::mpsc::sync_channel(16);
+        Inbound {
+            genesis: genesis.clone(),
+            tls: tls::acceptor(&KEYS.replica(0), genesis).expect("acceptor"),
+            me: ReplicaId(0),
+            verifier: Verifier::new(genesis, medchain_types::Limits::default()),
+            core,
+            isolated: Arc::default(),
+            stats: Arc::default(),
+            redial: Redial::default(),
+            seen: VerifiedFrames::new(16),
+            queued_bytes: Arc::default(),
+        }
+    }
+
+    /// Dial replica 0 over TLS as `tls_key` and claim `role`, signed with `role_key`;
+    /// returns what replica 0 decided.
+    async fn claim(tls_key: &KeyPair, role: Role, role_key: &KeyPair) -> std::io::Result<Role> {
+        let genesis = GenesisBuilder::new("transport-test", KEYS).build();
+        let ctx = inbound(&genesis);
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = l.local_addr()?;
+        let connector = tls::connector(tls_key, KEYS.replica(0).public())?;
+        let hash = genesis.hash();
+        let role_key = role_key.clone();
+        let dialer = tokio::spawn(async move {
+            let tcp = TcpStream::connect(addr).await?;
+            let mut s = tls::connect(&connector, tcp).await?;
+            dial(&mut s, role, &role_key, hash, ReplicaId(0)).await?;
+            // Hold the link until the listener has decided.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok::<_, std::io::Error>(())
+        });
+        let (tcp, _) = l.accept().await?;
+        let decided = prove_dialer(tcp, &ctx).await.map(|(_, r)| r);
+        let _ = dialer.await;
+        decided
+    }
+
+    /// An organisation holds both its replica key and its gateway key. TLS with one and
+    /// a handshake in the name of the other is refused: a link is exactly what its TLS
+    /// key is, so a leaked gateway key never opens a replica's link.
+    #[tokio::test]
+    async fn the_role_must_be_the_one_whose_key_tls_proved() {
+        let ok = claim(
+            &KEYS.replica(1),
+            Role::Replica(ReplicaId(1)),
+            &KEYS.replica(1),
+        )
+        .await;
+        assert_eq!(ok.expect("own key, own role"), Role::Replica(ReplicaId(1)));
+        let ok = claim(&KEYS.client(1), Role::Client(ClientId(1)), &KEYS.client(1)).await;
+        assert_eq!(ok.expect("own key, own role"), Role::Client(ClientId(1)));
+        let mixed = claim(
+            &KEYS.client(1),
+            Role::Replica(ReplicaId(1)),
+            &KEYS.replica(1),
+        )
+        .await;
+        assert!(mixed.is_err(), "{mixed:?}");
+        let mixed = claim(&KEYS.replica(1), Role::Client(ClientId(1)), &KEYS.client(1)).await;
+        assert!(mixed.is_err(), "{mixed:?}");
+    }
 }

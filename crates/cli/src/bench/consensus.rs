@@ -103,7 +103,7 @@ impl ConsensusDriver {
                 .with_context(|| format!("p2p_listen of replica {}", f.id().0))?;
             let client = tokio::time::timeout(
                 Duration::from_secs(10),
-                LedgerClient::connect(addr, f.id(), client_id, key, f.genesis.hash()),
+                LedgerClient::connect(addr, f.id(), client_id, key, &f.genesis),
             )
             .await
             .map_err(|_| anyhow::anyhow!("timed out"))

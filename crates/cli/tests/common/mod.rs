@@ -84,6 +84,11 @@ impl Cluster {
         c
     }
 
+    /// Replica 0's peer port (`free_base` puts the peer ports 100 above the HTTP ports).
+    pub fn p2p_base(&self) -> u16 {
+        self.http + 100
+    }
+
     pub fn config(&self, i: usize) -> PathBuf {
         self.dir.path().join(format!("node{i}.toml"))
     }
@@ -367,7 +372,7 @@ impl Cluster {
     }
 
     pub fn db(&self, i: usize) -> PathBuf {
-        self.dir.path().join(format!("node{i}/medchain.sqlite"))
+        self.dir.path().join(format!("org{i}/data/medchain.sqlite"))
     }
 
     /// (client, request id) of every request in replica `i`'s chain.
