@@ -10,11 +10,10 @@ use borsh::{BorshDeserialize, BorshSerialize};
 use medchain_types::{
     decode, encode, ClientId, Genesis, Hash32, KeyPair, ReplicaId, Request, SeqNum,
 };
-use tokio::net::TcpStream;
 use tokio::sync::{oneshot, Mutex};
 
 use crate::frame::{read_frame, write_frame};
-use crate::handshake::{dial, Role};
+use crate::handshake::Role;
 
 /// What a replica answers for a committed request.
 #[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
@@ -51,20 +50,15 @@ impl LedgerClient {
             .map(|r| r.public_key)
             .ok_or_else(|| std::io::Error::other("replica is not in the genesis"))?;
         let connector = crate::tls::connector(&key, replica_key)?;
-        let stream = tokio::time::timeout(crate::transport::HANDSHAKE_TIMEOUT, async {
-            let tcp = TcpStream::connect(addr).await?;
-            tcp.set_nodelay(true)?;
-            let mut stream = crate::tls::connect(&connector, tcp).await?;
-            dial(&mut stream, Role::Client(id), &key, genesis.hash(), replica).await?;
-            Ok::<_, std::io::Error>(stream)
-        })
-        .await
-        .unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "handshake",
-            ))
-        })?;
+        let stream = crate::transport::dial_replica(
+            &addr.to_string(),
+            &connector,
+            Role::Client(id),
+            &key,
+            genesis.hash(),
+            replica,
+        )
+        .await?;
         let (mut rd, mut wr) = tokio::io::split(stream);
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(4096);
         tokio::spawn(async move {

@@ -191,20 +191,7 @@ async fn peer_writer(link: PeerLink, mut rx: mpsc::Receiver<Queued>, queued: Arc
     } = link;
     let mut backoff_ms = 50u64;
     loop {
-        let connected = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
-            let s = TcpStream::connect(&addr).await?;
-            s.set_nodelay(true)?;
-            let mut s = tls::connect(&tls, s).await?;
-            dial(&mut s, Role::Replica(me), &key, genesis, peer).await?;
-            Ok::<_, std::io::Error>(s)
-        })
-        .await
-        .unwrap_or_else(|_| {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "handshake",
-            ))
-        });
+        let connected = dial_replica(&addr, &tls, Role::Replica(me), &key, genesis, peer).await;
         match connected {
             Ok(s) => {
                 backoff_ms = 50;
@@ -229,6 +216,32 @@ async fn peer_writer(link: PeerLink, mut rx: mpsc::Receiver<Queued>, queued: Arc
 
 /// Longest a connection may take from TCP connect to a proven role (TLS and handshake).
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connect to the replica `listener` at `addr`: TCP, TLS pinned to its genesis key, then
+/// the handshake in `role`, all within [`HANDSHAKE_TIMEOUT`].
+pub async fn dial_replica(
+    addr: &str,
+    connector: &tokio_rustls::TlsConnector,
+    role: Role,
+    key: &KeyPair,
+    genesis: medchain_types::Hash32,
+    listener: ReplicaId,
+) -> std::io::Result<tls::ClientStream> {
+    tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+        let tcp = TcpStream::connect(addr).await?;
+        tcp.set_nodelay(true)?;
+        let mut s = tls::connect(connector, tcp).await?;
+        dial(&mut s, role, key, genesis, listener).await?;
+        Ok(s)
+    })
+    .await
+    .unwrap_or_else(|_| {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "handshake",
+        ))
+    })
+}
 
 /// Send the peer's queued frames until the link fails or the queue closes. Frames are
 /// written into a buffer and flushed when the queue runs dry, so that a burst of small
