@@ -19,9 +19,9 @@ use std::sync::mpsc::TrySendError;
 use medchain_types::{ClientId, Hash32, KeyPair, Request, Verifier};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::client::ClientReply;
 use crate::core_input::{CoreInput, CoreSender};
 use crate::metrics::{Metrics, RequestResult};
+use crate::reply::ClientReply;
 
 /// Transactions waiting for a batch. Beyond this the gateway answers "busy" at once: a
 /// fast refusal keeps the ledger's capacity for the work it already holds, where an

@@ -6,22 +6,12 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use borsh::{BorshDeserialize, BorshSerialize};
-use medchain_types::{
-    decode, encode, ClientId, Genesis, Hash32, KeyPair, ReplicaId, Request, SeqNum,
-};
+use medchain_types::{decode, encode, ClientId, Genesis, Hash32, KeyPair, ReplicaId, Request};
 use tokio::sync::{oneshot, Mutex};
 
 use crate::frame::{read_frame, write_frame};
 use crate::handshake::Role;
-
-/// What a replica answers for a committed request.
-#[derive(Debug, Clone, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
-pub struct ClientReply {
-    pub request_id: u64,
-    pub height: SeqNum,
-    pub block_hash: Hash32,
-}
+pub use crate::reply::ClientReply;
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<ClientReply>>>>;
 

@@ -14,10 +14,10 @@ use medchain_types::{encode, ClientId, Hash32, PeerMessage};
 use tokio::sync::mpsc;
 
 use crate::app::Application;
-use crate::client::ClientReply;
 use crate::core_input::{CoreInput, LiveStatus};
 use crate::error::NodeError;
 use crate::metrics::{Metrics, RequestResult};
+use crate::reply::ClientReply;
 use crate::transport::Outbound;
 
 /// Most clients waiting for replies.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use medchain_types::{Hash32, PeerMessage, SignedRequest, Verified};
 use tokio::sync::mpsc;
 
-use crate::client::ClientReply;
+use crate::reply::ClientReply;
 
 /// The sending side of the core's input queue (bounded: senders see when it is full).
 pub type CoreSender = std::sync::mpsc::SyncSender<CoreInput>;

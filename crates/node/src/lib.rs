@@ -11,7 +11,8 @@
 //! frames with a size limit), [`handshake`] (each side proves its key), [`transport`]
 //! (connections, reconnect with backoff, bounded per-peer queues), [`batcher`] (the
 //! node's in-process client that batches its users' transactions into one signed
-//! request), [`client`] (the PBFT client protocol, used by tools, tests and benchmarks),
+//! request), [`client`] (the PBFT client protocol, used by tools, tests and benchmarks), [`reply`]
+//! (what a replica answers a client),
 //! [`metrics`] and [`energy`] (what the replica measures about itself), [`error`].
 
 pub mod app;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod metrics;
+pub mod reply;
 pub mod run;
 pub mod tls;
 pub mod transport;

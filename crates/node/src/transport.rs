@@ -20,10 +20,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 
-use crate::client::ClientReply;
 use crate::core_input::CoreInput;
 use crate::frame::{read_frame, write_frame, write_frame_unflushed};
 use crate::handshake::{accept, dial, Role};
+use crate::reply::ClientReply;
 use crate::tls;
 
 /// Frames queued per peer before new ones are dropped (PBFT retransmits what matters).
