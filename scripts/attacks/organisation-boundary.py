@@ -119,7 +119,7 @@ def attacks(d):
     rc, line = cli("user", "set-password", "--config", node3, "--user-id", "p001", stdin="insurer chosen pw\n")
     say("insurer: `medchain user set-password --config node3.toml --user-id p001`", f"exit {rc}: {line}", rc != 0)
     # 1b. ...so it writes p001's hash into its own node's sign-in database by hand.
-    con = sqlite3.connect(os.path.join(d, "node3", "sign-in.sqlite"))
+    con = sqlite3.connect(os.path.join(d, "org3", "data", "sign-in.sqlite"))
     con.execute("ATTACH ? AS home", (os.path.join(d, "org0", "data", "sign-in.sqlite"),))
     con.execute("INSERT OR REPLACE INTO main.credentials SELECT * FROM home.credentials WHERE user_id='p001'")
     con.commit()

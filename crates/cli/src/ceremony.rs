@@ -38,6 +38,10 @@ pub const GENESIS_FILE: &str = "genesis.toml";
 const REPLICA_KEY: &str = "keys/replica.key";
 const GATEWAY_KEY: &str = "keys/gateway.key";
 const OPERATOR_KEY: &str = "keys/operator.key";
+/// The API's TLS certificate (public) and its private key, made by `org new` for an API
+/// address that is not loopback; replace both with CA-issued PEM files for real users.
+const API_CERT: &str = "tls/api.crt";
+const API_TLS_KEY: &str = "keys/api-tls.key";
 const DATA_DIR: &str = "data";
 
 #[derive(clap::Args, Debug)]
@@ -74,6 +78,11 @@ pub(crate) fn fresh_key() -> KeyPair {
 
 /// A new key file, owner-only from its first byte; an existing file is never replaced.
 pub(crate) fn write_secret(path: &Path, key: &KeyPair) -> anyhow::Result<()> {
+    write_private(path, &format!("{}\n", hex::encode(key.secret_bytes())))
+}
+
+/// A new owner-only (0600) file; an existing file is never replaced.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -82,8 +91,37 @@ pub(crate) fn write_secret(path: &Path, key: &KeyPair) -> anyhow::Result<()> {
         .mode(0o600)
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(f, "{}", hex::encode(key.secret_bytes()))?;
+    f.write_all(text.as_bytes())?;
     Ok(())
+}
+
+/// Whether users reach the API on this machine only (plain HTTP is allowed there).
+fn is_loopback_host(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// A self-signed ECDSA P-256 certificate for the API's host name or address (browsers
+/// do not take Ed25519 server certificates), so that a node made by `org new` serves
+/// HTTPS from its first start. PEM certificate and PEM private key.
+fn api_certificate(http_addr: &str) -> anyhow::Result<(String, String)> {
+    let host = http_addr.rsplit_once(':').map_or(http_addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .context("generating the API's TLS key")?;
+    let mut params = rcgen::CertificateParams::new(vec![host.to_string()])
+        .context("the --http host is not a valid certificate name")?;
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, host);
+    let cert = params
+        .self_signed(&key)
+        .context("self-signing the API certificate")?;
+    Ok((cert.pem(), key.serialize_pem()))
 }
 
 /// Create `path` (and its parents) and make it owner-only (0700): these folders hold
@@ -157,6 +195,12 @@ pub(crate) fn create_org(a: &OrgNewArgs) -> anyhow::Result<OrgFile> {
         gateway_key: gateway.public(),
         operator_key: operator.public(),
     };
+    if !is_loopback_host(&a.http) {
+        let (cert, key) = api_certificate(&a.http)?;
+        std::fs::create_dir_all(a.dir.join("tls"))?;
+        std::fs::write(a.dir.join(API_CERT), cert)?;
+        write_private(&a.dir.join(API_TLS_KEY), &key)?;
+    }
     std::fs::write(a.dir.join(ORG_FILE), toml::to_string_pretty(&org)?)?;
     std::fs::write(
         a.dir.join(NODE_FILE),
@@ -176,6 +220,8 @@ pub(crate) fn node_config(a: &OrgNewArgs, prefix: &Path) -> NodeConfig {
         client_id: None,
         data_dir: prefix.join(DATA_DIR),
         http_listen: a.http.clone(),
+        https_cert: (!is_loopback_host(&a.http)).then(|| prefix.join(API_CERT)),
+        https_key: (!is_loopback_host(&a.http)).then(|| prefix.join(API_TLS_KEY)),
         p2p_listen: a.p2p.clone(),
         pbft: PbftSettings::default(),
         manual_validation: false,

@@ -144,7 +144,7 @@ fn primary_killed_under_load_the_others_change_view_and_it_catches_up() {
 fn replica_cut_off_for_30_seconds_rejoins() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut c = Cluster::start();
-    let switch = c.dir.path().join("node2/FAULT_ISOLATE");
+    let switch = c.dir.path().join("org2/data/FAULT_ISOLATE");
     std::fs::write(&switch, b"").expect("fault switch");
     let cut = Instant::now();
     std::thread::sleep(Duration::from_millis(300)); // the switch is polled every 100 ms

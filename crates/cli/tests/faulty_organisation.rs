@@ -117,7 +117,7 @@ fn the_insurer_cannot_act_for_st_marys_users() {
 
     // Writing the hash into its own node's database by hand buys nothing either: the
     // node refuses to sign in another organisation's user.
-    let sign_in_db = c.dir.path().join("node3/sign-in.sqlite");
+    let sign_in_db = c.dir.path().join("org3/data/sign-in.sqlite");
     let conn = medchain_api::auth::open_local_db(&sign_in_db).expect("node 3's gateway db");
     let phc = medchain_api::auth::hash_password("insurer-knows-this").expect("hash");
     medchain_api::auth::set_password_hash(&conn, "p001", &phc).expect("write the hash");

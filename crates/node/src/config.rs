@@ -24,6 +24,12 @@ pub struct NodeConfig {
     pub client_id: Option<u16>,
     pub data_dir: PathBuf,
     pub http_listen: String,
+    /// The API's TLS certificate chain and private key (PEM). Both or neither; without
+    /// them the node serves plain HTTP, which it allows on a loopback address only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_key: Option<PathBuf>,
     pub p2p_listen: String,
     #[serde(default)]
     pub pbft: PbftSettings,
@@ -152,6 +158,18 @@ fn read_config(path: &Path) -> Result<NodeConfig, ConfigError> {
     if let Ok(v) = std::env::var("MEDCHAIN_HTTP_LISTEN") {
         config.http_listen = v;
     }
+    if let Ok(v) = std::env::var("MEDCHAIN_HTTPS_CERT") {
+        config.https_cert = Some(PathBuf::from(v));
+    }
+    if let Ok(v) = std::env::var("MEDCHAIN_HTTPS_KEY") {
+        config.https_key = Some(PathBuf::from(v));
+    }
+    if config.https_cert.is_some() != config.https_key.is_some() {
+        return Err(invalid(
+            path,
+            "https_cert and https_key: set both (PEM files) to serve HTTPS, or neither",
+        ));
+    }
     if let Ok(v) = std::env::var("MEDCHAIN_P2P_LISTEN") {
         config.p2p_listen = v;
     }
@@ -245,7 +263,8 @@ pub struct NodeFiles {
 
 impl NodeFiles {
     /// Read `nodeI.toml`, apply `MEDCHAIN_HTTP_LISTEN`, `MEDCHAIN_P2P_LISTEN` and
-    /// `MEDCHAIN_DATA_DIR`, `MEDCHAIN_ENERGY_WATTS_PER_CORE` overrides, load and cross-check the genesis and keys.
+    /// `MEDCHAIN_DATA_DIR`, `MEDCHAIN_HTTPS_CERT`, `MEDCHAIN_HTTPS_KEY` and
+    /// `MEDCHAIN_ENERGY_WATTS_PER_CORE` overrides, load and cross-check the genesis and keys.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let config = read_config(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
@@ -288,6 +307,14 @@ impl NodeFiles {
 
     pub fn id(&self) -> ReplicaId {
         self.id
+    }
+
+    /// The API's certificate and key files, when HTTPS is configured.
+    pub fn https_files(&self) -> Option<(PathBuf, PathBuf)> {
+        match (&self.config.https_cert, &self.config.https_key) {
+            (Some(c), Some(k)) => Some((self.base_dir.join(c), self.base_dir.join(k))),
+            _ => None,
+        }
     }
 
     pub fn db_path(&self) -> PathBuf {

@@ -11,6 +11,8 @@ pub enum NodeError {
     Corrupt(String),
     #[error("network: {0}")]
     Io(#[from] std::io::Error),
+    #[error("HTTP: {0}")]
+    Http(String),
     #[error("API: {0}")]
     Api(String),
 }

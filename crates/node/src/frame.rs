@@ -16,6 +16,27 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io:
     Ok(buf)
 }
 
+/// Read one frame of at most `max` bytes whose bytes, once its length has arrived, must
+/// all arrive within `deadline(len)`: waiting for a frame to start is free (links idle
+/// between messages), but a peer that starts one and stalls loses the connection.
+pub async fn read_frame_within<R: AsyncRead + Unpin>(
+    r: &mut R,
+    max: usize,
+    deadline: fn(usize) -> std::time::Duration,
+) -> std::io::Result<Vec<u8>> {
+    let len = read_len(r, max).await?;
+    let mut buf = Vec::new();
+    tokio::time::timeout(deadline(len), read_body(r, len, &mut buf))
+        .await
+        .map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("frame of {len} bytes not complete in time"),
+            )
+        })??;
+    Ok(buf)
+}
+
 /// `read_frame` into `buf` (cleared first), which holds what arrived if the read stops
 /// half-way.
 async fn read_frame_into<R: AsyncRead + Unpin>(
@@ -23,7 +44,12 @@ async fn read_frame_into<R: AsyncRead + Unpin>(
     max: usize,
     buf: &mut Vec<u8>,
 ) -> std::io::Result<()> {
-    buf.clear();
+    let len = read_len(r, max).await?;
+    read_body(r, len, buf).await
+}
+
+/// A frame's length, refused above `max` before anything is allocated for it.
+async fn read_len<R: AsyncRead + Unpin>(r: &mut R, max: usize) -> std::io::Result<usize> {
     let len = r.read_u32().await? as usize;
     if len > max {
         return Err(std::io::Error::new(
@@ -31,6 +57,16 @@ async fn read_frame_into<R: AsyncRead + Unpin>(
             format!("frame of {len} bytes exceeds the {max}-byte limit"),
         ));
     }
+    Ok(len)
+}
+
+/// A frame's `len` bytes into `buf` (cleared first), growing it as they arrive.
+async fn read_body<R: AsyncRead + Unpin>(
+    r: &mut R,
+    len: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    buf.clear();
     buf.reserve(len.min(FRAME_INITIAL_CAPACITY_BYTES));
     let read = r.take(len as u64).read_to_end(buf).await?;
     if read < len {
@@ -110,6 +146,34 @@ mod tests {
         let mut buf = Vec::new();
         let cut = read_frame_into(&mut us, 1000, &mut buf).await;
         assert!(cut.is_err());
+        Ok(())
+    }
+
+    /// A frame that starts and stalls ends the connection at its deadline, while a link
+    /// that is merely idle between frames waits as long as it likes.
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_frame_times_out_and_an_idle_link_does_not() -> std::io::Result<()> {
+        fn deadline(_: usize) -> std::time::Duration {
+            std::time::Duration::from_secs(10)
+        }
+        let (mut peer, mut us) = tokio::io::duplex(1 << 16);
+        peer.write_u32(100).await?;
+        peer.write_all(&[1u8; 10]).await?;
+        let started = tokio::time::Instant::now();
+        let stalled = read_frame_within(&mut us, 1000, deadline).await;
+        assert_eq!(
+            stalled.map_err(|e| e.kind()),
+            Err(std::io::ErrorKind::TimedOut)
+        );
+        assert_eq!(started.elapsed(), std::time::Duration::from_secs(10));
+        let (mut peer, mut us) = tokio::io::duplex(1 << 16);
+        let sender = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            write_frame(&mut peer, b"late but whole").await
+        });
+        let frame = read_frame_within(&mut us, 1000, deadline).await?;
+        assert_eq!(frame, b"late but whole");
+        sender.await.map_err(std::io::Error::other)??;
         Ok(())
     }
 }

@@ -8,8 +8,10 @@
 //! Map: [`app`] (what the node needs of its application), [`run`] (start-up and
 //! shutdown), [`core`] (the core thread's loop), [`core_input`] (what reaches the core
 //! and what it publishes), [`config`] (TOML and environment), [`frame`] (length-prefixed
-//! frames with a size limit), [`handshake`] (each side proves its key), [`transport`]
-//! (connections, reconnect with backoff, bounded per-peer queues), [`batcher`] (the
+//! frames with a size limit), [`handshake`] (each side proves its key), [`http_server`] (HTTP(S) with
+//! connection and header-time limits), [`transport`]
+//! (connections, reconnect with backoff, bounded per-peer queues), [`peer_limits`] (one
+//! live connection per identity, budgets for FETCH-BLOCKS and STATUS), [`batcher`] (the
 //! node's in-process client that batches its users' transactions into one signed
 //! request), [`client`] (the PBFT client protocol, used by tools, tests and benchmarks), [`reply`]
 //! (what a replica answers a client),
@@ -25,7 +27,9 @@ pub mod energy;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod http_server;
 pub mod metrics;
+pub mod peer_limits;
 pub mod reply;
 pub mod run;
 pub mod tls;

@@ -116,6 +116,7 @@ async fn start_transport(
     )?;
     let inbound_bytes = Arc::new(AtomicUsize::new(0));
     let (listener, p2p_addr) = transport::bind(&files.config.p2p_listen).await?;
+    let (live, budgets, handshakes) = transport::Inbound::limits_for(&files.genesis);
     tokio::spawn(transport::serve(
         listener,
         Arc::new(transport::Inbound {
@@ -129,6 +130,9 @@ async fn start_transport(
             redial: outbound.redial(),
             seen: medchain_types::VerifiedFrames::new(transport::SEEN_FRAMES),
             queued_bytes: inbound_bytes.clone(),
+            live,
+            budgets,
+            handshakes,
         }),
     ));
     tokio::spawn(watch_fault_switch(
@@ -139,18 +143,28 @@ async fn start_transport(
     Ok((outbound, inbound_bytes))
 }
 
-/// Serve the application's HTTP surface on the configured address.
+/// Serve the application's HTTP surface on the configured address: HTTPS when the
+/// config names PEM files, plain HTTP only on a loopback address.
 async fn serve_http(files: &NodeFiles, router: axum::Router) -> Result<(), NodeError> {
+    let tls = match files.https_files() {
+        Some((cert, key)) => Some(
+            crate::http_server::https_config(&cert, &key)
+                .map_err(|e| NodeError::Http(e.to_string()))?,
+        ),
+        None => None,
+    };
     let http = tokio::net::TcpListener::bind(&files.config.http_listen).await?;
     let http_addr = http.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            http,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .await;
-    });
-    tracing::info!(replica = %files.id(), http = %http_addr, "listening");
+    if tls.is_none() && !crate::http_server::plain_http_allowed(&http_addr) {
+        return Err(NodeError::Http(format!(
+            "refusing to serve plain HTTP on {http_addr}, which is not a loopback address: \
+             set https_cert and https_key (PEM files) in {}, or listen on 127.0.0.1",
+            files.config_path.display()
+        )));
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tokio::spawn(crate::http_server::serve(http, router, tls));
+    tracing::info!(replica = %files.id(), http = %http_addr, scheme, "listening");
     Ok(())
 }
 

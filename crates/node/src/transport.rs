@@ -21,8 +21,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 
 use crate::core_input::CoreInput;
-use crate::frame::{read_frame, write_frame, write_frame_unflushed};
+use crate::frame::{read_frame_within, write_frame, write_frame_unflushed};
 use crate::handshake::{accept, dial, Role};
+use crate::peer_limits::{frame_deadline, LiveLinks, PeerBudgets};
 use crate::reply::ClientReply;
 use crate::tls;
 
@@ -49,6 +50,8 @@ pub const CLIENT_FRAME_MAX_BYTES: usize = 128 << 10;
 pub struct TransportStats {
     pub rejected_frames: AtomicU64,
     pub dropped_sends: AtomicU64,
+    /// FETCH-BLOCKS and STATUS dropped because the peer was over its budget.
+    pub rate_limited_frames: AtomicU64,
 }
 
 /// A frame shared by every peer queue it is broadcast to.
@@ -288,7 +291,28 @@ pub struct Inbound {
     /// let peers' retransmissions pile up in memory (the queue's count bound alone
     /// allows gigabytes of megabyte frames).
     pub queued_bytes: Arc<AtomicUsize>,
+    /// Each identity's one live connection.
+    pub live: LiveLinks,
+    /// Each peer's budget of FETCH-BLOCKS and STATUS.
+    pub budgets: PeerBudgets,
+    /// Connections still proving who they are; at the cap the listener stops accepting
+    /// until one finishes (each has [`HANDSHAKE_TIMEOUT`] to do so).
+    pub handshakes: Arc<tokio::sync::Semaphore>,
 }
+
+impl Inbound {
+    /// Everything but the channels, from the genesis.
+    pub fn limits_for(genesis: &Genesis) -> (LiveLinks, PeerBudgets, Arc<tokio::sync::Semaphore>) {
+        (
+            LiveLinks::new(genesis),
+            PeerBudgets::new(genesis, Instant::now()),
+            Arc::new(tokio::sync::Semaphore::new(HANDSHAKES_MAX)),
+        )
+    }
+}
+
+/// Connections in their TLS handshake or role proof at once.
+pub const HANDSHAKES_MAX: usize = 64;
 
 /// Bytes of peer frames queued for the core before new ones are dropped.
 pub const CORE_QUEUE_BYTES: usize = 256 << 20;
@@ -296,22 +320,43 @@ pub const CORE_QUEUE_BYTES: usize = 256 << 20;
 /// Frames remembered as verified (32 bytes each, about 1 MB in all).
 pub const SEEN_FRAMES: usize = 16_384;
 
+/// Longest pause of the accept loop after repeated accept errors (out of file
+/// descriptors, typically): retrying at once would spin a core.
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
 /// Accept connections on the peer port until the process stops.
 pub async fn serve(listener: TcpListener, ctx: Arc<Inbound>) {
+    let mut backoff = Duration::ZERO;
     loop {
-        let Ok((stream, addr)) = listener.accept().await else {
-            continue;
+        let Ok(permit) = ctx.handshakes.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, addr) = match listener.accept().await {
+            Ok(c) => {
+                backoff = Duration::ZERO;
+                c
+            }
+            Err(e) => {
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), ACCEPT_BACKOFF_MAX);
+                tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "peer accept failed");
+                tokio::time::sleep(backoff).await;
+                continue;
+            }
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            if let Err(e) = handle_connection(stream, &ctx).await {
+            if let Err(e) = handle_connection(stream, &ctx, permit).await {
                 tracing::debug!(%addr, error = %e, "connection closed");
             }
         });
     }
 }
 
-async fn handle_connection(stream: TcpStream, ctx: &Inbound) -> std::io::Result<()> {
+async fn handle_connection(
+    stream: TcpStream,
+    ctx: &Inbound,
+    handshake_permit: tokio::sync::OwnedSemaphorePermit,
+) -> std::io::Result<()> {
     stream.set_nodelay(true)?;
     let (stream, role) = tokio::time::timeout(HANDSHAKE_TIMEOUT, prove_dialer(stream, ctx))
         .await
@@ -321,9 +366,22 @@ async fn handle_connection(stream: TcpStream, ctx: &Inbound) -> std::io::Result<
                 "handshake",
             ))
         })?;
-    match role {
-        Role::Replica(peer) => serve_replica(stream, ctx, peer).await,
-        Role::Client(client) => serve_client(stream, ctx, client).await,
+    drop(handshake_permit);
+    let claim = ctx.live.claim(role).ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::PermissionDenied, "not in the genesis")
+    })?;
+    let served = async {
+        match role {
+            Role::Replica(peer) => serve_replica(stream, ctx, peer).await,
+            Role::Client(client) => serve_client(stream, ctx, client).await,
+        }
+    };
+    tokio::select! {
+        r = served => r,
+        () = claim.superseded() => Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionAborted,
+            "superseded by a newer connection with the same key",
+        )),
     }
 }
 
@@ -371,16 +429,20 @@ async fn serve_replica<S: AsyncRead + AsyncWrite + Unpin>(
         redial,
         seen,
         queued_bytes,
+        budgets,
         ..
     } = ctx;
     let max = verifier.limits().max_message_bytes;
     redial.wake(peer);
     loop {
-        let frame = read_frame(&mut stream, max).await?;
+        let frame = read_frame_within(&mut stream, max, frame_deadline).await?;
         if isolated.load(Ordering::Relaxed) {
             continue;
         }
         match verifier.decode_message_cached(&frame, seen) {
+            Ok(m) if !budgets.admit(peer, m.get(), Instant::now()) => {
+                stats.rate_limited_frames.fetch_add(1, Ordering::Relaxed);
+            }
             Ok(m) => {
                 let len = frame.len();
                 let before = queued_bytes.fetch_add(len, Ordering::Relaxed);
@@ -414,15 +476,18 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     } = ctx;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::channel::<ClientReply>(CLIENT_QUEUE_FRAMES);
-    tokio::spawn(async move {
+    let writer = tokio::spawn(async move {
         while let Some(reply) = rx.recv().await {
             if write_frame(&mut wr, &encode(&reply)).await.is_err() {
                 break;
             }
         }
     });
+    // The writer holds the other half of the stream: when reading ends (an error, or a
+    // newer connection of this client drops this future), so does the connection.
+    let _writer = AbortOnDrop(writer);
     loop {
-        let frame = read_frame(&mut rd, CLIENT_FRAME_MAX_BYTES).await?;
+        let frame = read_frame_within(&mut rd, CLIENT_FRAME_MAX_BYTES, frame_deadline).await?;
         let request: SignedRequest = match decode(&frame, CLIENT_FRAME_MAX_BYTES) {
             Ok(r) => r,
             Err(_) => {
@@ -446,6 +511,15 @@ async fn serve_client<S: AsyncRead + AsyncWrite + Send + 'static>(
     }
 }
 
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Bind the peer port.
 pub async fn bind(addr: &str) -> std::io::Result<(TcpListener, SocketAddr)> {
     let l = TcpListener::bind(addr).await?;
@@ -462,6 +536,7 @@ mod tests {
 
     fn inbound(genesis: &Genesis) -> Inbound {
         let (core, _rx) = std::sync::mpsc::sync_channel(16);
+        let (live, budgets, handshakes) = Inbound::limits_for(genesis);
         Inbound {
             genesis: genesis.clone(),
             tls: tls::acceptor(&KEYS.replica(0), genesis).expect("acceptor"),
@@ -473,6 +548,9 @@ mod tests {
             redial: Redial::default(),
             seen: VerifiedFrames::new(16),
             queued_bytes: Arc::default(),
+            live,
+            budgets,
+            handshakes,
         }
     }
 
