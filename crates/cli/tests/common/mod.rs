@@ -94,10 +94,16 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, i: usize) {
+        self.start_node_with_env(i, &[]);
+    }
+
+    /// Start replica i with extra environment (the `MEDCHAIN_*` overrides).
+    pub fn start_node_with_env(&mut self, i: usize, env: &[(&str, &std::path::Path)]) {
         let log = std::fs::File::create(self.dir.path().join(format!("node{i}.log"))).expect("log");
         let child = Command::new(BIN)
             .args(["node", "--config"])
             .arg(self.config(i))
+            .envs(env.iter().map(|(k, v)| (k, v.as_os_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
