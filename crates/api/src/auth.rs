@@ -53,6 +53,9 @@ pub enum TokenScope {
     Session,
     /// Only `POST /api/password`: the password was set by an administrator.
     PasswordChange,
+    /// Only the two-step enrolment routes: this node requires MFA for the user's role and
+    /// they have not set it up.
+    MfaSetup,
 }
 
 /// The claims of an access token.
@@ -237,6 +240,8 @@ pub struct SessionRef {
     pub family_id: String,
     /// The password was set by an administrator: tokens only open the password change.
     pub must_change: bool,
+    /// MFA is required here and not set up: tokens only open the enrolment.
+    pub mfa_setup: bool,
 }
 
 /// The outcome of a refresh that was not simply invalid.
@@ -450,6 +455,7 @@ impl AuthService {
         user_id: &str,
         role: &str,
         must_change: bool,
+        mfa_setup: bool,
         now: u64,
     ) -> ApiResult<Issued> {
         let family_id = random_token();
@@ -487,6 +493,7 @@ impl AuthService {
             user_id: user_id.into(),
             family_id,
             must_change,
+            mfa_setup,
         };
         self.issue(&session, role, now)
     }
@@ -504,6 +511,8 @@ impl AuthService {
             sid: session.family_id.clone(),
             scope: if session.must_change {
                 TokenScope::PasswordChange
+            } else if session.mfa_setup {
+                TokenScope::MfaSetup
             } else {
                 TokenScope::Session
             },
@@ -704,10 +713,13 @@ impl AuthService {
             params![hash, REFRESH_ROTATED],
         )?;
         tx.commit()?;
+        // Whether MFA setup is still pending is the caller's to decide (it knows the
+        // role and the node's MFA setting); until then, assume it is.
         Ok(Refreshed::Granted(SessionRef {
             user_id,
             family_id,
             must_change: must_change != 0,
+            mfa_setup: true,
         }))
     }
 
@@ -754,6 +766,7 @@ impl AuthService {
         current: &str,
         new: &str,
         addr: Option<IpAddr>,
+        mfa_setup: bool,
         now: u64,
     ) -> ApiResult<Issued> {
         check_password_rules(new).map_err(|e| {
@@ -790,6 +803,7 @@ impl AuthService {
             user_id: claims.sub.clone(),
             family_id: claims.sid.clone(),
             must_change: false,
+            mfa_setup,
         };
         self.issue(&session, &claims.role, now)
     }

@@ -91,6 +91,14 @@ impl ApiError {
             "choose a new password first (POST /api/password)",
         )
     }
+    /// 403: this node requires two-step sign-in for the user's role, not set up yet.
+    pub fn mfa_setup_required() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "mfa_setup_required",
+            "set up two-step sign-in first (POST /api/mfa/totp/enroll)",
+        )
+    }
     pub fn unavailable(m: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
     }

@@ -3,7 +3,9 @@
 //! expiry, lifetime cap, revocation, session not ended) and then the ledger: the user
 //! must exist, be active, and hold the role. A token that only allows choosing a new
 //! password (the password was set by an administrator) is refused by all of them with
-//! 403 `password_change_required`; only `PasswordSession` accepts it.
+//! 403 `password_change_required`; only `PasswordSession` accepts it. A token of a user
+//! who must still set up two-step sign-in is refused with 403 `mfa_setup_required`; only
+//! `MfaSetupSession` accepts it.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -65,6 +67,24 @@ impl FromRequestParts<AppState> for Session {
         let s = authenticate(parts, state)?;
         match s.claims.scope {
             TokenScope::Session => Ok(s),
+            TokenScope::PasswordChange => Err(ApiError::password_change_required()),
+            TokenScope::MfaSetup => Err(ApiError::mfa_setup_required()),
+        }
+    }
+}
+
+/// A signed-in, active user with a full session or one that only allows setting up
+/// two-step sign-in (the enrolment routes).
+#[derive(Debug, Clone)]
+pub struct MfaSetupSession(pub Session);
+
+impl FromRequestParts<AppState> for MfaSetupSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let s = authenticate(parts, state)?;
+        match s.claims.scope {
+            TokenScope::Session | TokenScope::MfaSetup => Ok(MfaSetupSession(s)),
             TokenScope::PasswordChange => Err(ApiError::password_change_required()),
         }
     }

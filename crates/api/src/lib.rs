@@ -8,6 +8,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod keyring;
+pub mod mfa;
 pub mod paging;
 pub mod private_files;
 pub mod read_budget;

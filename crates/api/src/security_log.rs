@@ -45,6 +45,10 @@ pub enum SecurityEventKind {
     RefreshReused,
     /// A department administrator deactivated a user.
     Deactivated,
+    /// A wrong, replayed or throttled two-step code (sign-in or step-up).
+    MfaFailed,
+    /// A user set up or turned off two-step sign-in.
+    MfaChanged,
 }
 
 /// One line of the log.

@@ -100,6 +100,8 @@ pub struct Inner {
     pub db_path: PathBuf,
     pub submitter: Box<dyn Submitter>,
     pub auth: AuthService,
+    /// Two-step sign-in factors and the step-up check.
+    pub mfa: crate::mfa::MfaService,
     pub security: SecurityLog,
     /// Audited reads per user (each one is a ledger write).
     pub read_budget: ReadBudget,
@@ -123,6 +125,7 @@ pub struct AppConfig {
     pub db_path: PathBuf,
     pub submitter: Box<dyn Submitter>,
     pub auth: AuthService,
+    pub mfa: crate::mfa::MfaService,
     pub security_log: SecurityLog,
     /// Audited reads per user per minute (`crate::read_budget::READS_PER_MINUTE`).
     pub reads_per_minute: u32,
@@ -141,6 +144,7 @@ impl AppState {
                 db_path: c.db_path,
                 submitter: c.submitter,
                 auth: c.auth,
+                mfa: c.mfa,
                 security: c.security_log,
                 read_budget: ReadBudget::new(c.reads_per_minute),
                 clock: c.clock,

@@ -227,6 +227,7 @@ pub(crate) fn node_config(a: &OrgNewArgs, prefix: &Path) -> NodeConfig {
         manual_validation: false,
         operator_key: Some(prefix.join(OPERATOR_KEY)),
         operator_client_id: None,
+        mfa_required_for_staff: true,
         energy_watts_per_core: medchain_node::energy::DEFAULT_WATTS_PER_CORE,
     }
 }

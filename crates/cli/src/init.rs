@@ -1,6 +1,7 @@
 //! `medchain init`: the key ceremony of a whole consortium on one machine (demo and
 //! tests): one folder per organisation, a genesis, and one config per replica.
 
+use medchain_node::config::NodeConfig;
 use std::path::{Path, PathBuf};
 
 use anyhow::bail;
@@ -97,9 +98,15 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
     for (i, args) in org_args.iter().enumerate() {
         write_new(&org_dir(&a.dir, i).join(GENESIS_FILE), &text)?;
         let prefix = PathBuf::from(format!("org{i}"));
+        // One machine, demo and tests: two-step sign-in is offered, not required, so that
+        // the demo accounts sign in with their passwords.
+        let config = NodeConfig {
+            mfa_required_for_staff: false,
+            ..node_config(args, &prefix)
+        };
         std::fs::write(
             a.dir.join(format!("node{i}.toml")),
-            toml::to_string_pretty(&node_config(args, &prefix))?,
+            toml::to_string_pretty(&config)?,
         )?;
     }
     if a.demo {

@@ -45,10 +45,19 @@ pub struct NodeConfig {
     /// When absent, the genesis client whose key is `operator_key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_client_id: Option<u16>,
+    /// Staff (doctors, pharmacies, departments) must set up two-step sign-in before they
+    /// get a full session, and break-glass always needs a code. On unless the file says
+    /// otherwise; `init` (demo and test clusters) writes `false`.
+    #[serde(default = "default_true")]
+    pub mfa_required_for_staff: bool,
     /// Power of one busy core in watts, for the energy figure when the machine has no
     /// RAPL counters (see `energy::DEFAULT_WATTS_PER_CORE` for the default's source).
     #[serde(default = "default_watts_per_core")]
     pub energy_watts_per_core: f64,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_watts_per_core() -> f64 {

@@ -105,6 +105,21 @@ fn api_state(h: NodeHandles<'_>) -> Result<AppState, NodeError> {
     let audience = format!("{}/replica-{}", files.genesis.chain_id, files.id().0);
     let key_file = token_secret_path(&files.data_dir);
     let auth = AuthService::new(conn, audience, &key_file, SystemClock.now_ms()).map_err(api)?;
+    // TOTP secrets are sealed under a key derived from the organisation's gateway key.
+    let mfa_conn =
+        open_local_db(&files.sign_in_db_path()).map_err(|e| NodeError::Api(e.to_string()))?;
+    let organisation = files
+        .genesis
+        .replicas
+        .get(files.id().index())
+        .map_or("MedChain", |r| r.organisation.as_str());
+    let mfa = medchain_api::mfa::MfaService::new(
+        mfa_conn,
+        &files.client_key.secret_bytes(),
+        organisation,
+        files.config.mfa_required_for_staff,
+    )
+    .map_err(api)?;
     let security_log = SecurityLog::open(&files.data_dir)?;
     secure_data_dir(&files.data_dir)?;
     Ok(AppState::new(AppConfig {
@@ -113,6 +128,7 @@ fn api_state(h: NodeHandles<'_>) -> Result<AppState, NodeError> {
         db_path: files.db_path(),
         submitter: Box::new(LedgerGateway(h.batcher)),
         auth,
+        mfa,
         security_log,
         reads_per_minute: READS_PER_MINUTE,
         clock: Box::new(SystemClock),

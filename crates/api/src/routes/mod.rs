@@ -6,6 +6,7 @@ pub mod chain;
 pub mod department;
 pub mod fhir;
 pub mod metrics;
+pub mod mfa;
 pub mod openapi_limits;
 pub mod patient;
 pub mod pharmacy;
@@ -86,6 +87,7 @@ pub fn rfc3339(ms: u64) -> String {
     info(title = "MedChain API", description = "Medical records on a PBFT ledger. Errors are {\"error\":{\"code\",\"message\",\"field\"}} (field: the request field at fault, on validation errors)."),
     paths(
         session::login, session::refresh, session::change_password, session::logout, session::me,
+        mfa::enroll, mfa::confirm, mfa::status, mfa::disable,
         security::security_log,
         records::add_record, records::validate_block, records::get_chain, records::patients,
         records::access_status, records::break_glass,
@@ -169,6 +171,10 @@ fn session_routes() -> Router<AppState> {
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
         .route("/api/password", post(session::change_password))
+        .route("/api/mfa", get(mfa::status))
+        .route("/api/mfa/totp/enroll", post(mfa::enroll))
+        .route("/api/mfa/totp/confirm", post(mfa::confirm))
+        .route("/api/mfa/totp/disable", post(mfa::disable))
         .route("/api/security_log", get(security::security_log))
 }
 

@@ -24,6 +24,7 @@ use crate::audit::audited_read;
 use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Doctor, DoctorOrDepartment, RecordReader};
 use crate::paging::{next_of, record_cursor, NextLink};
+use crate::routes::session::ClientAddr;
 use crate::routes::{new_id, random_code, PageParams};
 use crate::state::{AppState, Committed};
 
@@ -426,6 +427,10 @@ pub struct BreakGlassRequest {
     /// Minutes of access, 1 to 60 (default 60).
     #[serde(default)]
     pub minutes: Option<u32>,
+    /// A fresh code of the doctor's authenticator app (step-up): required once two-step
+    /// sign-in is set up, and where the node requires it for staff.
+    #[serde(default)]
+    pub totp: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -438,14 +443,17 @@ pub struct BreakGlassResponse {
 /// Emergency access without consent: read-only, time-limited, on the ledger, shown to the
 /// patient and the department.
 #[utoipa::path(post, path = "/api/break_glass", request_body = BreakGlassRequest,
-    responses((status = 200, body = BreakGlassResponse), (status = 422, body = ErrorBody)),
+    responses((status = 200, body = BreakGlassResponse), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
     security(("bearer" = [])), tag = "records")]
 pub async fn break_glass(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     Doctor(doc): Doctor,
     ApiJson(req): ApiJson<BreakGlassRequest>,
 ) -> ApiResult<ApiJson<BreakGlassResponse>> {
     check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
+    crate::routes::mfa::step_up(&s, &doc, req.totp.as_deref(), addr, "/api/break_glass")?;
     check_text("reason", &req.reason, REASON_MAX_CHARS, true)?;
     if req.reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS {
         return Err(ApiError::invalid(format!(

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 use crate::auth::{Issued, Refreshed, TokenScope, MAX_PASSWORD_CHARS};
 use crate::error::{ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{PasswordSession, Session};
+use crate::mfa::Factor;
 use crate::security_log::{client_addr, SecurityEvent, SecurityEventKind, Subject};
 use crate::state::AppState;
 
@@ -19,6 +20,10 @@ use crate::state::AppState;
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
+    /// The current code of the user's authenticator app, or one of their recovery codes;
+    /// required once two-step sign-in is set up (401 `mfa_required` without it).
+    #[serde(default)]
+    pub totp: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,12 +41,16 @@ pub struct LoginResponse {
     /// The password was set by an administrator: `token` only opens `POST /api/password`
     /// (every other route answers 403 `password_change_required`).
     pub password_change_required: bool,
+    /// This node requires two-step sign-in for the user's role and it is not set up:
+    /// `token` only opens `/api/mfa/totp/enroll` and `/api/mfa/totp/confirm`.
+    pub mfa_setup_required: bool,
 }
 
 impl LoginResponse {
     fn new(issued: Issued, user: UserRow) -> LoginResponse {
         LoginResponse {
             password_change_required: issued.claims.scope == TokenScope::PasswordChange,
+            mfa_setup_required: issued.claims.scope == TokenScope::MfaSetup,
             token: issued.token,
             role: user.role.as_str().into(),
             user_id: user.user_id,
@@ -96,6 +105,24 @@ fn login_refused(
     e
 }
 
+/// A wrong, replayed or throttled code, for the security log.
+pub(crate) fn record_mfa_failure(
+    s: &AppState,
+    user_id: &str,
+    addr: Option<std::net::IpAddr>,
+    path: &str,
+    e: &ApiError,
+) {
+    s.inner.security.record(
+        SecurityEvent::new(SecurityEventKind::MfaFailed, s.now_ms())
+            .user(Some(user_id))
+            .addr(addr)
+            .path(path)
+            .status(e.status)
+            .detail(e.code),
+    );
+}
+
 /// Sign in with a username and password. Throttled (429 with `Retry-After`) per account
 /// and per client address.
 #[utoipa::path(post, path = "/api/login", request_body = LoginRequest,
@@ -129,10 +156,26 @@ pub async fn login(
         .filter(|u| u.active)
         .ok_or_else(|| ApiError::unauthorized("wrong username or password"))?;
     crate::access::signs_in_here(&user, s.inner.replica)?;
+    // The password was right; an enrolled user also needs a code (or a recovery code).
+    let mfa = &s.inner.mfa;
+    if mfa.factor(&user.user_id)? == Factor::Enrolled {
+        let Some(code) = req.totp.as_deref() else {
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "mfa_required",
+                "enter the code from your authenticator app (field \"totp\")",
+            ));
+        };
+        if let Err(e) = mfa.verify(&user.user_id, code, true, now) {
+            record_mfa_failure(&s, &user.user_id, addr, "/api/login", &e);
+            return Err(e);
+        }
+    }
     let issued = s.inner.auth.start_session(
         &user.user_id,
         user.role.as_str(),
         credential.must_change,
+        mfa.setup_pending(&user.user_id, user.role)?,
         now,
     )?;
     Ok(ApiJson(LoginResponse::new(issued, user)))
@@ -157,7 +200,7 @@ pub async fn refresh(
         return Err(ApiError::unauthorized("invalid or expired refresh token"));
     }
     let now = s.now_ms();
-    let session = match s.inner.auth.refresh(&req.refresh_token, now)? {
+    let mut session = match s.inner.auth.refresh(&req.refresh_token, now)? {
         Refreshed::Granted(session) => session,
         Refreshed::Reused { user_id } => {
             s.inner.security.record(
@@ -179,6 +222,7 @@ pub async fn refresh(
         .await?
         .filter(|u| u.active)
         .ok_or_else(|| ApiError::unauthorized("account is not active"))?;
+    session.mfa_setup = s.inner.mfa.setup_pending(&user.user_id, user.role)?;
     let issued = s.inner.auth.issue(&session, user.role.as_str(), now)?;
     Ok(ApiJson(LoginResponse::new(issued, user)))
 }
@@ -213,10 +257,19 @@ pub async fn change_password(
     }
     let now = s.now_ms();
     let (s2, claims) = (s.clone(), who.claims.clone());
+    let mfa_setup = s
+        .inner
+        .mfa
+        .setup_pending(&who.user.user_id, who.user.role)?;
     let issued = tokio::task::spawn_blocking(move || {
-        s2.inner
-            .auth
-            .change_password(&claims, &req.current_password, &req.new_password, addr, now)
+        s2.inner.auth.change_password(
+            &claims,
+            &req.current_password,
+            &req.new_password,
+            addr,
+            mfa_setup,
+            now,
+        )
     })
     .await
     .map_err(ApiError::internal)??;

@@ -178,15 +178,20 @@ impl TestApi {
     }
 
     pub fn with_manual_validation(manual: bool) -> TestApi {
-        Self::build(manual, READS_PER_MINUTE)
+        Self::build(manual, READS_PER_MINUTE, false)
     }
 
     /// An API whose users may make only `n` audited reads a minute.
     pub fn with_reads_per_minute(n: u32) -> TestApi {
-        Self::build(false, n)
+        Self::build(false, n, false)
     }
 
-    fn build(manual: bool, reads_per_minute: u32) -> TestApi {
+    /// An API of a node that requires two-step sign-in for staff.
+    pub fn with_mfa_required() -> TestApi {
+        Self::build(false, READS_PER_MINUTE, true)
+    }
+
+    fn build(manual: bool, reads_per_minute: u32, mfa_required: bool) -> TestApi {
         let dir = tempfile::tempdir().unwrap();
         let g = genesis();
         let db = dir.path().join("medchain.sqlite");
@@ -215,12 +220,20 @@ impl TestApi {
         )
         .unwrap();
         let security_log = SecurityLog::open(dir.path()).unwrap();
+        let mfa = medchain_api::mfa::MfaService::new(
+            open_local_db(&dir.path().join("sign-in.sqlite")).unwrap(),
+            &KeyPair::for_test("api-gateway").secret_bytes(),
+            "St Mary's",
+            mfa_required,
+        )
+        .unwrap();
         let state = AppState::new(AppConfig {
             replica: 0,
             genesis: g,
             db_path: db,
             submitter: Box::new(Shared(ledger.clone())),
             auth,
+            mfa,
             security_log,
             reads_per_minute,
             clock: Box::new(ClockHandle(clock.clone())),
