@@ -5,6 +5,7 @@
 //   MEDCHAIN_UI_URL=http://127.0.0.1:5000 node tests-web/ui.test.mjs
 
 import { chromium } from 'playwright-core';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +23,54 @@ const browser = await chromium.launch({
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--no-first-run'],
 });
+
+// ---- an authenticator app -------------------------------------------------------------
+
+/** RFC 4648 base32 (no padding) to bytes. */
+function base32(s) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0;
+  let value = 0;
+  const out = [];
+  for (const c of s.replace(/[\s=]/g, '').toUpperCase()) {
+    const v = alphabet.indexOf(c);
+    assert(v >= 0, `base32 character: ${c}`);
+    value = (value << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      out.push((value >>> (bits - 8)) & 0xff);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** RFC 6238 TOTP (HMAC-SHA1, 6 digits, 30 s) for time step `step`: what a phone's app shows. */
+function totpAt(secret, step) {
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const mac = crypto.createHmac('sha1', base32(secret)).update(msg).digest();
+  const off = mac[mac.length - 1] & 0x0f;
+  const n = (mac.readUInt32BE(off) & 0x7fffffff) % 1_000_000;
+  return String(n).padStart(6, '0');
+}
+
+/**
+ * A code the node has not seen yet: the node takes each step once (replay refused) and
+ * accepts one step of skew, so a second code within the same 30 s is the next step's,
+ * and a third waits for the clock.
+ */
+async function freshCode(app) {
+  for (;;) {
+    const now = Math.floor(Date.now() / 30_000);
+    const step = Math.max(now - 1, app.lastStep + 1);
+    if (step <= now + 1) {
+      app.lastStep = step;
+      return totpAt(app.secret, step);
+    }
+    await new Promise((r) => setTimeout(r, (now + 1) * 30_000 - Date.now() + 200));
+  }
+}
 
 // ---- console and page errors --------------------------------------------------------
 
@@ -413,6 +462,74 @@ step('a user whose password the department set chooses their own, then changes i
   await other.waitForSelector('[role="alert"]:has-text("Your session has expired")');
   await page.context().close();
   await other.context().close();
+});
+
+step('a doctor sets up two-step sign-in, signs in with a code and opens break-glass with a fresh one', async () => {
+  const patientId = state.registered && state.registered.id;
+  assert(patientId, 'needs the patient registered in the department step (no consent to d001)');
+  const page = await newPage('doctor-mfa');
+  await signIn(page, 'd001', 'doctor123', 'doctor');
+  // The demo does not require it: the header says it is not set up.
+  await page.waitForSelector('#mfa-banner:has-text("Two-step sign-in not set up")');
+  await page.click('#two-step');
+  await page.waitForSelector('h1:has-text("Two-step sign-in")');
+  await page.waitForSelector('#mfa-qr-img');
+  const qrOk = await page.evaluate(() => {
+    const img = /** @type {HTMLImageElement} */ (document.querySelector('#mfa-qr-img'));
+    return img.complete && img.naturalWidth > 100 && img.src.startsWith('data:image/svg+xml;base64,');
+  });
+  assert(qrOk, 'the QR code is drawn (an SVG from the node)');
+  // Read from the page, as a person types it into their app.
+  const app = { secret: await page.getAttribute('#mfa-secret', 'data-secret'), lastStep: -1 };
+  assert(/^[A-Z2-7]{16,}$/.test(app.secret || ''), `a base32 secret is shown: ${app.secret}`);
+  await checkAccessible(page, 'two-step set-up');
+  await shot(page, 'mfa-enrol');
+  expected = [[401, '/api/mfa/totp/confirm']];
+  await page.fill('#mfa-code', totpAt(app.secret, Math.floor(Date.now() / 30_000) + 5));
+  await page.click('#mfa-confirm');
+  await page.waitForSelector('#mfa-code-error:has-text("wrong or has expired")');
+  await page.fill('#mfa-code', await freshCode(app));
+  await page.click('#mfa-confirm');
+  await page.waitForSelector('#mfa-done:has-text("Two-step sign-in is on")');
+  const recovery = await page.locator('#recovery-codes li').allTextContents();
+  assert(recovery.length === 10 && new Set(recovery).size === 10, `ten distinct recovery codes: ${recovery}`);
+  await page.click('#mfa-back');
+  await page.waitForFunction(() => location.hash === '#/doctor');
+  assert(await page.locator('#mfa-banner').count() === 0, 'no banner once it is on');
+  await page.context().close();
+
+  // Signing in now asks for a code; a used code is refused, a fresh one opens the session.
+  const again = await newPage('doctor-mfa-sign-in');
+  expected = [[401, '/api/login']];
+  await again.goto(`${BASE}/#/login`);
+  await again.fill('#login-username', 'd001');
+  await again.fill('#login-password', 'doctor123');
+  await again.click('#login-submit');
+  await again.waitForSelector('#login-totp:visible');
+  await again.waitForSelector('[role="status"]:has-text("two-step sign-in")');
+  await again.fill('#login-totp', totpAt(app.secret, app.lastStep)); // the confirmation's code again
+  await again.click('#login-submit');
+  await again.waitForSelector('#login-totp-error:has-text("used already")');
+  await again.fill('#login-totp', await freshCode(app));
+  await again.click('#login-submit');
+  await again.waitForFunction(() => location.hash === '#/doctor');
+
+  // Emergency access to a patient who gave d001 no consent: without a code the node asks
+  // for one (step-up), with a fresh code it opens.
+  await again.fill('#patient-search', patientId);
+  await again.click('#patient-search-submit');
+  await again.click(`#patient-results [data-patient-id="${patientId}"]`);
+  await again.waitForSelector('#access-status :text("No consent")');
+  expected = [[403, '/api/break_glass']];
+  await again.fill('#bg-reason', 'Collapsed in the waiting room, history needed now');
+  await again.check('#bg-ack');
+  await again.click('#bg-submit');
+  await again.waitForSelector('#bg-totp-error:has-text("fresh code")');
+  await again.fill('#bg-totp', await freshCode(app));
+  await again.click('#bg-submit');
+  await again.waitForSelector('[role="status"]:has-text("Emergency access granted until")');
+  await again.waitForSelector('#access-status :text("Emergency access until")');
+  await again.context().close();
 });
 
 // ---- run ----------------------------------------------------------------------------

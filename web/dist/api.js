@@ -32,6 +32,8 @@ const FLASH = 'medchain.flash';
  * @property {boolean} password_change_required the password was set by an administrator:
  *   `token` opens only POST /api/password (every other call answers 403
  *   `password_change_required`)
+ * @property {boolean} mfa_setup_required the organisation requires two-step sign-in for
+ *   this role and it is not set up: `token` opens only the enrolment (/api/mfa/totp/...)
  */
 
 /**

@@ -1,8 +1,9 @@
 // @ts-check
 // Why this file exists: the entry point. It reads the hash route (#/doctor, #/explorer/12,
 // ...), checks that the signed-in role may open it, draws the header and navigation for
-// that role (and the account actions every role has: change password, sign out), and
-// hands the main area to the screen's module.
+// that role (and the account actions every role has: two-step sign-in, change password,
+// sign out), warns staff whose sign-in is still one step, and hands the main area to the
+// screen's module.
 
 import { ApiError, get, post, session, scheduleRefresh, setFlash } from './api.js';
 import { h, put, button, ROLE_LABEL } from './ui.js';
@@ -14,6 +15,7 @@ import * as department from './department.js';
 import * as explorer from './explorer.js';
 import * as metrics from './metrics.js';
 import { passwordScreen } from './login.js';
+import { mfaScreen, setupBanner } from './mfa.js';
 
 /**
  * What a signed-in screen's render gets besides its main element.
@@ -43,6 +45,7 @@ const ROUTES = {
   explorer: { view: explorer, roles: ['department'] },
   metrics: { view: metrics, roles: ['department'] },
   password: { view: passwordScreen, roles: ['doctor', 'patient', 'pharmacy', 'department'] },
+  mfa: { view: mfaScreen, roles: ['doctor', 'patient', 'pharmacy', 'department'] },
 };
 
 /** @type {Record<string, Array<[string, string]>>} [route, label] of each role's links */
@@ -91,14 +94,17 @@ function header(s, active) {
       'aria-current': route === active ? 'page' : null,
     }, label));
   const signOut = button('Sign out', { variant: 'secondary', small: true, onClick: logout });
-  const changePassword = h('a', {
-    href: '#/password',
-    id: 'change-password',
-    class: active === 'password'
+  /** @param {string} route @param {string} id @param {string} label */
+  const accountLink = (route, id, label) => h('a', {
+    href: `#/${route}`,
+    id,
+    class: active === route
       ? 'whitespace-nowrap rounded-md bg-teal-50 px-2.5 py-1 text-sm font-medium text-teal-900 ring-1 ring-inset ring-teal-200'
       : 'whitespace-nowrap rounded-md px-2.5 py-1 text-sm font-medium text-slate-700 ring-1 ring-inset ring-slate-300 hover:bg-slate-50',
-    'aria-current': active === 'password' ? 'page' : null,
-  }, 'Change password');
+    'aria-current': active === route ? 'page' : null,
+  }, label);
+  const changePassword = accountLink('password', 'change-password', 'Change password');
+  const twoStep = accountLink('mfa', 'two-step', 'Two-step sign-in');
   return h('header', { class: 'border-b border-slate-200 bg-white' },
     h('div', { class: 'mx-auto flex max-w-7xl flex-wrap items-center gap-x-6 gap-y-3 px-4 py-3 sm:px-6' },
       h('a', { href: `#/${s.role}`, class: 'flex items-center gap-2 text-lg font-semibold text-slate-900' },
@@ -109,7 +115,7 @@ function header(s, active) {
           h('p', { class: 'font-medium text-slate-900', id: 'whoami' }, s.display_name || s.user_id),
           h('p', { class: 'text-slate-600' },
             [ROLE_LABEL[s.role] || s.role, s.department, me && me.organisation_name].filter(Boolean).join(' · '))),
-        changePassword, signOut)));
+        twoStep, changePassword, signOut)));
 }
 
 function logo() {
@@ -170,7 +176,9 @@ async function render() {
       }
       if (seq !== renderSeq) return;
     }
-    put(app, header(s, name), main,
+    const banner = name === 'mfa' ? null : await setupBanner(s);
+    if (seq !== renderSeq) return;
+    put(app, header(s, name), banner, main,
       h('footer', { class: 'border-t border-slate-200 bg-white px-6 py-3 text-center text-xs text-slate-600' },
         'MedChain · records on a PBFT ledger shared by the participating organisations'));
     cleanup = ROUTES[name].view.render(main, { session: s, me, args, navigate }) || null;

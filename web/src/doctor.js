@@ -13,6 +13,7 @@ import {
   facts, mono, replicas, pageTitle, fmtTime, fmtNumber, markField, showErrors, onSubmit,
 } from './ui.js';
 import { timeline } from './records.js';
+import { codeField, normaliseCode } from './mfa.js';
 
 /** @typedef {import('./api.js').PatientSummary} PatientSummary */
 /** @typedef {import('./api.js').AccessStatus} AccessStatus */
@@ -335,10 +336,12 @@ function breakGlassCard(view, pid, summary) {
   const reason = field({ label: 'Reason for emergency access', id: 'bg-reason', type: 'textarea', rows: 2, required: true, maxlength: 500, hint: `At least ${REASON_MIN_CHARS} characters. Shown to the patient and to the department, which reviews every emergency access.` });
   const minutes = field({ label: 'Duration', id: 'bg-minutes', type: 'select', options: [['15', '15 minutes'], ['30', '30 minutes'], ['60', '60 minutes']], value: '60' });
   const ack = h('input', { id: 'bg-ack', type: 'checkbox', class: 'mt-1 size-4 rounded border-slate-400 text-red-700' });
+  // Step-up: an enrolled doctor proves with a fresh code that it is them at the keyboard.
+  const totp = codeField('bg-totp', 'A fresh code: emergency access needs proof that it is you at the keyboard. Leave empty if two-step sign-in is not set up.', false);
   const go = button('Open emergency access', { variant: 'danger', type: 'submit', id: 'bg-submit' });
   const form = h('form', { class: 'mt-4 space-y-4 rounded-md border border-red-200 bg-red-50/40 p-4', novalidate: true },
     h('h3', { class: 'font-semibold text-red-900' }, 'Break-glass (emergencies only)'),
-    reason.el, minutes.el,
+    reason.el, minutes.el, totp.el,
     h('div', { class: 'flex items-start gap-2' }, ack,
       h('label', { for: 'bg-ack', class: 'text-sm text-slate-800' },
         'I need these records for an emergency. This access is written to the ledger and shown to the patient.')),
@@ -358,15 +361,23 @@ function breakGlassCard(view, pid, summary) {
       return;
     }
     try {
+      const code = normaliseCode(totp.input.value);
       /** @type {import('./api.js').BreakGlassResponse} */
       const r = await busy(go, () => post('/api/break_glass', {
-        patient_id: pid, reason: why, minutes: Number(minutes.input.value),
+        patient_id: pid, reason: why, minutes: Number(minutes.input.value), ...(code ? { totp: code } : {}),
       }), 'Recording on the ledger…');
       openPatient(view, pid, summary, `Emergency access granted until ${fmtTime(r.until_ms)} (block #${r.block_height}). The patient and the department can see this.`);
     } catch (e) {
       if (isLimitRefusal(e)) msg.show('error', limitExplanation(e, view.doctorId, pid));
-      else msg.error(e);
-      markField(e, { reason, minutes });
+      else if (e instanceof ApiError && (e.code === 'step_up_required' || e.code === 'step_up_failed')) {
+        totp.setError(e.code === 'step_up_failed'
+          ? 'That code is wrong, expired or already used. Enter the code the app shows now.'
+          : /set up two-step/.test(e.message)
+            ? 'Your organisation requires two-step sign-in for emergency access: set it up first (header, "Two-step sign-in").'
+            : 'Emergency access needs a fresh code from your authenticator app.');
+        totp.input.focus();
+      } else msg.error(e);
+      markField(e, { reason, minutes, totp });
     }
   });
   return card('No consent',

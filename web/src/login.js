@@ -8,10 +8,13 @@
 // is checked here first (8 to 128 characters, not the current one) so that a typo costs no
 // round trip, and the node's own refusals are shown in the form. A change ends the user's
 // other sessions; its answer carries the tokens this session continues with, so no second
-// sign-in is needed.
+// sign-in is needed. Two-step sign-in adds a code field when the node asks for it
+// (`mfa_required`), and where the organisation requires it and it is not set up yet, the
+// sign-in's token opens only the enrolment, which this screen shows next (mfa.js).
 
 import { ApiError, post, setFlash, startSession, takeFlash } from './api.js';
 import { h, put, button, busy, card, field, notice, pageTitle, markField, showErrors, onSubmit } from './ui.js';
+import { codeField, enrolForm, normaliseCode, recoveryCodes } from './mfa.js';
 
 /** @type {Array<[string, string, string]>} [role, username, password] of the demo cluster */
 const DEMO = [
@@ -49,6 +52,7 @@ export function render(main, { navigate }) {
       token: login.token,
       submitLabel: 'Save and continue',
       onChanged(res) {
+        if (res.mfa_setup_required) return setUpMfa(res);
         startSession(res);
         navigate(res.role);
       },
@@ -64,7 +68,32 @@ export function render(main, { navigate }) {
       h('p', { class: 'mt-4 text-sm' }, button('Back to sign in', { variant: 'link', onClick: () => navigate('login') })));
     form.focus();
   };
-  const form = signInForm(msg, navigate, choosePassword);
+  /** @param {import('./api.js').LoginResponse} login */
+  const setUpMfa = (login) => {
+    put(title, 'Set up two-step sign-in');
+    document.title = 'Set up two-step sign-in · MedChain';
+    put(intro, `Welcome, ${login.display_name || login.user_id}. Your organisation requires a code from your phone at each sign-in, in addition to your password. Set it up once now.`);
+    demo.remove();
+    msg.clear();
+    const form = enrolForm({
+      token: login.token,
+      onDone(codes) {
+        put(title, 'Two-step sign-in is on');
+        put(box, recoveryCodes(codes,
+          button('Sign in with a code', {
+            id: 'mfa-sign-in-again',
+            onClick: () => {
+              setFlash('success', 'Two-step sign-in is on. Sign in with your password and a code from the app.');
+              navigate('login');
+            },
+          })));
+      },
+    });
+    put(box, form.el,
+      h('p', { class: 'mt-4 text-sm' }, button('Back to sign in', { variant: 'link', onClick: () => navigate('login') })));
+    form.focus();
+  };
+  const form = signInForm(msg, navigate, choosePassword, setUpMfa);
 
   main.append(h('div', { class: 'w-full max-w-md' },
     h('div', { class: 'mb-6 text-center' },
@@ -89,33 +118,57 @@ export function render(main, { navigate }) {
  * @param {import('./ui.js').Notice} msg
  * @param {import('./app.js').ScreenContext['navigate']} navigate
  * @param {PasswordStep} choosePassword
+ * @param {(login: import('./api.js').LoginResponse) => void} setUpMfa the enrolment step,
+ *   for a sign-in whose token opens only that
  */
-function signInForm(msg, navigate, choosePassword) {
+function signInForm(msg, navigate, choosePassword, setUpMfa) {
   const user = field({ label: 'Username', id: 'login-username', autocomplete: 'username', required: true });
   const pass = field({ label: 'Password', id: 'login-password', type: 'password', autocomplete: 'current-password', required: true });
   const passInput = /** @type {HTMLInputElement} */ (pass.input);
+  // Shown once the node says this account needs a code (401 mfa_required).
+  const totp = codeField('login-totp', 'Or one of your recovery codes.');
+  totp.el.hidden = true;
   const submit = button('Sign in', { type: 'submit', id: 'login-submit' });
   submit.classList.add('w-full');
   const el = h('form', { class: 'space-y-4', novalidate: true, 'aria-describedby': 'login-intro' },
-    user.el, pass.el, submit);
+    user.el, pass.el, totp.el, submit);
 
   onSubmit(el, async () => {
     user.setError('');
     pass.setError('');
+    totp.setError('');
     const username = user.input.value.trim();
     const password = passInput.value;
+    const code = totp.el.hidden ? '' : normaliseCode(totp.input.value);
     // One at a time, in the order they are filled in.
     if (showErrors(username ? [] : [[user, 'Enter your username.']])) return;
     if (showErrors(password ? [] : [[pass, 'Enter your password.']])) return;
+    if (showErrors(totp.el.hidden || code ? [] : [[totp, 'Enter the code from your authenticator app.']])) return;
     msg.clear();
     try {
       /** @type {import('./api.js').LoginResponse} */
-      const res = await busy(submit, () => post('/api/login', { username, password }, { auth: false }), 'Signing in…');
+      const res = await busy(submit, () => post('/api/login', code ? { username, password, totp: code } : { username, password }, { auth: false }), 'Signing in…');
       // Not kept as the session: its token opens only POST /api/password.
       if (res.password_change_required) return choosePassword(res, password);
+      // Nor this one: it opens only the enrolment.
+      if (res.mfa_setup_required) return setUpMfa(res);
       startSession(res);
       navigate(res.role);
     } catch (e) {
+      if (e instanceof ApiError && e.code === 'mfa_required') {
+        totp.el.hidden = false;
+        msg.show('info', 'This account has two-step sign-in: enter the code your authenticator app shows now.');
+        totp.input.focus();
+        return;
+      }
+      if (e instanceof ApiError && (e.code === 'mfa_invalid' || e.code === 'code_used')) {
+        totp.setError(e.code === 'code_used'
+          ? 'That code was used already. Wait for the app to show the next one.'
+          : 'That code is wrong or has expired. Enter the code the app shows now.');
+        /** @type {HTMLInputElement} */ (totp.input).select();
+        totp.input.focus();
+        return;
+      }
       if (e instanceof ApiError && e.status === 401) msg.show('error', 'Wrong username or password.');
       else msg.error(e);
       if (markField(e, { username: user, password: pass })) return;

@@ -45,6 +45,7 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
     dist!("ui.js", JS),
     dist!("records.js", JS),
     dist!("login.js", JS),
+    dist!("mfa.js", JS),
     dist!("doctor.js", JS),
     dist!("patient.js", JS),
     dist!("pharmacy.js", JS),
