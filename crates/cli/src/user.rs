@@ -1,6 +1,9 @@
 //! `medchain user`: user administration by an organisation's operator, for a real
 //! deployment: register a department administrator (or any user) on the ledger through a
-//! running replica, and set a password in that node's local database.
+//! running replica, and set a password in that node's local database. Once the
+//! organisation has an administrator, another one is a co-signed proposal: `user add`
+//! proposes it and an administrator approves it (`POST /api/proposals/{id}/approve`);
+//! `user approve` is the operator's signature on a proposal an administrator made.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -8,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use medchain_node::client::{ClientReply, LedgerClient};
 use medchain_node::config::NodeFiles;
-use medchain_records::{Actor, Batch, Envelope, Transaction};
+use medchain_records::{Actor, Batch, Envelope, ProposedAction, Transaction};
 use medchain_types::{ClientId, KeyPair, UserRole};
 
 #[derive(clap::Subcommand, Debug)]
@@ -27,6 +30,14 @@ pub enum UserCmd {
         department: String,
         #[arg(long)]
         display_name: String,
+    },
+    /// Sign a proposal of this organisation as its operator (e.g. an administrator's
+    /// proposal to deactivate another administrator).
+    Approve {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        proposal_id: String,
     },
     /// Set a user's password on this node (read from standard input).
     SetPassword {
@@ -92,6 +103,10 @@ fn set_password(files: &NodeFiles, user_id: &str, password: &str) -> anyhow::Res
 pub fn run(cmd: &UserCmd) -> anyhow::Result<()> {
     match cmd {
         UserCmd::SetPassword { config, user_id } => run_set_password(config, user_id),
+        UserCmd::Approve {
+            config,
+            proposal_id,
+        } => run_approve(config, proposal_id),
         UserCmd::RotateTokenSecret { config } => run_rotate_token_secret(config),
         UserCmd::Add {
             config,
@@ -153,9 +168,103 @@ fn run_add(
         }
     }
     let files = NodeFiles::load(config)?;
-    let (client_id, key) = files.operator()?;
+    let user = || {
+        (
+            user_id.to_owned(),
+            department.to_owned(),
+            display_name.to_owned(),
+        )
+    };
+    if role == UserRole::Department && has_administrator(&files)? {
+        // The operator's signature is the first of the two the ledger wants.
+        let (user_id, department, display_name) = user();
+        let proposal_id = format!("add-{}", &user_id[..user_id.len().min(40)]);
+        let env = Envelope {
+            actor: Actor::Operator,
+            tx: Transaction::Propose {
+                proposal_id: proposal_id.clone(),
+                action: ProposedAction::RegisterAdministrator {
+                    user_id: user_id.clone(),
+                    department,
+                    display_name,
+                },
+                ttl_ms: PROPOSAL_TTL_MS,
+            },
+        };
+        let height = submit_as_operator(&files, &env, "the proposal")?;
+        // No password yet: a node keeps passwords only of users the ledger has.
+        println!(
+            "proposed {user_id} as a department administrator (proposal {proposal_id}, height {height}); \
+             it is registered once another administrator of this organisation approves it \
+             (web UI: Department > Approvals) within 72 hours; then set their password with \
+             `medchain user set-password --config {} --user-id {user_id}`",
+            config.display()
+        );
+        return Ok(());
+    }
     let pw = read_password()?;
-    // Continue after the last request id this operator had executed.
+    let (user_id, department, display_name) = user();
+    let env = Envelope {
+        actor: Actor::Operator,
+        tx: Transaction::RegisterUser {
+            user_id: user_id.clone(),
+            role,
+            department: department.clone(),
+            display_name,
+        },
+    };
+    let height = submit_as_operator(&files, &env, "the registration")?;
+    set_password(&files, &user_id, &pw)?;
+    println!(
+        "registered {user_id} ({}, {department}) at height {height}; password set on replica {}",
+        role.as_str(),
+        files.id()
+    );
+    Ok(())
+}
+
+/// How long an operator's proposal waits for its second signature.
+const PROPOSAL_TTL_MS: u64 = 72 * 60 * 60 * 1000;
+
+fn run_approve(config: &Path, proposal_id: &str) -> anyhow::Result<()> {
+    if !medchain_types::genesis::valid_user_id(proposal_id) {
+        bail!("--proposal-id must be 1 to 64 letters, digits, '-', '_' or '.'");
+    }
+    let files = NodeFiles::load(config)?;
+    let env = Envelope {
+        actor: Actor::Operator,
+        tx: Transaction::ApproveProposal {
+            proposal_id: proposal_id.to_owned(),
+        },
+    };
+    let height = submit_as_operator(&files, &env, "the approval")?;
+    let reader = medchain_store::Reader::open(&files.db_path())?;
+    let executed = medchain_records::query::proposal_executed(reader.connection(), proposal_id)?;
+    match executed.flatten() {
+        Some(h) => println!("approved {proposal_id} at height {height}: it executed in block {h}"),
+        None => println!(
+            "approved {proposal_id} at height {height}; it still waits for an administrator's signature"
+        ),
+    }
+    Ok(())
+}
+
+/// Whether this organisation has an active department administrator (in this replica's
+/// committed state).
+fn has_administrator(files: &NodeFiles) -> anyhow::Result<bool> {
+    let reader = medchain_store::Reader::open(&files.db_path())?;
+    let n: i64 = reader.connection().query_row(
+        "SELECT COUNT(*) FROM users WHERE role = 'department' AND active = 1 AND organisation = ?1",
+        [files.id().0],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Submit `env` signed with the operator key, after the last request id this operator
+/// had executed, and return the block height once the ledger accepted it (or its reason).
+fn submit_as_operator(files: &NodeFiles, env: &Envelope, what: &str) -> anyhow::Result<u64> {
+    let (client_id, key) = files.operator()?;
     let reader = medchain_store::Reader::open(&files.db_path())?;
     let last: Option<i64> = reader.connection().query_row(
         "SELECT MAX(request_id) FROM outcomes WHERE client = ?1",
@@ -163,34 +272,17 @@ fn run_add(
         |r| r.get(0),
     )?;
     let request_id = last.map_or(1, |l| l as u64 + 1);
-    let env = Envelope {
-        actor: Actor::Operator,
-        tx: Transaction::RegisterUser {
-            user_id: user_id.to_owned(),
-            role,
-            department: department.to_owned(),
-            display_name: display_name.to_owned(),
-        },
-    };
-    let reply = submit(&files, client_id, key, request_id, &env)?;
+    let reply = submit(files, client_id, key, request_id, env)?;
     let outcome =
         medchain_records::query::outcome(reader.connection(), client_id.0, request_id, 0)?;
     match outcome {
-        Some((medchain_records::Outcome::Ok, _)) => {}
-        Some((o, m)) => bail!("the ledger refused the registration ({}): {m}", o.as_str()),
+        Some((medchain_records::Outcome::Ok, _)) => Ok(reply.height),
+        Some((o, m)) => bail!("the ledger refused {what} ({}): {m}", o.as_str()),
         None => bail!(
             "committed at height {} but no outcome recorded",
             reply.height
         ),
     }
-    set_password(&files, user_id, &pw)?;
-    println!(
-        "registered {user_id} ({}, {department}) at height {}; password set on replica {}",
-        role.as_str(),
-        reply.height,
-        files.id()
-    );
-    Ok(())
 }
 
 fn parse_role(role: &str) -> anyhow::Result<UserRole> {

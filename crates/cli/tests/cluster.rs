@@ -360,7 +360,8 @@ fn two_pharmacies_of_two_organisations_dispensing_at_once_one_wins() {
 #[test]
 fn operator_adds_a_department_administrator_who_can_sign_in() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let c = Cluster::start();
+    // The demo's users are all St Mary's (organisation 0); organisation 2 starts with none.
+    let c = Cluster::start_with(&["--demo"]);
     let add = |user: &str, role: &str, password: &str| {
         let mut child = Command::new(BIN)
             .args(["user", "add", "--config"])
@@ -402,9 +403,70 @@ fn operator_adds_a_department_administrator_who_can_sign_in() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
     // A short password is refused before anything is submitted.
-    let out = add("rad-2", "department", "short");
+    let out = add("rad-doc", "doctor", "short");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("password"));
+
+    // A second administrator is a co-signed proposal: the operator's signature alone
+    // registers no one; rad-admin's approval (through its own node, the API) does.
+    let out = add("rad-2", "department", "second-admin-pw");
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success() && said.contains("proposal add-rad-2"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let set_password = || {
+        let mut child = Command::new(BIN)
+            .args(["user", "set-password", "--config"])
+            .arg(c.config(2))
+            .args(["--user-id", "rad-2"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"second-admin-pw\n")
+            .expect("password");
+        child.wait_with_output().expect("set-password")
+    };
+    assert!(
+        !set_password().status.success(),
+        "rad-2 is on the ledger before the second signature"
+    );
+    let (status, list) = c.get_with(2, "/api/proposals", &token);
+    assert_eq!(status, 200, "{list}");
+    let open = &list["proposals"][0];
+    assert_eq!(open["proposal_id"], "add-rad-2", "{list}");
+    assert_eq!(
+        open["approvals"],
+        serde_json::json!(["@operator"]),
+        "{list}"
+    );
+    assert_eq!(open["may_approve"], true, "{list}");
+    // Another organisation's administrator cannot sign it: org 0's dep001 sees nothing
+    // of org 2's proposals, and its node's approval is refused by the ledger.
+    let dep = c.login(0, "dep001", "department123");
+    let (_, theirs) = c.get_with(0, "/api/proposals", &dep);
+    assert_eq!(theirs["proposals"], serde_json::json!([]), "{theirs}");
+    let (status, v) = c.post(0, "/api/proposals/add-rad-2/approve", Some(&dep), "{}");
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = c.post(2, "/api/proposals/add-rad-2/approve", Some(&token), "{}");
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["executed"], true, "{v}");
+    let (status, v) = c.post(2, "/api/proposals/add-rad-2/approve", Some(&token), "{}");
+    assert_eq!(status, 409, "an executed proposal is not signed again: {v}");
+    let out = set_password();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = c.login_changing_password(2, "rad-2", "second-admin-pw", "rad-2-own-secret");
 }
 
 /// The gateway batches transactions that arrive together into one signed request, and

@@ -1,6 +1,6 @@
 //! The medical records service that runs on the ledger: users and roles, consent and
 //! one-time consent codes, records and amendments, prescriptions and dispensing, the
-//! audit trail of reads, and break-glass access.
+//! audit trail of reads, break-glass access, and co-signed proposals.
 //!
 //! Map: [`tx`] is what goes on the ledger; [`ledger`] is the state machine that turns
 //! committed blocks into state inside each block's own SQLite transaction (savepoints,
@@ -25,4 +25,6 @@ pub use policy::{
     break_glass_active, break_glass_until, consent_active, consent_code_usable, doctor_has_consent,
     may_add_record, user, UserRow,
 };
-pub use tx::{Actor, Batch, Envelope, Grantee, Medication, RecordContent, Transaction};
+pub use tx::{
+    Actor, Batch, Envelope, Grantee, Medication, ProposedAction, RecordContent, Transaction,
+};

@@ -53,3 +53,8 @@ pub const BREAK_GLASS_APPROVAL_TTL_MS: u64 = 60 * 60 * 1000;
 pub const REVIEW_NOTE_MAX_CHARS: usize = 1_000;
 /// Longest (and default) break-glass access.
 pub const BREAK_GLASS_MAX_MS: u64 = 60 * 60 * 1000;
+/// A proposal waits at most a week for its approvers: long enough for a weekend, short
+/// enough that a forgotten one cannot be completed months later by surprise.
+pub const PROPOSAL_TTL_MAX_MS: u64 = 7 * 24 * 60 * 60 * 1000;
+/// Open proposals one organisation may have at once (each is a row every replica keeps).
+pub const PROPOSALS_OPEN_MAX: i64 = 64;

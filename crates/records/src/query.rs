@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::outcome::Outcome;
 use crate::policy::{role_column, GranteeKey, UserRow};
-use crate::tx::{prescription_code_hash, Medication, RecordContent};
+use crate::tx::{prescription_code_hash, Medication, ProposedAction, RecordContent};
 
 /// Largest page any list returns.
 pub const MAX_PAGE: u32 = 200;
@@ -596,6 +596,84 @@ pub fn break_glass_alerts(
         dept.args(),
         page,
     )
+}
+
+/// A proposal that waits for approvals.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ProposalView {
+    pub proposal_id: String,
+    pub organisation: u16,
+    pub kind: String,
+    pub action: ProposedAction,
+    pub proposer: String,
+    pub created_ms: u64,
+    pub expires_ms: u64,
+    pub block_height: u64,
+    /// Who signed so far (a user id, or `@operator`), in order.
+    pub approvals: Vec<String>,
+}
+
+/// The open proposals of `organisation` (not executed, not expired at `now_ms`), oldest
+/// first; at most `PROPOSALS_OPEN_MAX` exist, so the list is whole.
+pub fn open_proposals(
+    conn: &Connection,
+    organisation: u16,
+    now_ms: u64,
+) -> rusqlite::Result<Vec<ProposalView>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, organisation, kind, action, proposer, created_ms, expires_ms, height
+         FROM proposals
+         WHERE organisation = ?1 AND executed_height IS NULL AND expires_ms >= ?2
+         ORDER BY height, id",
+    )?;
+    let rows = stmt
+        .query_map(params![organisation, now_ms as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, u16>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, i64>(7)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut approvals = conn.prepare_cached(
+        "SELECT approver FROM proposal_approvals WHERE proposal_id = ?1 ORDER BY height, approver",
+    )?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, org, kind, json, proposer, created, expires, height) in rows {
+        // Written by the rules from a ProposedAction; unreadable only if the file was
+        // edited, and then not shown rather than shown wrong.
+        let Ok(action) = serde_json::from_str::<ProposedAction>(&json) else {
+            continue;
+        };
+        let signed = approvals
+            .query_map(params![id], |r| r.get::<_, String>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.push(ProposalView {
+            proposal_id: id,
+            organisation: org,
+            kind,
+            action,
+            proposer,
+            created_ms: created as u64,
+            expires_ms: expires as u64,
+            block_height: height as u64,
+            approvals: signed,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether proposal `id` has executed (its block height), if it exists.
+pub fn proposal_executed(conn: &Connection, id: &str) -> rusqlite::Result<Option<Option<u64>>> {
+    conn.prepare_cached("SELECT executed_height FROM proposals WHERE id = ?1")?
+        .query_row(params![id], |r| r.get::<_, Option<i64>>(0))
+        .optional()
+        .map(|o| o.map(|h| h.map(|h| h as u64)))
 }
 
 /// Record metadata of a department, newest first.

@@ -93,6 +93,29 @@ CREATE TABLE IF NOT EXISTS break_glass_approvals (
     used_height INTEGER
 );
 CREATE INDEX IF NOT EXISTS break_glass_approvals_pair ON break_glass_approvals(doctor, patient);
+-- Co-signed actions (Propose / ApproveProposal): one row per proposal, one per approval.
+CREATE TABLE IF NOT EXISTS proposals (
+    id              TEXT PRIMARY KEY,
+    organisation    INTEGER NOT NULL,
+    kind            TEXT NOT NULL,
+    -- the action, as its JSON (ProposedAction)
+    action          TEXT NOT NULL,
+    target          TEXT NOT NULL,
+    proposer        TEXT NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    expires_ms      INTEGER NOT NULL,
+    height          INTEGER NOT NULL,
+    executed_height INTEGER
+);
+CREATE INDEX IF NOT EXISTS proposals_open ON proposals(organisation, executed_height);
+CREATE TABLE IF NOT EXISTS proposal_approvals (
+    proposal_id TEXT NOT NULL,
+    -- a user id, or '@operator' for the organisation's operator (no user id has an '@')
+    approver    TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    height      INTEGER NOT NULL,
+    PRIMARY KEY (proposal_id, approver)
+);
 CREATE TABLE IF NOT EXISTS outcomes (
     client     INTEGER NOT NULL,
     request_id INTEGER NOT NULL,
@@ -107,12 +130,16 @@ CREATE TABLE IF NOT EXISTS outcomes (
 
 /// The records state's layout version, kept in `records_meta` (the store's own tables
 /// are versioned by SQLite's `user_version`).
-pub const RECORDS_SCHEMA_VERSION: i64 = 3;
+pub const RECORDS_SCHEMA_VERSION: i64 = 4;
 
 /// Upgrades from version `i + 1` to `i + 2`. Each must give exactly the state that
 /// replaying the chain from the genesis under the current rules gives, and must be safe
 /// to run on tables that `SCHEMA` already brought up to date.
-const UPGRADES: &[Upgrade] = &[departments_per_organisation, break_glass_reviews];
+const UPGRADES: &[Upgrade] = &[
+    departments_per_organisation,
+    break_glass_reviews,
+    co_signed_proposals,
+];
 
 /// One step of [`UPGRADES`].
 type Upgrade = fn(&Connection) -> Result<(), ApplyError>;
@@ -148,6 +175,13 @@ fn break_glass_reviews(conn: &Connection) -> Result<(), ApplyError> {
             conn.execute_batch(&format!("ALTER TABLE break_glass ADD COLUMN {column} {ty}"))?;
         }
     }
+    Ok(())
+}
+
+/// 4: co-signed proposals. Their tables are new (`SCHEMA` creates them). An older chain
+/// in which an operator registered or deactivated a second department administrator
+/// alone would now replay with that transaction refused; no such chain was deployed.
+fn co_signed_proposals(_conn: &Connection) -> Result<(), ApplyError> {
     Ok(())
 }
 

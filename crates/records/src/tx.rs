@@ -171,6 +171,55 @@ pub enum Transaction {
         id: u64,
         note: String,
     },
+    /// The actor proposes a sensitive action of its organisation; it executes only once
+    /// the approvers its rule names have signed it (the proposer's signature counts),
+    /// within `ttl_ms` of this block.
+    Propose {
+        proposal_id: String,
+        action: ProposedAction,
+        ttl_ms: u64,
+    },
+    /// The actor approves proposal `proposal_id`; the approval that completes it
+    /// executes the action in the same block.
+    ApproveProposal {
+        proposal_id: String,
+    },
+}
+
+/// The approver id under which an organisation's operator signs a proposal: no user id
+/// contains an '@'.
+pub const OPERATOR_APPROVER: &str = "@operator";
+
+/// What a proposal does once approved. Each kind has its approval rule (see
+/// `rules/proposals.rs`).
+#[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ProposedAction {
+    /// Register a department administrator of the proposer's organisation.
+    RegisterAdministrator {
+        user_id: String,
+        department: String,
+        display_name: String,
+    },
+    /// Deactivate a department administrator of the proposer's organisation.
+    DeactivateAdministrator { user_id: String },
+}
+
+impl ProposedAction {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProposedAction::RegisterAdministrator { .. } => "register_administrator",
+            ProposedAction::DeactivateAdministrator { .. } => "deactivate_administrator",
+        }
+    }
+
+    /// The user the action is about.
+    pub fn target(&self) -> &str {
+        match self {
+            ProposedAction::RegisterAdministrator { user_id, .. }
+            | ProposedAction::DeactivateAdministrator { user_id } => user_id,
+        }
+    }
 }
 
 /// The clinical content of a record, stored content-addressed (the ledger holds its hash).

@@ -107,6 +107,24 @@ fn transactions() -> Vec<(&'static str, Transaction)> {
                 note: "ok".into(),
             },
         ),
+        (
+            "tx/propose",
+            Transaction::Propose {
+                proposal_id: "p1".into(),
+                action: medchain_records::ProposedAction::RegisterAdministrator {
+                    user_id: "a1".into(),
+                    department: "x".into(),
+                    display_name: "X".into(),
+                },
+                ttl_ms: 3_600_000,
+            },
+        ),
+        (
+            "tx/approve-proposal",
+            Transaction::ApproveProposal {
+                proposal_id: "p1".into(),
+            },
+        ),
     ]
 }
 
@@ -206,6 +224,10 @@ const EXPECTED: &[(&str, &str)] = &[
     // Written by hand: variant 10 with two strings; variant 11 with a u64 and a string.
     ("tx/approve-break-glass", "0a020000006431020000007031"),
     ("tx/review-break-glass", "0b0700000000000000020000006f6b"),
+    // Written by hand: variant 12 with a string, action variant 0 with three strings, and
+    // 3,600,000 as a little-endian u64; variant 13 with a string.
+    ("tx/propose", "0c020000007031000200000061310100000078010000005880ee360000000000"),
+    ("tx/approve-proposal", "0d020000007031"),
     ("actor/user", "00020000006431"),
     ("actor/operator", "01"),
     ("grantee/doctor", "00020000006431"),
@@ -259,11 +281,13 @@ fn every_transaction_variant_is_pinned() {
         | Transaction::BreakGlass { .. }
         | Transaction::Marker
         | Transaction::ApproveBreakGlass { .. }
-        | Transaction::ReviewBreakGlass { .. } => true,
+        | Transaction::ReviewBreakGlass { .. }
+        | Transaction::Propose { .. }
+        | Transaction::ApproveProposal { .. } => true,
     };
     let txs = transactions();
     assert!(txs.iter().all(|(_, tx)| pinned(tx)));
-    assert_eq!(txs.len(), 12, "one vector per variant");
+    assert_eq!(txs.len(), 14, "one vector per variant");
 }
 
 #[test]

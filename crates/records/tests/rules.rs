@@ -117,6 +117,18 @@ fn register(id: &str, role: UserRole, department: &str) -> Transaction {
     }
 }
 
+fn propose_admin(proposal: &str, id: &str) -> Transaction {
+    Transaction::Propose {
+        proposal_id: proposal.into(),
+        action: medchain_records::ProposedAction::RegisterAdministrator {
+            user_id: id.into(),
+            department: "radiology".into(),
+            display_name: "Radiology office".into(),
+        },
+        ttl_ms: 60 * 60 * 1000,
+    }
+}
+
 fn deactivate(id: &str) -> Transaction {
     Transaction::DeactivateUser { user_id: id.into() }
 }
@@ -282,8 +294,11 @@ fn register_rows() -> Vec<Row> {
             }), OK),
         row("register: department name over 64 characters (operator)",
             operator(0, register("d-new", Doctor, &"c".repeat(65))), Invalid),
-        row("register: operator registers a department administrator",
-            operator(0, register("dep-new", Department, "radiology")), OK),
+        row("register: operator registers the first department administrator of its organisation",
+            operator(2, register("dep-new", Department, "radiology")), OK),
+        row("register: operator alone registers a second department administrator (a proposal's job)",
+            operator(0, register("dep-new", Department, "radiology")), Forbidden)
+            .saying("proposal"),
         row("register: operator of another organisation, any department",
             operator(1, register("d-new", Doctor, "cardiology")), OK),
         row("register: operator registers an existing id",
@@ -769,7 +784,32 @@ fn faulty_organisation_rows() -> Vec<Row> {
         // "cardiology" has no say over org 0's cardiology.
         row("faulty organisation: org 1's administrator of a same-named department deactivates org 0's doctor",
             via(1, "dep-card-1", deactivate("d-card")), Forbidden)
-            .after(vec![operator(1, register("dep-card-1", UserRole::Department, "cardiology"))]),
+            .after(vec![
+                operator(1, Transaction::Propose {
+                    proposal_id: "dep-card-1".into(),
+                    action: medchain_records::ProposedAction::RegisterAdministrator {
+                        user_id: "dep-card-1".into(),
+                        department: "cardiology".into(),
+                        display_name: "Cardiology office".into(),
+                    },
+                    ttl_ms: 60_000,
+                }),
+                by("dep-onc", Transaction::ApproveProposal { proposal_id: "dep-card-1".into() }),
+            ]),
+        row("propose: operator proposes a second department administrator",
+            operator(0, propose_admin("p-rad", "dep-rad")), OK),
+        row("propose: a doctor proposes a department administrator",
+            by("d-card", propose_admin("p-rad", "dep-rad")), Forbidden).faulty(),
+        row("approve proposal: the organisation's administrator completes it",
+            by("dep-card", Transaction::ApproveProposal { proposal_id: "p-rad".into() }), OK)
+            .after(vec![operator(0, propose_admin("p-rad", "dep-rad"))]),
+        row("faulty organisation: org 1's administrator signs org 0's proposal",
+            by("dep-onc", Transaction::ApproveProposal { proposal_id: "p-rad".into() }), Forbidden)
+            .after(vec![operator(0, propose_admin("p-rad", "dep-rad"))])
+            .saying("organisation 0"),
+        row("faulty organisation: org 1's operator signs org 0's proposal",
+            operator(1, Transaction::ApproveProposal { proposal_id: "p-rad".into() }), Forbidden)
+            .after(vec![operator(0, propose_admin("p-rad", "dep-rad"))]),
         row("faulty organisation: org 1's operator deactivates org 0's patient",
             operator(1, deactivate("p-card")), Forbidden),
         // Org 3 replays org 0's batch (its actors are org 0's users) under its own key.
@@ -861,6 +901,8 @@ fn variant(tx: &Transaction) -> &'static str {
         Transaction::Marker => "Marker",
         Transaction::ApproveBreakGlass { .. } => "ApproveBreakGlass",
         Transaction::ReviewBreakGlass { .. } => "ReviewBreakGlass",
+        Transaction::Propose { .. } => "Propose",
+        Transaction::ApproveProposal { .. } => "ApproveProposal",
     }
 }
 
@@ -898,6 +940,8 @@ fn the_table_covers_every_variant_role_and_outcome() {
         "Marker",
         "ApproveBreakGlass",
         "ReviewBreakGlass",
+        "Propose",
+        "ApproveProposal",
     ] {
         assert!(
             rows.iter().flat_map(envelopes).any(|e| variant(&e.tx) == v),

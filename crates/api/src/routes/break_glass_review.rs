@@ -15,6 +15,7 @@ use crate::audit::audit_department_read;
 use crate::error::{check_text, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Department, DoctorOrDepartment};
 use crate::paging::{next_of, NextLink};
+use crate::routes::session::ClientAddr;
 use crate::routes::{Done, PageParams};
 use crate::state::AppState;
 
@@ -85,6 +86,10 @@ pub async fn review(
 pub struct ApproveRequest {
     pub doctor_id: String,
     pub patient_id: String,
+    /// A fresh code of the approver's authenticator app (step-up): a co-signature is
+    /// worth only as much as the proof that it is the approver signing.
+    #[serde(default)]
+    pub totp: Option<String>,
 }
 
 /// A second approver allows one more break-glass opening of `doctor_id` on
@@ -94,11 +99,19 @@ pub struct ApproveRequest {
     security(("bearer" = [])), tag = "audit")]
 pub async fn approve(
     State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
     DoctorOrDepartment(who): DoctorOrDepartment,
     ApiJson(req): ApiJson<ApproveRequest>,
 ) -> ApiResult<ApiJson<Done>> {
     check_text("doctor_id", &req.doctor_id, USER_ID_MAX_CHARS, true)?;
     check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
+    crate::routes::mfa::step_up(
+        &s,
+        &who,
+        req.totp.as_deref(),
+        addr,
+        "/api/break_glass/approve",
+    )?;
     let env = Envelope {
         actor: Actor::User(who.user.user_id.clone()),
         tx: Transaction::ApproveBreakGlass {

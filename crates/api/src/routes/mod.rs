@@ -10,6 +10,7 @@ pub mod mfa;
 pub mod openapi_limits;
 pub mod patient;
 pub mod pharmacy;
+pub mod proposals;
 pub mod records;
 pub mod security;
 pub mod session;
@@ -88,6 +89,7 @@ pub fn rfc3339(ms: u64) -> String {
     paths(
         session::login, session::refresh, session::change_password, session::logout, session::me,
         mfa::enroll, mfa::confirm, mfa::status, mfa::disable,
+        proposals::list, proposals::propose, proposals::approve,
         security::security_log,
         records::add_record, records::validate_block, records::get_chain, records::patients,
         records::access_status, records::break_glass,
@@ -171,6 +173,11 @@ fn session_routes() -> Router<AppState> {
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
         .route("/api/password", post(session::change_password))
+        .route(
+            "/api/proposals",
+            get(proposals::list).post(proposals::propose),
+        )
+        .route("/api/proposals/{id}/approve", post(proposals::approve))
         .route("/api/mfa", get(mfa::status))
         .route("/api/mfa/totp/enroll", post(mfa::enroll))
         .route("/api/mfa/totp/confirm", post(mfa::confirm))

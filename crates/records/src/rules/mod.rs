@@ -7,6 +7,7 @@ mod audit;
 mod break_glass;
 mod consent;
 mod dispensing;
+mod proposals;
 mod records;
 mod users;
 
@@ -181,6 +182,12 @@ fn dispatch(r: &Request<'_>, actor: &Acting, tx: &Tx) -> Checked {
             break_glass::approve(r, actor, doctor, patient)
         }
         Tx::ReviewBreakGlass { id, note } => break_glass::review(r, actor, *id, note),
+        Tx::Propose {
+            proposal_id,
+            action,
+            ttl_ms,
+        } => proposals::propose(r, actor, proposal_id, action, *ttl_ms),
+        Tx::ApproveProposal { proposal_id } => proposals::approve(r, actor, proposal_id),
         Tx::Marker => Ok(()),
     }
 }

@@ -1,7 +1,10 @@
 //! Registering and deactivating users: a department registers doctors and patients of
 //! its own department (and pharmacies), the organisation's operator registers anyone;
 //! a department deactivates its own doctors and patients, the operator its
-//! organisation's users.
+//! organisation's users. Department administrators are the exception: once an
+//! organisation has one, adding or removing another takes the operator and a second
+//! administrator together (a proposal, `rules/proposals.rs`), so neither a stolen
+//! operator key nor one administrator can change who administers alone.
 
 use medchain_store::rusqlite::params;
 use medchain_types::UserRole;
@@ -22,6 +25,37 @@ pub(super) struct NewUser<'a> {
 }
 
 pub(super) fn register(r: &Request<'_>, actor: &Acting, new: NewUser<'_>) -> Checked {
+    check_new_user(r, &new)?;
+    let organisation = match actor {
+        Acting::Operator => {
+            let org = r.signer_organisation();
+            if new.role == UserRole::Department && administrators(r, org, None)? > 0 {
+                return reject(
+                    Outcome::Forbidden,
+                    "organisation already has a department administrator: another one is a \
+                     proposal that the operator and an administrator approve",
+                );
+            }
+            org
+        }
+        Acting::User(a) => {
+            need_role(a, UserRole::Department)?;
+            let own_dept = matches!(new.role, UserRole::Doctor | UserRole::Patient)
+                && new.department == a.department;
+            if !(own_dept || new.role == UserRole::Pharmacy) {
+                return reject(
+                    Outcome::Forbidden,
+                    "a department registers doctors and patients of its own department, and pharmacies",
+                );
+            }
+            a.organisation
+        }
+    };
+    insert_user(r, &new, organisation)
+}
+
+/// The checks of a new user that do not depend on who registers them.
+pub(super) fn check_new_user(r: &Request<'_>, new: &NewUser<'_>) -> Checked {
     if !medchain_types::genesis::valid_user_id(new.user_id) {
         return reject(
             Outcome::Invalid,
@@ -38,27 +72,17 @@ pub(super) fn register(r: &Request<'_>, actor: &Acting, new: NewUser<'_>) -> Che
             return reject(Outcome::Invalid, format!("{field}: {problem}"));
         }
     }
-    let organisation = match actor {
-        Acting::Operator => r.signer_organisation(),
-        Acting::User(a) => {
-            need_role(a, UserRole::Department)?;
-            let own_dept = matches!(new.role, UserRole::Doctor | UserRole::Patient)
-                && new.department == a.department;
-            if !(own_dept || new.role == UserRole::Pharmacy) {
-                return reject(
-                    Outcome::Forbidden,
-                    "a department registers doctors and patients of its own department, and pharmacies",
-                );
-            }
-            a.organisation
-        }
-    };
     if user(r.conn, new.user_id)?.is_some() {
         return reject(
             Outcome::Conflict,
             format!("user {} already exists", new.user_id),
         );
     }
+    Ok(())
+}
+
+/// Insert a checked new user of `organisation`.
+pub(super) fn insert_user(r: &Request<'_>, new: &NewUser<'_>, organisation: u16) -> Checked {
     exec(
         r.conn,
         "INSERT INTO users VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
@@ -72,6 +96,22 @@ pub(super) fn register(r: &Request<'_>, actor: &Acting, new: NewUser<'_>) -> Che
         ],
     )?;
     Ok(())
+}
+
+/// Active department administrators of `organisation`, other than `except`.
+pub(super) fn administrators(
+    r: &Request<'_>,
+    organisation: u16,
+    except: Option<&str>,
+) -> Checked<i64> {
+    Ok(r.conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM users WHERE role = 'department' AND active = 1
+             AND organisation = ?1 AND user_id != ?2",
+        )?
+        .query_row(params![organisation, except.unwrap_or("")], |row| {
+            row.get(0)
+        })?)
 }
 
 pub(super) fn deactivate(r: &Request<'_>, actor: &Acting, user_id: &str) -> Checked {
@@ -93,6 +133,15 @@ pub(super) fn deactivate(r: &Request<'_>, actor: &Acting, user_id: &str) -> Chec
         return reject(
             Outcome::Forbidden,
             "only the user's department (or organisation) may deactivate them",
+        );
+    }
+    if target.role == UserRole::Department
+        && administrators(r, target.organisation, Some(user_id))? > 0
+    {
+        return reject(
+            Outcome::Forbidden,
+            "deactivating a department administrator is a proposal that the operator and \
+             another administrator approve",
         );
     }
     exec(

@@ -238,6 +238,11 @@ impl Chain {
         out
     }
 
+    /// The ledger's database, for reading the state the way the API does.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
     /// Every row of every table but the outcomes: what a rejected transaction must not
     /// change.
     pub fn state(&self) -> Vec<String> {

@@ -1,0 +1,183 @@
+//! Co-signed actions: a department administrator proposes a sensitive action of its
+//! organisation (today: registering or deactivating another department administrator),
+//! and it executes when the approvers its ledger rule names have signed, each through
+//! their own home organisation's node with a fresh two-step code (step-up). The rules are
+//! the ledger's (`medchain_records` rules/proposals.rs); these routes list, propose and
+//! approve. The operator signs from the command line (`medchain user add`,
+//! `medchain user approve`).
+
+use axum::extract::{Path, State};
+use medchain_records::limits::{PROPOSAL_TTL_MAX_MS, USER_ID_MAX_CHARS};
+use medchain_records::query::{self, ProposalView};
+use medchain_records::tx::OPERATOR_APPROVER;
+use medchain_records::{Actor, Envelope, ProposedAction, Transaction};
+use medchain_types::UserRole;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::extract::{Department, Session};
+use crate::routes::session::ClientAddr;
+use crate::state::AppState;
+
+/// A proposal as the caller sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalItem {
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub proposal: ProposalView,
+    /// The caller may sign it (an administrator of its organisation who has not yet, and
+    /// whom the proposal is not about).
+    pub may_approve: bool,
+    /// What is still missing, in words.
+    pub waiting_for: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalsResponse {
+    pub proposals: Vec<ProposalItem>,
+}
+
+/// What waits for the caller: the open proposals of their organisation (department
+/// administrators; other roles have none today).
+#[utoipa::path(get, path = "/api/proposals",
+    responses((status = 200, body = ProposalsResponse)), security(("bearer" = [])), tag = "proposals")]
+pub async fn list(
+    State(s): State<AppState>,
+    who: Session,
+) -> ApiResult<ApiJson<ProposalsResponse>> {
+    if who.user.role != UserRole::Department {
+        return Ok(ApiJson(ProposalsResponse {
+            proposals: Vec::new(),
+        }));
+    }
+    let (org, now) = (who.user.organisation, s.now_ms());
+    let open = s
+        .read(move |c| Ok(query::open_proposals(c, org, now)?))
+        .await?;
+    let me = who.user.user_id;
+    let proposals = open
+        .into_iter()
+        .map(|p| {
+            let operator = p.approvals.iter().any(|a| a == OPERATOR_APPROVER);
+            let admin = p.approvals.iter().any(|a| a != OPERATOR_APPROVER);
+            let waiting_for = match (operator, admin) {
+                (false, false) => "the operator and an administrator",
+                (false, true) => "the organisation's operator (medchain user approve)",
+                (true, _) => "another department administrator",
+            }
+            .to_string();
+            ProposalItem {
+                may_approve: !p.approvals.contains(&me) && p.action.target() != me,
+                waiting_for,
+                proposal: p,
+            }
+        })
+        .collect();
+    Ok(ApiJson(ProposalsResponse { proposals }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeRequest {
+    /// `{"kind": "register_administrator", "user_id", "department", "display_name"}` or
+    /// `{"kind": "deactivate_administrator", "user_id"}`.
+    #[schema(value_type = Object)]
+    pub action: ProposedAction,
+    /// Hours until it expires, 1 to 168 (default 72).
+    #[serde(default)]
+    pub hours: Option<u32>,
+    /// A fresh code of the proposer's authenticator app (step-up).
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProposalDone {
+    pub proposal_id: String,
+    /// The action ran in this block (the last approval it needed).
+    pub executed: bool,
+    pub block_height: u64,
+}
+
+/// Propose a sensitive action of the caller's organisation; the caller's signature is
+/// the first approval.
+#[utoipa::path(post, path = "/api/proposals", request_body = ProposeRequest,
+    responses((status = 200, body = ProposalDone), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "proposals")]
+pub async fn propose(
+    State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Department(d): Department,
+    ApiJson(req): ApiJson<ProposeRequest>,
+) -> ApiResult<ApiJson<ProposalDone>> {
+    crate::routes::mfa::step_up(&s, &d, req.totp.as_deref(), addr, "/api/proposals")?;
+    check_text("user_id", req.action.target(), USER_ID_MAX_CHARS, true)?;
+    let hours = req.hours.unwrap_or(72);
+    let ttl_ms = u64::from(hours) * 3_600_000;
+    if hours == 0 || ttl_ms > PROPOSAL_TTL_MAX_MS {
+        return Err(ApiError::invalid("hours: 1 to 168").with_field("hours"));
+    }
+    let mut id = [0u8; 8];
+    rand::rngs::OsRng.fill_bytes(&mut id);
+    let proposal_id = format!("prop-{}", hex::encode(id));
+    let env = Envelope {
+        actor: Actor::User(d.user.user_id.clone()),
+        tx: Transaction::Propose {
+            proposal_id: proposal_id.clone(),
+            action: req.action,
+            ttl_ms,
+        },
+    };
+    let c = s.commit(&env, Vec::new()).await?;
+    done(&s, proposal_id, c.height).await
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveProposalRequest {
+    /// A fresh code of the approver's authenticator app (step-up).
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+/// Sign a proposal of the caller's organisation; the signature that completes its rule
+/// executes it in the same block.
+#[utoipa::path(post, path = "/api/proposals/{id}/approve", request_body = ApproveProposalRequest,
+    responses((status = 200, body = ProposalDone), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])), tag = "proposals")]
+pub async fn approve(
+    State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Department(d): Department,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ApproveProposalRequest>,
+) -> ApiResult<ApiJson<ProposalDone>> {
+    check_text("id", &id, USER_ID_MAX_CHARS, true)?;
+    crate::routes::mfa::step_up(&s, &d, req.totp.as_deref(), addr, "/api/proposals/approve")?;
+    let env = Envelope {
+        actor: Actor::User(d.user.user_id.clone()),
+        tx: Transaction::ApproveProposal {
+            proposal_id: id.clone(),
+        },
+    };
+    let c = s.commit(&env, Vec::new()).await?;
+    done(&s, id, c.height).await
+}
+
+async fn done(s: &AppState, proposal_id: String, height: u64) -> ApiResult<ApiJson<ProposalDone>> {
+    let pid = proposal_id.clone();
+    let executed = s
+        .read(move |c| Ok(query::proposal_executed(c, &pid)?))
+        .await?
+        .flatten()
+        .is_some();
+    Ok(ApiJson(ProposalDone {
+        proposal_id,
+        executed,
+        block_height: height,
+    }))
+}

@@ -1,0 +1,291 @@
+//! Co-signed actions: a sensitive action of an organisation is a proposal that executes
+//! only when the approvers its rule names have signed it, each approval a ledger
+//! transaction through the approver's own home organisation, before the proposal expires.
+//! Distinct identities count once each (the same person twice is refused), approvals from
+//! another organisation are refused, and an expired proposal cannot be completed.
+//!
+//! Rules today (the kinds of [`ProposedAction`]):
+//! - registering or deactivating a department administrator: the organisation's operator
+//!   and one other active administrator of that organisation (the operator alone only
+//!   while the organisation has no other administrator, so that the first one can be
+//!   made and the last one removed).
+
+use medchain_store::rusqlite::{params, OptionalExtension};
+use medchain_types::UserRole;
+
+use super::users::{administrators, check_new_user, insert_user, NewUser};
+use super::{text_ok, Acting, Request};
+use crate::ledger::exec;
+use crate::limits::{PROPOSALS_OPEN_MAX, PROPOSAL_TTL_MAX_MS, USER_ID_MAX_CHARS};
+use crate::outcome::{reject, Checked, Outcome};
+use crate::policy::user;
+use crate::tx::{ProposedAction, OPERATOR_APPROVER};
+
+/// Who may sign proposals of `organisation`, as the id their approval is kept under.
+fn approver_id(
+    r: &Request<'_>,
+    actor: &Acting,
+    organisation: u16,
+    target: &str,
+) -> Checked<String> {
+    match actor {
+        Acting::Operator if r.signer_organisation() == organisation => {
+            Ok(OPERATOR_APPROVER.to_string())
+        }
+        Acting::User(u)
+            if u.role == UserRole::Department
+                && u.organisation == organisation
+                && u.user_id != target =>
+        {
+            Ok(u.user_id.clone())
+        }
+        Acting::User(u) if u.user_id == target => reject(
+            Outcome::Forbidden,
+            "the administrator a proposal is about does not approve it",
+        ),
+        _ => reject(
+            Outcome::Forbidden,
+            format!(
+                "only the operator and the department administrators of organisation \
+                 {organisation} sign its proposals"
+            ),
+        ),
+    }
+}
+
+pub(super) fn propose(
+    r: &Request<'_>,
+    actor: &Acting,
+    proposal_id: &str,
+    action: &ProposedAction,
+    ttl_ms: u64,
+) -> Checked {
+    if !medchain_types::genesis::valid_user_id(proposal_id) {
+        return reject(
+            Outcome::Invalid,
+            "proposal_id: 1 to 64 letters, digits, '-', '_' or '.'",
+        );
+    }
+    if ttl_ms == 0 || ttl_ms > PROPOSAL_TTL_MAX_MS {
+        return reject(Outcome::Invalid, "ttl_ms: 1 ms to 7 days");
+    }
+    let organisation = match actor {
+        Acting::Operator => r.signer_organisation(),
+        Acting::User(u) => u.organisation,
+    };
+    check_action(r, action, organisation)?;
+    let proposer = approver_id(r, actor, organisation, action.target())?;
+    let exists: Option<i64> = r
+        .conn
+        .prepare_cached("SELECT 1 FROM proposals WHERE id = ?1")?
+        .query_row(params![proposal_id], |row| row.get(0))
+        .optional()?;
+    if exists.is_some() {
+        return reject(
+            Outcome::Conflict,
+            format!("proposal {proposal_id} already exists"),
+        );
+    }
+    let open: i64 = r
+        .conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM proposals
+             WHERE organisation = ?1 AND executed_height IS NULL AND expires_ms >= ?2",
+        )?
+        .query_row(params![organisation, r.now_ms as i64], |row| row.get(0))?;
+    if open >= PROPOSALS_OPEN_MAX {
+        return reject(
+            Outcome::Conflict,
+            format!("organisation {organisation} has {open} open proposals; approve or let some expire first"),
+        );
+    }
+    let json = serde_json::to_string(action).unwrap_or_default();
+    exec(
+        r.conn,
+        "INSERT INTO proposals (id, organisation, kind, action, target, proposer, created_ms,
+                                expires_ms, height)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            proposal_id,
+            organisation,
+            action.kind(),
+            json,
+            action.target(),
+            proposer,
+            r.now_ms as i64,
+            r.now_ms.saturating_add(ttl_ms) as i64,
+            r.height as i64
+        ],
+    )?;
+    sign_and_maybe_execute(r, proposal_id, organisation, action, &proposer)
+}
+
+pub(super) fn approve(r: &Request<'_>, actor: &Acting, proposal_id: &str) -> Checked {
+    text_ok(proposal_id, "proposal_id", USER_ID_MAX_CHARS)?;
+    let row: Option<(u16, String, i64, Option<i64>)> = r
+        .conn
+        .prepare_cached(
+            "SELECT organisation, action, expires_ms, executed_height FROM proposals WHERE id = ?1",
+        )?
+        .query_row(params![proposal_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    let Some((organisation, json, expires_ms, executed)) = row else {
+        return reject(Outcome::NotFound, format!("no proposal {proposal_id}"));
+    };
+    let Ok(action) = serde_json::from_str::<ProposedAction>(&json) else {
+        return reject(
+            Outcome::Invalid,
+            format!("proposal {proposal_id} is unreadable"),
+        );
+    };
+    let approver = approver_id(r, actor, organisation, action.target())?;
+    if let Some(h) = executed {
+        return reject(
+            Outcome::Conflict,
+            format!("proposal {proposal_id} was executed in block {h}"),
+        );
+    }
+    if r.now_ms as i64 > expires_ms {
+        return reject(
+            Outcome::Conflict,
+            format!("proposal {proposal_id} expired; propose it again"),
+        );
+    }
+    let already: Option<i64> = r
+        .conn
+        .prepare_cached(
+            "SELECT 1 FROM proposal_approvals WHERE proposal_id = ?1 AND approver = ?2",
+        )?
+        .query_row(params![proposal_id, approver], |row| row.get(0))
+        .optional()?;
+    if already.is_some() {
+        return reject(
+            Outcome::Conflict,
+            format!(
+                "{approver} has already approved proposal {proposal_id}; each approver counts once"
+            ),
+        );
+    }
+    sign_and_maybe_execute(r, proposal_id, organisation, &action, &approver)
+}
+
+/// Record `approver`'s signature; if the proposal's rule is now met, execute it.
+fn sign_and_maybe_execute(
+    r: &Request<'_>,
+    proposal_id: &str,
+    organisation: u16,
+    action: &ProposedAction,
+    approver: &str,
+) -> Checked {
+    exec(
+        r.conn,
+        "INSERT INTO proposal_approvals (proposal_id, approver, at_ms, height)
+         VALUES (?1, ?2, ?3, ?4)",
+        params![proposal_id, approver, r.now_ms as i64, r.height as i64],
+    )?;
+    if !rule_met(r, proposal_id, organisation, action)? {
+        return Ok(());
+    }
+    execute(r, action, organisation)?;
+    exec(
+        r.conn,
+        "UPDATE proposals SET executed_height = ?2 WHERE id = ?1",
+        params![proposal_id, r.height as i64],
+    )?;
+    Ok(())
+}
+
+/// The administrator rule: the operator, and one other active administrator of the
+/// organisation if there is any. Approvals are counted as they stand now: an approver
+/// deactivated since they signed no longer counts.
+fn rule_met(
+    r: &Request<'_>,
+    proposal_id: &str,
+    organisation: u16,
+    action: &ProposedAction,
+) -> Checked<bool> {
+    let target = action.target();
+    let signers: Vec<String> = r
+        .conn
+        .prepare_cached("SELECT approver FROM proposal_approvals WHERE proposal_id = ?1")?
+        .query_map(params![proposal_id], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let operator = signers.iter().any(|s| s == OPERATOR_APPROVER);
+    let mut admins = 0;
+    for s in signers
+        .iter()
+        .filter(|s| *s != OPERATOR_APPROVER && *s != target)
+    {
+        if let Some(u) = user(r.conn, s)? {
+            if u.active && u.role == UserRole::Department && u.organisation == organisation {
+                admins += 1;
+            }
+        }
+    }
+    let others = administrators(r, organisation, Some(target))?;
+    Ok(operator && (admins >= 1 || others == 0))
+}
+
+/// What a proposal checks when proposed (and again when it executes: the state may have
+/// changed in between).
+fn check_action(r: &Request<'_>, action: &ProposedAction, organisation: u16) -> Checked {
+    match action {
+        ProposedAction::RegisterAdministrator {
+            user_id,
+            department,
+            display_name,
+        } => check_new_user(
+            r,
+            &NewUser {
+                user_id,
+                role: UserRole::Department,
+                department,
+                display_name,
+            },
+        ),
+        ProposedAction::DeactivateAdministrator { user_id } => match user(r.conn, user_id)? {
+            Some(u)
+                if u.active
+                    && u.role == UserRole::Department
+                    && u.organisation == organisation =>
+            {
+                Ok(())
+            }
+            Some(_) => reject(
+                Outcome::Forbidden,
+                format!("{user_id} is not an active department administrator of organisation {organisation}"),
+            ),
+            None => reject(Outcome::NotFound, format!("no user {user_id}")),
+        },
+    }
+}
+
+fn execute(r: &Request<'_>, action: &ProposedAction, organisation: u16) -> Checked {
+    check_action(r, action, organisation)?;
+    match action {
+        ProposedAction::RegisterAdministrator {
+            user_id,
+            department,
+            display_name,
+        } => insert_user(
+            r,
+            &NewUser {
+                user_id,
+                role: UserRole::Department,
+                department,
+                display_name,
+            },
+            organisation,
+        ),
+        ProposedAction::DeactivateAdministrator { user_id } => {
+            exec(
+                r.conn,
+                "UPDATE users SET active = 0 WHERE user_id = ?1",
+                params![user_id],
+            )?;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! Co-signed proposals, tested at the ledger itself: each approval is a signed request
+//! through the approver's own organisation's key, and the rules are what the executor
+//! decides, whatever a gateway pre-checks. The rule under test is the one for department
+//! administrators: the organisation's operator and one other administrator.
+
+mod common;
+
+use common::{Chain, Signer, Submission, START_MS};
+use medchain_records::query::open_proposals;
+use medchain_records::Outcome::{self, Conflict, Forbidden, NotFound};
+use medchain_records::{user, Actor, ProposedAction, Transaction};
+use medchain_types::UserRole;
+
+const OK: Outcome = Outcome::Ok;
+const HOUR_MS: u64 = 60 * 60 * 1000;
+
+/// A bounded-time chain: each call is one block one second after the previous.
+struct Run {
+    chain: Chain,
+    now: u64,
+}
+
+impl Run {
+    fn new() -> Self {
+        Run {
+            chain: Chain::new(),
+            now: START_MS,
+        }
+    }
+
+    fn at(&mut self, now: u64, sub: Submission) -> (Outcome, String) {
+        self.now = now;
+        self.chain.apply(now, &[sub]).remove(0).remove(0)
+    }
+
+    fn next(&mut self, sub: Submission) -> (Outcome, String) {
+        let t = self.now + 1_000;
+        self.at(t, sub)
+    }
+
+    fn admin(&self, id: &str) -> Option<(bool, u16)> {
+        user(self.chain.conn(), id)
+            .expect("read user")
+            .filter(|u| u.role == UserRole::Department)
+            .map(|u| (u.active, u.organisation))
+    }
+
+    fn open(&self, org: u16) -> Vec<(String, Vec<String>)> {
+        open_proposals(self.chain.conn(), org, self.now)
+            .expect("read proposals")
+            .into_iter()
+            .map(|p| (p.proposal_id, p.approvals))
+            .collect()
+    }
+}
+
+fn operator(org: u16, tx: Transaction) -> Submission {
+    Submission::one(Signer::Operator(org), Actor::Operator, tx)
+}
+
+/// `id` acting through organisation `org`'s gateway (their home one, unless the test
+/// plays a faulty organisation).
+fn via(org: u16, id: &str, tx: Transaction) -> Submission {
+    Submission::one(Signer::Gateway(org), Actor::User(id.into()), tx)
+}
+
+fn register_admin(proposal: &str, id: &str) -> Transaction {
+    Transaction::Propose {
+        proposal_id: proposal.into(),
+        action: ProposedAction::RegisterAdministrator {
+            user_id: id.into(),
+            department: "radiology".into(),
+            display_name: "Radiology office".into(),
+        },
+        ttl_ms: HOUR_MS,
+    }
+}
+
+fn approve(proposal: &str) -> Transaction {
+    Transaction::ApproveProposal {
+        proposal_id: proposal.into(),
+    }
+}
+
+#[test]
+fn a_second_administrator_needs_the_operator_and_an_administrator() {
+    let mut run = Run::new();
+    // Org 0 already has an administrator (dep-card): its operator alone cannot add one.
+    let (o, msg) = run.next(operator(
+        0,
+        Transaction::RegisterUser {
+            user_id: "dep-rad".into(),
+            role: UserRole::Department,
+            department: "radiology".into(),
+            display_name: "Radiology office".into(),
+        },
+    ));
+    assert_eq!(o, Forbidden, "{msg}");
+    assert!(msg.contains("proposal"), "{msg}");
+
+    // The operator's proposal is one signature of the two: k - 1 executes nothing.
+    assert_eq!(
+        run.next(operator(0, register_admin("prop-1", "dep-rad"))).0,
+        OK
+    );
+    assert_eq!(
+        run.admin("dep-rad"),
+        None,
+        "executed with one signature of two"
+    );
+    assert_eq!(
+        run.open(0),
+        vec![("prop-1".to_string(), vec!["@operator".to_string()])]
+    );
+    // The administrator's approval completes it in this block.
+    assert_eq!(run.next(via(0, "dep-card", approve("prop-1"))).0, OK);
+    assert_eq!(run.admin("dep-rad"), Some((true, 0)));
+    assert!(
+        run.open(0).is_empty(),
+        "an executed proposal is no longer open"
+    );
+    // And once executed it cannot be approved again.
+    let (o, msg) = run.next(operator(0, approve("prop-1")));
+    assert_eq!((o, msg.contains("executed")), (Conflict, true), "{msg}");
+}
+
+#[test]
+fn the_same_approver_twice_counts_once() {
+    let mut run = Run::new();
+    assert_eq!(
+        run.next(via(0, "dep-card", register_admin("p", "dep-rad")))
+            .0,
+        OK
+    );
+    let (o, msg) = run.next(via(0, "dep-card", approve("p")));
+    assert_eq!(o, Conflict, "{msg}");
+    assert!(msg.contains("counts once"), "{msg}");
+    assert_eq!(run.admin("dep-rad"), None);
+    // Two administrators without the operator do not meet the rule either.
+    let mut run = Run::new();
+    assert_eq!(run.next(operator(0, register_admin("a", "dep-rad"))).0, OK);
+    assert_eq!(run.next(via(0, "dep-card", approve("a"))).0, OK);
+    assert_eq!(
+        run.next(via(0, "dep-card", register_admin("b", "dep-xr")))
+            .0,
+        OK
+    );
+    assert_eq!(run.next(via(0, "dep-rad", approve("b"))).0, OK);
+    assert_eq!(run.admin("dep-xr"), None, "two administrators, no operator");
+    assert_eq!(run.next(operator(0, approve("b"))).0, OK);
+    assert_eq!(run.admin("dep-xr"), Some((true, 0)));
+}
+
+#[test]
+fn approvals_from_another_organisation_do_not_count() {
+    let mut run = Run::new();
+    assert_eq!(run.next(operator(0, register_admin("p", "dep-rad"))).0, OK);
+    // Org 1's administrator, through its own gateway.
+    let (o, msg) = run.next(via(1, "dep-onc", approve("p")));
+    assert_eq!(o, Forbidden, "{msg}");
+    // Org 1's operator, with its own operator key.
+    assert_eq!(run.next(operator(1, approve("p"))).0, Forbidden);
+    // Org 1's node vouching for org 0's administrator: the ledger refuses the actor.
+    assert_eq!(run.next(via(1, "dep-card", approve("p"))).0, Forbidden);
+    // A doctor of org 0 is no administrator.
+    assert_eq!(run.next(via(0, "d-card", approve("p"))).0, Forbidden);
+    assert_eq!(run.admin("dep-rad"), None, "no refused approval counted");
+    assert_eq!(run.open(0)[0].1, vec!["@operator".to_string()]);
+    // A proposal that does not exist, and one in another organisation's name.
+    assert_eq!(run.next(operator(0, approve("nope"))).0, NotFound);
+}
+
+#[test]
+fn an_expired_proposal_cannot_be_completed() {
+    let mut run = Run::new();
+    assert_eq!(run.next(operator(0, register_admin("p", "dep-rad"))).0, OK);
+    let late = run.now + HOUR_MS + 1;
+    let (o, msg) = run.at(late, via(0, "dep-card", approve("p")));
+    assert_eq!(o, Conflict, "{msg}");
+    assert!(msg.contains("expired"), "{msg}");
+    assert_eq!(run.admin("dep-rad"), None);
+    assert!(
+        run.open(0).is_empty(),
+        "an expired proposal is not listed as open"
+    );
+    // The same id cannot be reused; a new proposal can be made.
+    assert_eq!(
+        run.next(operator(0, register_admin("p", "dep-rad"))).0,
+        Conflict
+    );
+    assert_eq!(run.next(operator(0, register_admin("p2", "dep-rad"))).0, OK);
+    let ttl_too_long = Transaction::Propose {
+        proposal_id: "p3".into(),
+        action: ProposedAction::DeactivateAdministrator {
+            user_id: "dep-card".into(),
+        },
+        ttl_ms: 8 * 24 * HOUR_MS,
+    };
+    assert_eq!(run.next(operator(0, ttl_too_long)).0, Outcome::Invalid);
+}
+
+#[test]
+fn the_first_administrator_is_the_operators_and_removing_one_takes_two() {
+    let mut run = Run::new();
+    // Org 2 has no administrator yet: its operator makes the first one alone, directly
+    // or by a proposal that its own signature completes.
+    assert_eq!(
+        run.next(operator(
+            2,
+            Transaction::RegisterUser {
+                user_id: "dep-2".into(),
+                role: UserRole::Department,
+                department: "general".into(),
+                display_name: "General office".into(),
+            }
+        ))
+        .0,
+        OK
+    );
+    assert_eq!(run.admin("dep-2"), Some((true, 2)));
+    // From now on a second one takes the operator and dep-2.
+    assert_eq!(run.next(operator(2, register_admin("p", "dep-2b"))).0, OK);
+    assert_eq!(run.admin("dep-2b"), None);
+    assert_eq!(run.next(via(2, "dep-2", approve("p"))).0, OK);
+    assert_eq!(run.admin("dep-2b"), Some((true, 2)));
+
+    // Deactivating dep-2b: the operator directly is refused, the target cannot approve
+    // its own removal, the operator and dep-2 together can.
+    assert_eq!(
+        run.next(operator(
+            2,
+            Transaction::DeactivateUser {
+                user_id: "dep-2b".into()
+            }
+        ))
+        .0,
+        Forbidden
+    );
+    let remove = Transaction::Propose {
+        proposal_id: "rm".into(),
+        action: ProposedAction::DeactivateAdministrator {
+            user_id: "dep-2b".into(),
+        },
+        ttl_ms: HOUR_MS,
+    };
+    assert_eq!(run.next(operator(2, remove)).0, OK);
+    let (o, msg) = run.next(via(2, "dep-2b", approve("rm")));
+    assert_eq!(o, Forbidden, "{msg}");
+    assert_eq!(run.admin("dep-2b"), Some((true, 2)));
+    assert_eq!(run.next(via(2, "dep-2", approve("rm"))).0, OK);
+    assert_eq!(run.admin("dep-2b"), Some((false, 2)));
+}
+
+#[test]
+fn replicas_executing_the_same_approvals_reach_the_same_state() {
+    let subs = || {
+        vec![
+            operator(0, register_admin("p", "dep-rad")),
+            via(1, "dep-onc", approve("p")),
+            via(0, "dep-card", approve("p")),
+            via(0, "dep-card", approve("p")),
+        ]
+    };
+    let mut a = Run::new();
+    let mut b = Run::new();
+    for s in subs() {
+        a.next(s);
+    }
+    for s in subs() {
+        b.next(s);
+    }
+    assert_eq!(a.chain.everything(), b.chain.everything());
+    assert!(a
+        .chain
+        .everything()
+        .iter()
+        .any(|r| r.starts_with("proposal_approvals: ")));
+}
