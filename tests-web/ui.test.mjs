@@ -313,6 +313,37 @@ step('department: users, registration, activity, explorer, metrics', async () =>
   state.department = page;
 });
 
+step('department: signs the operator\'s proposal of a new administrator, and proposes one', async () => {
+  const page = await newPage('department-approvals');
+  await signIn(page, 'dep001', 'department123', 'department');
+  // The harness had St Mary's operator propose dep-icu (medchain user add).
+  const item = page.locator('#proposals [data-proposal-id="add-dep-icu"]');
+  await item.waitFor();
+  const text = (await item.textContent()) || '';
+  assert(text.includes('Cardiology deputy office') && text.includes('the operator'), `the proposal and who signed: ${text}`);
+  await checkAccessible(page, 'approvals');
+  await item.locator('button[type="submit"]').click();
+  await page.waitForSelector('[role="status"]:has-text("Cardiology deputy office (dep-icu) as administrator of cardiology: done (block #")');
+  await page.locator('#proposals [data-proposal-id="add-dep-icu"]').waitFor({ state: 'detached' });
+  // Registered by the two signatures: listed among the organisation's users.
+  await page.selectOption('#users-role', 'department');
+  await page.click('#users-filter');
+  await page.waitForSelector('#users [data-user-id="dep-icu"]');
+  // A proposal of its own waits for the operator: dep001 has signed, cannot sign twice.
+  await page.fill('#propose-user-id', 'dep-radiology');
+  await page.fill('#propose-name', 'Radiology office');
+  await page.fill('#propose-department', 'radiology');
+  await page.click('#propose-submit');
+  await page.waitForSelector('#propose-admin [role="status"]:has-text("medchain user approve --proposal-id prop-")');
+  const mine = page.locator('#proposals li', { hasText: 'dep-radiology' });
+  await mine.waitFor();
+  const t = (await mine.textContent()) || '';
+  assert(t.includes('You have signed') && t.includes('operator'), `waits for the operator: ${t}`);
+  assert(await mine.locator('button').count() === 0, 'no second signature by the same person');
+  await shot(page, 'approvals');
+  await page.context().close();
+});
+
 step('an expired session returns to sign-in with the reason', async () => {
   // An expired (here: invalid) token: any page goes back to sign-in with the reason.
   const page = state.department;

@@ -3,7 +3,8 @@
 // the department's doctors and patients (and pharmacies), see the department's record
 // activity (metadata only, no clinical content), who read records, and break-glass events;
 // review each emergency access to the department's patients (an alert until reviewed) and
-// approve, as second approver, one beyond a doctor's daily limit.
+// approve, as second approver, one beyond a doctor's daily limit; sign the
+// organisation's co-signed proposals (approvals.js).
 
 import { ApiError, get, post, query } from './api.js';
 import {
@@ -11,6 +12,7 @@ import {
   facts, fmtTime, ROLE_LABEL, ACTION_LABEL, markField, showErrors, onSubmit,
 } from './ui.js';
 import { approveCard } from './doctor.js';
+import { approvalsCard } from './approvals.js';
 
 /** @typedef {import('./api.js').UserView} UserView */
 /** @typedef {import('./api.js').Session} Session */
@@ -31,6 +33,7 @@ export function render(main, { session }) {
   const loadEvents = () => loadInto(bgBox, (/** @type {BreakGlassView[]} */ rows) => (rows.length ? breakGlassTable(rows) : empty('No break-glass events.')),
     () => get('/api/break_glass?limit=100'));
   const alerts = alertsCard(loadEvents);
+  const approvals = approvalsCard();
 
   main.append(
     pageTitle(`Department: ${session.department || ''}`, session.display_name),
@@ -40,6 +43,7 @@ export function render(main, { session }) {
         users.el,
         card('Activity', h('p', { class: 'mb-3 text-sm text-slate-600' }, 'Records added in this department (who, for whom, when; no clinical content).'), activityBox)),
       h('div', { class: 'space-y-6' },
+        approvals.el,
         card('Register a person', registerForm(users.load)),
         approveCard({
           self: null,
@@ -51,6 +55,7 @@ export function render(main, { session }) {
 
   users.load();
   alerts.load();
+  approvals.load();
   loadInto(activityBox, (/** @type {import('./api.js').Activity} */ d) => (d.records.length ? activityTable(d.records) : empty('No records in this department yet.')),
     () => get('/api/department/activity?limit=100'));
   loadEvents();

@@ -295,16 +295,19 @@ export function approveCard({ self, intro }) {
   const msg = notice();
   const doctor = field({ label: 'Doctor ID', id: 'bg-approve-doctor', required: true, autocomplete: 'off', maxlength: 64, placeholder: 'e.g. d002' });
   const patient = field({ label: 'Patient ID', id: 'bg-approve-patient', required: true, autocomplete: 'off', maxlength: 64, placeholder: 'e.g. p001' });
+  const totp = codeField('bg-approve-totp', 'A fresh code (step-up), if two-step sign-in is set up.', false);
   const submit = button('Approve', { type: 'submit', id: 'bg-approve-submit' });
   const form = h('form', { class: 'space-y-4', novalidate: true, id: 'bg-approve-form' },
     h('p', { class: 'text-sm text-slate-700' }, intro),
     h('div', { class: 'grid grid-cols-1 gap-3 sm:grid-cols-2' }, doctor.el, patient.el),
-    submit, msg.el);
+    totp.el, submit, msg.el);
   onSubmit(form, async () => {
     msg.clear();
     doctor.setError('');
     patient.setError('');
-    const body = { doctor_id: doctor.input.value.trim(), patient_id: patient.input.value.trim() };
+    totp.setError('');
+    const code = normaliseCode(totp.input.value);
+    const body = { doctor_id: doctor.input.value.trim(), patient_id: patient.input.value.trim(), ...(code ? { totp: code } : {}) };
     /** @type {Array<[import('./ui.js').Field, string]>} */
     const errors = [];
     if (!body.doctor_id) errors.push([doctor, 'Enter the ID of the doctor who needs the access.']);
@@ -317,7 +320,10 @@ export function approveCard({ self, intro }) {
       msg.show('success', `Approved (block #${r.block_height}): doctor ${body.doctor_id} may open emergency access to patient ${body.patient_id} once, within ${APPROVAL_VALID}.`);
       form.reset();
     } catch (e) {
-      msg.error(e);
+      if (e instanceof ApiError && (e.code === 'step_up_required' || e.code === 'step_up_failed')) {
+        totp.setError(e.code === 'step_up_failed' ? 'That code is wrong, expired or already used.' : 'This approval needs a fresh code from your authenticator app.');
+        totp.input.focus();
+      } else msg.error(e);
       markField(e, { doctor_id: doctor, patient_id: patient });
     }
   });

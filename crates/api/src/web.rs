@@ -46,6 +46,7 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
     dist!("records.js", JS),
     dist!("login.js", JS),
     dist!("mfa.js", JS),
+    dist!("approvals.js", JS),
     dist!("doctor.js", JS),
     dist!("patient.js", JS),
     dist!("pharmacy.js", JS),

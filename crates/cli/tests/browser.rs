@@ -174,6 +174,28 @@ fn every_dashboard_works_in_chromium() {
             other.map(|(s, b)| (s, b.chars().take(200).collect::<String>()))
         ),
     }
+    // St Mary's operator proposes a second department administrator (the CLI's half of a
+    // co-signed action); the browser test has dep001 sign the other half in the UI.
+    let out = Command::new(BIN)
+        .args(["user", "add", "--config"])
+        .arg(cluster.dir.path().join("node0.toml"))
+        .args(["--user-id", "dep-icu", "--role", "department"])
+        .args([
+            "--department",
+            "cardiology",
+            "--display-name",
+            "Cardiology deputy office",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run medchain user add");
+    assert!(
+        out.status.success()
+            && String::from_utf8_lossy(&out.stdout).contains("proposal add-dep-icu"),
+        "user add: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let shots = std::env::var_os("MEDCHAIN_SCREENSHOTS").map_or_else(
         || std::env::temp_dir().join("medchain-ui-screenshots"),
         PathBuf::from,
