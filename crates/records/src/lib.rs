@@ -26,5 +26,6 @@ pub use policy::{
     may_add_record, user, UserRow,
 };
 pub use tx::{
-    Actor, Batch, Envelope, Grantee, Medication, ProposedAction, RecordContent, Transaction,
+    Actor, Batch, Envelope, Grantee, Medication, ProposedAction, RecordContent, ReviewOutcome,
+    Transaction,
 };

@@ -116,6 +116,17 @@ CREATE TABLE IF NOT EXISTS proposal_approvals (
     height      INTEGER NOT NULL,
     PRIMARY KEY (proposal_id, approver)
 );
+-- The department's reviews of access-monitor alerts (ReviewAlert); the alerts themselves
+-- are computed from the ledger by every replica alike, not stored as transactions.
+CREATE TABLE IF NOT EXISTS alert_reviews (
+    alert_id    TEXT PRIMARY KEY,
+    patient     TEXT NOT NULL,
+    reviewer    TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    note        TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    height      INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outcomes (
     client     INTEGER NOT NULL,
     request_id INTEGER NOT NULL,
@@ -178,7 +189,8 @@ fn break_glass_reviews(conn: &Connection) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// 4: co-signed proposals. Their tables are new (`SCHEMA` creates them). An older chain
+/// 4: co-signed proposals and alert reviews. Their tables are new (`SCHEMA` creates
+/// them). An older chain
 /// in which an operator registered or deactivated a second department administrator
 /// alone would now replay with that transaction refused; no such chain was deployed.
 fn co_signed_proposals(_conn: &Connection) -> Result<(), ApplyError> {

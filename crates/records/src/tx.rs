@@ -184,6 +184,33 @@ pub enum Transaction {
     ApproveProposal {
         proposal_id: String,
     },
+    /// The actor (the patient's department) reviews access-monitor alert `alert_id` on a
+    /// read of `patient`'s data: justified or a violation, with a note.
+    ReviewAlert {
+        alert_id: String,
+        patient: String,
+        outcome: ReviewOutcome,
+        note: String,
+    },
+}
+
+/// A department's verdict on an access-monitor alert.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewOutcome {
+    Justified,
+    Violation,
+}
+
+impl ReviewOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewOutcome::Justified => "justified",
+            ReviewOutcome::Violation => "violation",
+        }
+    }
 }
 
 /// The approver id under which an organisation's operator signs a proposal: no user id

@@ -125,6 +125,15 @@ fn transactions() -> Vec<(&'static str, Transaction)> {
                 proposal_id: "p1".into(),
             },
         ),
+        (
+            "tx/review-alert",
+            Transaction::ReviewAlert {
+                alert_id: "5-0".into(),
+                patient: "p1".into(),
+                outcome: medchain_records::ReviewOutcome::Violation,
+                note: "ok".into(),
+            },
+        ),
     ]
 }
 
@@ -228,6 +237,8 @@ const EXPECTED: &[(&str, &str)] = &[
     // 3,600,000 as a little-endian u64; variant 13 with a string.
     ("tx/propose", "0c020000007031000200000061310100000078010000005880ee360000000000"),
     ("tx/approve-proposal", "0d020000007031"),
+    // Written by hand: variant 14 with two strings, outcome variant 1, and a string.
+    ("tx/review-alert", "0e03000000352d3002000000703101020000006f6b"),
     ("actor/user", "00020000006431"),
     ("actor/operator", "01"),
     ("grantee/doctor", "00020000006431"),
@@ -283,11 +294,12 @@ fn every_transaction_variant_is_pinned() {
         | Transaction::ApproveBreakGlass { .. }
         | Transaction::ReviewBreakGlass { .. }
         | Transaction::Propose { .. }
-        | Transaction::ApproveProposal { .. } => true,
+        | Transaction::ApproveProposal { .. }
+        | Transaction::ReviewAlert { .. } => true,
     };
     let txs = transactions();
     assert!(txs.iter().all(|(_, tx)| pinned(tx)));
-    assert_eq!(txs.len(), 14, "one vector per variant");
+    assert_eq!(txs.len(), 15, "one vector per variant");
 }
 
 #[test]

@@ -117,6 +117,15 @@ fn register(id: &str, role: UserRole, department: &str) -> Transaction {
     }
 }
 
+fn review_alert(alert: &str, patient: &str, note: &str) -> Transaction {
+    Transaction::ReviewAlert {
+        alert_id: alert.into(),
+        patient: patient.into(),
+        outcome: medchain_records::ReviewOutcome::Justified,
+        note: note.into(),
+    }
+}
+
 fn propose_admin(proposal: &str, id: &str) -> Transaction {
     Transaction::Propose {
         proposal_id: proposal.into(),
@@ -810,6 +819,17 @@ fn faulty_organisation_rows() -> Vec<Row> {
         row("faulty organisation: org 1's operator signs org 0's proposal",
             operator(1, Transaction::ApproveProposal { proposal_id: "p-rad".into() }), Forbidden)
             .after(vec![operator(0, propose_admin("p-rad", "dep-rad"))]),
+        row("review alert: the patient's department marks a flagged read justified",
+            by("dep-card", review_alert("12-0", "p-card", "covering for a colleague")), OK),
+        row("review alert: twice",
+            by("dep-card", review_alert("12-0", "p-card", "again")), Conflict)
+            .after(vec![by("dep-card", review_alert("12-0", "p-card", "first"))]),
+        row("review alert: without a note",
+            by("dep-card", review_alert("12-0", "p-card", " ")), Invalid).faulty(),
+        row("review alert: a doctor reviews",
+            by("d-card", review_alert("12-0", "p-card", "fine")), Forbidden).faulty(),
+        row("faulty organisation: org 1's administrator reviews an alert on org 0's patient",
+            by("dep-onc", review_alert("12-0", "p-card", "nothing to see")), Forbidden).faulty(),
         row("faulty organisation: org 1's operator deactivates org 0's patient",
             operator(1, deactivate("p-card")), Forbidden),
         // Org 3 replays org 0's batch (its actors are org 0's users) under its own key.
@@ -903,6 +923,7 @@ fn variant(tx: &Transaction) -> &'static str {
         Transaction::ReviewBreakGlass { .. } => "ReviewBreakGlass",
         Transaction::Propose { .. } => "Propose",
         Transaction::ApproveProposal { .. } => "ApproveProposal",
+        Transaction::ReviewAlert { .. } => "ReviewAlert",
     }
 }
 
@@ -942,6 +963,7 @@ fn the_table_covers_every_variant_role_and_outcome() {
         "ReviewBreakGlass",
         "Propose",
         "ApproveProposal",
+        "ReviewAlert",
     ] {
         assert!(
             rows.iter().flat_map(envelopes).any(|e| variant(&e.tx) == v),

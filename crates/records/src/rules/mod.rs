@@ -3,6 +3,7 @@
 //! returns `Checked`: `Ok` (its writes stay), `Rejected` (recorded as the outcome, its
 //! writes rolled back) or `Fatal` (the replica stops: it could not read its own state).
 
+mod alerts;
 mod audit;
 mod break_glass;
 mod consent;
@@ -188,6 +189,12 @@ fn dispatch(r: &Request<'_>, actor: &Acting, tx: &Tx) -> Checked {
             ttl_ms,
         } => proposals::propose(r, actor, proposal_id, action, *ttl_ms),
         Tx::ApproveProposal { proposal_id } => proposals::approve(r, actor, proposal_id),
+        Tx::ReviewAlert {
+            alert_id,
+            patient,
+            outcome,
+            note,
+        } => alerts::review(r, actor, alert_id, patient, *outcome, note),
         Tx::Marker => Ok(()),
     }
 }
