@@ -3,6 +3,7 @@
 //! replica's live status through `state::AppConfig`.
 
 pub mod access;
+pub mod access_monitor;
 pub mod audit;
 pub mod auth;
 pub mod error;

@@ -112,6 +112,8 @@ pub struct Inner {
     /// Records wait here for `validate_block` when the node validates manually.
     pub manual_validation: bool,
     pub pending: tokio::sync::Mutex<Vec<PendingRecord>>,
+    /// The access monitor, fed from the committed blocks as alerts are asked for.
+    pub access_monitor: crate::access_monitor::AccessMonitor,
     readers: Mutex<Vec<Connection>>,
     /// One permit per read connection.
     read_slots: tokio::sync::Semaphore,
@@ -152,6 +154,7 @@ impl AppState {
                 telemetry: c.telemetry,
                 manual_validation: c.manual_validation,
                 pending: tokio::sync::Mutex::new(Vec::new()),
+                access_monitor: crate::access_monitor::AccessMonitor::default(),
                 readers: Mutex::new(Vec::new()),
                 read_slots: tokio::sync::Semaphore::new(READ_POOL_CONNECTIONS),
             }),

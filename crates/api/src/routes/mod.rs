@@ -1,6 +1,7 @@
 //! The router: every endpoint, its limits (body size, time), the JSON 404, and the
 //! OpenAPI document generated from the handlers' annotations.
 
+pub mod alerts;
 pub mod break_glass_review;
 pub mod chain;
 pub mod department;
@@ -90,6 +91,7 @@ pub fn rfc3339(ms: u64) -> String {
         session::login, session::refresh, session::change_password, session::logout, session::me,
         mfa::enroll, mfa::confirm, mfa::status, mfa::disable,
         proposals::list, proposals::propose, proposals::approve,
+        alerts::list, alerts::review,
         security::security_log,
         records::add_record, records::validate_block, records::get_chain, records::patients,
         records::access_status, records::break_glass,
@@ -178,6 +180,8 @@ fn session_routes() -> Router<AppState> {
             get(proposals::list).post(proposals::propose),
         )
         .route("/api/proposals/{id}/approve", post(proposals::approve))
+        .route("/api/alerts", get(alerts::list))
+        .route("/api/alerts/{alert_id}/review", post(alerts::review))
         .route("/api/mfa", get(mfa::status))
         .route("/api/mfa/totp/enroll", post(mfa::enroll))
         .route("/api/mfa/totp/confirm", post(mfa::confirm))

@@ -1,0 +1,198 @@
+//! Access-monitor alerts (DESIGN.md, "Every access is explained or flagged"): a
+//! department sees the flagged reads of its patients' data with the rule's name and
+//! sentence, and reviews each one on the ledger (justified or a violation, with a note);
+//! a patient sees the flags on reads of their own data. The alerts are computed by every
+//! replica from the chain alike (`crate::access_monitor`).
+
+use axum::extract::{Path, State};
+use medchain_monitor::Alert;
+use medchain_records::limits::REVIEW_NOTE_MAX_CHARS;
+use medchain_records::{Actor, Envelope, ReviewOutcome, Transaction};
+use medchain_store::rusqlite::{params, Connection, OptionalExtension};
+use medchain_types::UserRole;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::audit::audit_department_read;
+use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
+use crate::extract::{Department, Session};
+use crate::routes::Done;
+use crate::state::AppState;
+
+/// Most alerts one answer lists (newest first).
+const ALERTS_PAGE: usize = 200;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AlertView {
+    pub alert_id: String,
+    pub user_id: String,
+    pub patient_id: String,
+    /// The rule's stable name, e.g. `no_treatment_relationship`.
+    pub rule: String,
+    /// One sentence for a privacy officer: who, whom, what the rule saw.
+    pub explanation: String,
+    pub at_ms: u64,
+    pub block_height: u64,
+    /// The department's review, once there is one: `justified` or `violation`.
+    pub review: Option<ReviewView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReviewView {
+    pub outcome: String,
+    pub note: String,
+    pub reviewer: String,
+    pub at_ms: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertsResponse {
+    pub alerts: Vec<AlertView>,
+    /// Always null today: the list is the newest `ALERTS_PAGE`, and says so with `more`.
+    pub next_cursor: Option<String>,
+    pub more: bool,
+    /// The monitor has read the whole chain (false: still catching up after a start).
+    pub caught_up: bool,
+}
+
+fn review_of(c: &Connection, alert_id: &str) -> ApiResult<Option<ReviewView>> {
+    Ok(c.prepare_cached(
+        "SELECT outcome, note, reviewer, at_ms FROM alert_reviews WHERE alert_id = ?1",
+    )?
+    .query_row(params![alert_id], |r| {
+        Ok(ReviewView {
+            outcome: r.get(0)?,
+            note: r.get(1)?,
+            reviewer: r.get(2)?,
+            at_ms: r.get::<_, i64>(3)? as u64,
+        })
+    })
+    .optional()?)
+}
+
+/// The alerts the caller may see: a department those on its own patients (its
+/// organisation and department), a patient those on their own data; newest first.
+fn visible(s: &AppState, who: &Session) -> impl FnOnce(&Connection) -> ApiResult<AlertsResponse> {
+    let (s, me) = (s.clone(), who.user.clone());
+    move |c| {
+        if !matches!(me.role, UserRole::Department | UserRole::Patient) {
+            return Err(ApiError::forbidden(
+                "alerts are for the patient's department and the patient",
+            ));
+        }
+        let snap =
+            s.inner
+                .access_monitor
+                .snapshot(c, &s.inner.db_path, &s.inner.genesis, |_| true)?;
+        let mut alerts = Vec::new();
+        let mut more = false;
+        for a in snap.alerts.iter().rev() {
+            if !may_see(c, &me, a)? {
+                continue;
+            }
+            if alerts.len() == ALERTS_PAGE {
+                more = true;
+                break;
+            }
+            alerts.push(view(c, a)?);
+        }
+        Ok(AlertsResponse {
+            alerts,
+            next_cursor: None,
+            more,
+            caught_up: snap.caught_up,
+        })
+    }
+}
+
+fn may_see(c: &Connection, me: &medchain_records::UserRow, a: &Alert) -> ApiResult<bool> {
+    if me.role == UserRole::Patient {
+        return Ok(a.patient_id == me.user_id);
+    }
+    Ok(medchain_records::user(c, &a.patient_id)?
+        .is_some_and(|p| p.organisation == me.organisation && p.department == me.department))
+}
+
+fn view(c: &Connection, a: &Alert) -> ApiResult<AlertView> {
+    Ok(AlertView {
+        alert_id: a.alert_id.clone(),
+        user_id: a.user_id.clone(),
+        patient_id: a.patient_id.clone(),
+        rule: a.rule.name().to_string(),
+        explanation: a.explanation.clone(),
+        at_ms: a.at_ms,
+        block_height: a.block_height,
+        review: review_of(c, &a.alert_id)?,
+    })
+}
+
+/// Alerts on reads of the caller's patients' data (department) or of their own
+/// (patient), newest first, with the department's review where there is one. A
+/// department's reading of them is itself audited for each patient listed.
+#[utoipa::path(get, path = "/api/alerts",
+    responses((status = 200, body = AlertsResponse), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])), tag = "audit")]
+pub async fn list(State(s): State<AppState>, who: Session) -> ApiResult<ApiJson<AlertsResponse>> {
+    let answer = s.read(visible(&s, &who)).await?;
+    if who.user.role == UserRole::Department {
+        let mut patients: Vec<&str> = answer
+            .alerts
+            .iter()
+            .map(|a| a.patient_id.as_str())
+            .collect();
+        patients.sort_unstable();
+        patients.dedup();
+        audit_department_read(&s, &who.user.user_id, patients, "access_alerts").await?;
+    }
+    Ok(ApiJson(answer))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AlertReviewRequest {
+    /// `justified` or `violation`.
+    #[schema(value_type = String)]
+    pub outcome: ReviewOutcome,
+    pub note: String,
+}
+
+/// The patient's department reviews an alert (once), on the ledger.
+#[utoipa::path(post, path = "/api/alerts/{alert_id}/review", request_body = AlertReviewRequest,
+    responses((status = 200, body = Done), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "audit")]
+pub async fn review(
+    State(s): State<AppState>,
+    Department(d): Department,
+    Path(alert_id): Path<String>,
+    ApiJson(req): ApiJson<AlertReviewRequest>,
+) -> ApiResult<ApiJson<Done>> {
+    check_text("alert_id", &alert_id, 64, true)?;
+    check_text("note", &req.note, REVIEW_NOTE_MAX_CHARS, true)?;
+    if req.note.trim().is_empty() {
+        return Err(ApiError::invalid("note: write what you checked").with_field("note"));
+    }
+    // Only alerts this department may see can be reviewed here (the ledger checks the
+    // department again, for any gateway).
+    let listed = s.read(visible(&s, &d)).await?;
+    let Some(alert) = listed.alerts.into_iter().find(|a| a.alert_id == alert_id) else {
+        return Err(ApiError::not_found(
+            "no such alert on this department's patients",
+        ));
+    };
+    let env = Envelope {
+        actor: Actor::User(d.user.user_id.clone()),
+        tx: Transaction::ReviewAlert {
+            alert_id,
+            patient: alert.patient_id,
+            outcome: req.outcome,
+            note: req.note,
+        },
+    };
+    let c = s.commit(&env, Vec::new()).await?;
+    Ok(ApiJson(Done {
+        ok: true,
+        block_height: c.height,
+    }))
+}
