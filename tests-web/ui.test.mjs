@@ -563,6 +563,57 @@ step('a doctor sets up two-step sign-in, signs in with a code and opens break-gl
   await again.context().close();
 });
 
+step('a read no ledger fact explains is flagged; the department reviews it; the patient sees the flag', async () => {
+  const user = state.registered;
+  assert(user, 'needs the patient registered in the department step');
+  const password = 'grace changes it again'; // set in the password step
+  // Grace lets the whole cardiology department see her records.
+  const patient = await newPage('patient-department-consent');
+  await signIn(patient, user.id, password, 'patient');
+  await patient.selectOption('#consent-kind', 'department');
+  await patient.fill('#consent-grantee', 'cardiology');
+  await patient.click('#consent-submit');
+  await patient.waitForSelector('[role="status"]:has-text("can now see your records")');
+  await patient.context().close();
+
+  // d002 may open her chart (the consent allows it) but has never treated her.
+  const doctor = await newPage('doctor-d002-reads');
+  await signIn(doctor, 'd002', 'doctor456', 'doctor');
+  await doctor.fill('#patient-search', user.id);
+  await doctor.click('#patient-search-submit');
+  await doctor.click(`#patient-results [data-patient-id="${user.id}"]`);
+  await doctor.waitForSelector('#patient-records');
+  await doctor.context().close();
+
+  // The department sees the flag with the rule's sentence and reviews it.
+  const dep = await newPage('department-access-alerts');
+  await signIn(dep, 'dep001', 'department123', 'department');
+  const alert = dep.locator('#access-alerts li[data-alert-id]', { hasText: 'd002' }).filter({ hasText: user.id });
+  await alert.first().waitFor();
+  const text = (await alert.first().textContent()) || '';
+  assert(text.includes('No treatment relationship'), `the rule is named: ${text}`);
+  const alertId = await alert.first().getAttribute('data-alert-id');
+  await checkAccessible(dep, 'access alerts');
+  await alert.first().locator('button[type="submit"]').click();
+  await dep.waitForSelector(`#alert-note-${alertId}-error:has-text("Write what you checked")`);
+  await dep.selectOption(`#alert-outcome-${alertId}`, 'violation');
+  await dep.fill(`#alert-note-${alertId}`, 'd002 was not on Grace\'s care team; referred to the privacy officer.');
+  await alert.first().locator('button[type="submit"]').click();
+  await dep.waitForSelector('[role="status"]:has-text("reviewed as violation (block #")');
+  await dep.waitForSelector(`#access-alerts-reviewed [data-alert-id="${alertId}"]`, { state: 'attached' });
+  await shot(dep, 'access-alerts');
+  await dep.context().close();
+
+  // Grace's "Who read my data" marks that read.
+  const again = await newPage('patient-sees-flag');
+  await signIn(again, user.id, password, 'patient');
+  const flagged = again.locator('#audit tr[data-flagged="true"]', { hasText: 'd002' });
+  await flagged.first().waitFor();
+  const row = (await flagged.first().textContent()) || '';
+  assert(row.includes('No treatment relationship') && row.includes('violation'), `the flag and its review: ${row}`);
+  await again.context().close();
+});
+
 // ---- run ----------------------------------------------------------------------------
 
 let passed = 0;

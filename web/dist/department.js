@@ -4,7 +4,8 @@
 // activity (metadata only, no clinical content), who read records, and break-glass events;
 // review each emergency access to the department's patients (an alert until reviewed) and
 // approve, as second approver, one beyond a doctor's daily limit; sign the
-// organisation's co-signed proposals (approvals.js).
+// organisation's co-signed proposals (approvals.js); review the access monitor's
+// alerts (alerts.js).
 
 import { ApiError, get, post, query } from './api.js';
 import {
@@ -13,6 +14,7 @@ import {
 } from './ui.js';
 import { approveCard } from './doctor.js';
 import { approvalsCard } from './approvals.js';
+import { accessAlertsCard } from './alerts.js';
 
 /** @typedef {import('./api.js').UserView} UserView */
 /** @typedef {import('./api.js').Session} Session */
@@ -34,12 +36,14 @@ export function render(main, { session }) {
     () => get('/api/break_glass?limit=100'));
   const alerts = alertsCard(loadEvents);
   const approvals = approvalsCard();
+  const accessAlerts = accessAlertsCard();
 
   main.append(
     pageTitle(`Department: ${session.department || ''}`, session.display_name),
     h('div', { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
       h('div', { class: 'space-y-6 lg:col-span-2' },
         alerts.el,
+        accessAlerts.el,
         users.el,
         card('Activity', h('p', { class: 'mb-3 text-sm text-slate-600' }, 'Records added in this department (who, for whom, when; no clinical content).'), activityBox)),
       h('div', { class: 'space-y-6' },
@@ -56,6 +60,7 @@ export function render(main, { session }) {
   users.load();
   alerts.load();
   approvals.load();
+  accessAlerts.load();
   loadInto(activityBox, (/** @type {import('./api.js').Activity} */ d) => (d.records.length ? activityTable(d.records) : empty('No records in this department yet.')),
     () => get('/api/department/activity?limit=100'));
   loadEvents();

@@ -9,6 +9,7 @@ import {
   h, put, card, actionCard, badge, button, busy, field, notice, loading, loadInto, empty, table,
   pageTitle, fmtTime, fmtDate, ROLE_LABEL, ACTION_LABEL, markField, showErrors, onSubmit,
 } from './ui.js';
+import { RULE_LABEL, fetchAlerts } from './alerts.js';
 import { timeline } from './records.js';
 
 /** @typedef {import('./api.js').ConsentView} ConsentView */
@@ -259,6 +260,11 @@ function auditCard(me) {
   const box = h('div', { id: 'audit' }, loading());
   /** @type {import('./api.js').AuditView[]} */
   let rows = [];
+  /** @type {import('./alerts.js').AccessAlert[]} */
+  let flags = [];
+  /** The access monitor's flag on this read, if any (same reader, same block). */
+  const flagOf = (/** @type {import('./api.js').AuditView} */ a) =>
+    flags.find((f) => f.user_id === a.reader_id && f.block_height === a.block_height);
   const content = () => {
     const shown = showOwn.checked ? rows : rows.filter((a) => a.reader_id !== me);
     return shown.length
@@ -268,8 +274,14 @@ function auditCard(me) {
         ['Role', (a) => ROLE_LABEL[a.reader_role] || a.reader_role],
         ['What', (a) => ACTION_LABEL[a.action] || a.action],
         ['Why', (a) => (a.reason === 'break-glass' ? badge('Emergency (break-glass)', 'amber') : a.reason)],
+        ['Flag', (a) => {
+          const f = flagOf(a);
+          if (!f) return '';
+          const verdict = f.review ? ` · reviewed: ${f.review.outcome}` : ' · under review';
+          return h('span', { title: f.explanation, class: 'flagged-read' }, badge(`${RULE_LABEL[f.rule] || f.rule}${verdict}`, 'red'));
+        }],
         ['Block', (a) => `#${a.block_height}`],
-      ], shown)
+      ], shown, { rowAttrs: (a) => ({ 'data-flagged': flagOf(a) ? 'true' : null }) })
       : empty('Nobody else has read your data.');
   };
   showOwn.addEventListener('change', () => put(box, content()));
@@ -281,7 +293,11 @@ function auditCard(me) {
     load: () => loadInto(box, (/** @type {typeof rows} */ list) => {
       rows = list;
       return content();
-    }, () => get('/api/audit?limit=200')),
+    }, async () => {
+      // The flags are a help, not the trail: without them the trail still shows.
+      flags = await fetchAlerts().then((r) => r.alerts, () => []);
+      return get('/api/audit?limit=200');
+    }),
   };
 }
 

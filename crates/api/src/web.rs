@@ -47,6 +47,7 @@ pub const ASSETS: &[(&str, &str, &[u8])] = &[
     dist!("login.js", JS),
     dist!("mfa.js", JS),
     dist!("approvals.js", JS),
+    dist!("alerts.js", JS),
     dist!("doctor.js", JS),
     dist!("patient.js", JS),
     dist!("pharmacy.js", JS),

@@ -46,6 +46,10 @@ pub enum Explanation {
     BreakGlassOpen,
     /// A pharmacy read with a prescription code, for a patient who has a prescription.
     PrescriptionCode,
+    /// The administrator of the patient's own department read its lists (activity,
+    /// audit, alerts): oversight is that role's job, and these reads name many patients
+    /// at once by design.
+    DepartmentOversight,
     /// The reader's department treats the patient and the reader wrote a record there
     /// recently. Weaker than the others: pattern rules may still flag the read.
     DepartmentTreats,
@@ -53,7 +57,7 @@ pub enum Explanation {
 
 impl Explanation {
     /// Every explanation, strongest first (the order `explain` tries them).
-    pub const ALL: [Explanation; 8] = [
+    pub const ALL: [Explanation; 9] = [
         Explanation::OwnRecord,
         Explanation::Prescribed,
         Explanation::WroteRecord,
@@ -61,6 +65,7 @@ impl Explanation {
         Explanation::OneTimeCode,
         Explanation::BreakGlassOpen,
         Explanation::PrescriptionCode,
+        Explanation::DepartmentOversight,
         Explanation::DepartmentTreats,
     ];
 
@@ -74,6 +79,7 @@ impl Explanation {
             Explanation::OneTimeCode => "one_time_code",
             Explanation::BreakGlassOpen => "break_glass_open",
             Explanation::PrescriptionCode => "prescription_code",
+            Explanation::DepartmentOversight => "department_oversight",
             Explanation::DepartmentTreats => "department_treats",
         }
     }
@@ -101,6 +107,7 @@ pub struct ReadContext {
     pub one_time_code: bool,
     pub break_glass_open: bool,
     pub prescription_code: bool,
+    pub department_oversight: bool,
     pub department_treats: bool,
 }
 
@@ -114,6 +121,7 @@ pub fn explain(ctx: &ReadContext) -> Option<Explanation> {
         Explanation::OneTimeCode => ctx.one_time_code,
         Explanation::BreakGlassOpen => ctx.break_glass_open,
         Explanation::PrescriptionCode => ctx.prescription_code,
+        Explanation::DepartmentOversight => ctx.department_oversight,
         Explanation::DepartmentTreats => ctx.department_treats,
     })
 }
@@ -217,6 +225,7 @@ mod tests {
                 "one_time_code",
                 "break_glass_open",
                 "prescription_code",
+                "department_oversight",
                 "department_treats"
             ]
         );

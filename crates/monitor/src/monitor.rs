@@ -170,6 +170,9 @@ struct User {
     id: String,
     role: Option<Role>,
     organisation: u16,
+    /// The (organisation, department) the user is registered in: for a department
+    /// administrator, whose patients it oversees; never evidence of treatment.
+    home_department: Option<DeptIx>,
     name: String,
     surname: String,
     reader: Option<Box<ReaderState>>,
@@ -318,9 +321,9 @@ impl Monitor {
                 user_id,
                 role,
                 organisation,
-                department: _,
+                department,
                 display_name,
-            } => self.register(user_id, *role, *organisation, display_name),
+            } => self.register(user_id, *role, *organisation, department, display_name),
             FactKind::RecordWritten {
                 doctor,
                 patient,
@@ -439,6 +442,7 @@ impl Monitor {
             id: id.to_string(),
             role: None,
             organisation: 0,
+            home_department: None,
             name: String::new(),
             surname: String::new(),
             reader: None,
@@ -469,13 +473,22 @@ impl Monitor {
         self.users.get_mut(ix as usize)
     }
 
-    /// The registered department is not kept: belonging to a department is not evidence
-    /// of treating its patients, writing records there is (see `department_treats`).
-    fn register(&mut self, id: &str, role: Role, organisation: u16, display_name: &str) {
+    /// The registered department is kept only for oversight by the department's
+    /// administrator: belonging to a department is not evidence of treating its
+    /// patients, writing records there is (see `department_treats`).
+    fn register(
+        &mut self,
+        id: &str,
+        role: Role,
+        organisation: u16,
+        department: &str,
+        display_name: &str,
+    ) {
         let Some(ix) = self.intern_user(id) else {
             self.counters.dropped_facts += 1;
             return;
         };
+        let home = self.intern_department(organisation, department);
         let name = normalise_name(display_name);
         if role.is_staff() && !name.is_empty() {
             self.staff_by_name
@@ -485,6 +498,7 @@ impl Monitor {
         if let Some(u) = self.user_mut(ix) {
             u.role = Some(role);
             u.organisation = organisation;
+            u.home_department = home;
             u.surname = surname(display_name);
             u.name = name;
         }
@@ -820,6 +834,11 @@ impl Monitor {
         let reader = self.user(r);
         let patient = self.user(p).and_then(|u| u.patient.as_deref());
         let reader_role = reader.and_then(|u| u.role);
+        let patient_home = self.user(p).and_then(|u| u.home_department);
+        let department_oversight = via == ReadVia::Department
+            && reader_role == Some(Role::Department)
+            && patient_home.is_some()
+            && reader.and_then(|u| u.home_department) == patient_home;
         let department_treats = self.department_treats(r, p, now, DEPARTMENT_TREATS_WINDOW_MS);
         ReadContext {
             own: r == p,
@@ -831,6 +850,7 @@ impl Monitor {
             prescription_code: via == ReadVia::PharmacyCode
                 && reader_role == Some(Role::Pharmacy)
                 && patient.is_some_and(|ps| ps.has_prescription),
+            department_oversight,
             department_treats,
         }
     }

@@ -631,3 +631,45 @@ fn memory_stays_within_limits() {
     // were known before the table filled, so not every such read alerts).
     assert!(reads_past_user_limit > 0 && alerts_past_user_limit > 0);
 }
+
+#[test]
+fn the_patients_own_department_administrator_oversees_without_alerts() {
+    let mut w = hospital();
+    w.user(
+        "dep-card",
+        Role::Department,
+        0,
+        "cardiology",
+        "Cardiology office",
+    );
+    w.user(
+        "dep-neuro",
+        Role::Department,
+        0,
+        "neurology",
+        "Neurology office",
+    );
+    w.user(
+        "dep-card-1",
+        Role::Department,
+        1,
+        "cardiology",
+        "Cardiology office, org 1",
+    );
+    // Listing activity and audit names many patients at once: explained, never a burst.
+    for (k, p) in ["p1", "p2", "p1", "p2", "p1", "p2"].iter().enumerate() {
+        let a = w.read(at(0, 10, k as u64), "dep-card", p, ReadVia::Department);
+        assert_eq!(a.explanation, Some(Explanation::DepartmentOversight));
+    }
+    assert!(w.alerts.is_empty(), "{:?}", w.alerts);
+    // Another department, and a same-named department of another organisation, do not
+    // oversee cardiology's patients of organisation 0.
+    let a = w.read(at(0, 11, 0), "dep-neuro", "p1", ReadVia::Department);
+    assert_eq!(a.explanation, None);
+    let a = w.read(at(0, 11, 5), "dep-card-1", "p2", ReadVia::Department);
+    assert_eq!(a.explanation, None);
+    assert!(w.rules().contains(&Rule::NoTreatmentRelationship));
+    // A doctor reading through the department consent is not oversight.
+    let a = w.read(at(0, 11, 10), "d2", "p2", ReadVia::Department);
+    assert_ne!(a.explanation, Some(Explanation::DepartmentOversight));
+}
