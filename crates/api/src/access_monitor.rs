@@ -103,30 +103,7 @@ impl Fed {
             next_height: 1,
             alerts: VecDeque::new(),
         };
-        for u in &genesis.users {
-            let fact = Fact::new(
-                0,
-                0,
-                FactKind::UserRegistered {
-                    user_id: u.user_id.clone(),
-                    role: role_of(u.role),
-                    organisation: u.organisation.0,
-                    department: u.department.clone(),
-                    display_name: u.display_name.clone(),
-                },
-            );
-            let alerts = fed.monitor.apply(&fact);
-            fed.push(alerts);
-        }
-        for c in &genesis.consents {
-            let fact = Fact::new(
-                0,
-                0,
-                FactKind::ConsentGranted {
-                    patient: c.patient.clone(),
-                    grantee: Grantee::User(c.doctor.clone()),
-                },
-            );
+        for fact in genesis_facts(genesis) {
             let alerts = fed.monitor.apply(&fact);
             fed.push(alerts);
         }
@@ -143,6 +120,34 @@ impl Fed {
     }
 }
 
+/// The genesis's users and standing consents, as facts at height 0.
+pub fn genesis_facts(genesis: &Genesis) -> Vec<Fact> {
+    let users = genesis.users.iter().map(|u| {
+        Fact::new(
+            0,
+            0,
+            FactKind::UserRegistered {
+                user_id: u.user_id.clone(),
+                role: role_of(u.role),
+                organisation: u.organisation.0,
+                department: u.department.clone(),
+                display_name: u.display_name.clone(),
+            },
+        )
+    });
+    let consents = genesis.consents.iter().map(|c| {
+        Fact::new(
+            0,
+            0,
+            FactKind::ConsentGranted {
+                patient: c.patient.clone(),
+                grantee: Grantee::User(c.doctor.clone()),
+            },
+        )
+    });
+    users.chain(consents).collect()
+}
+
 fn role_of(r: UserRole) -> Role {
     match r {
         UserRole::Doctor => Role::Doctor,
@@ -153,7 +158,7 @@ fn role_of(r: UserRole) -> Role {
 }
 
 /// The facts of one block: each transaction the ledger accepted, in order.
-fn facts_of_block(conn: &Connection, b: &CommittedBlock) -> ApiResult<Vec<Fact>> {
+pub fn facts_of_block(conn: &Connection, b: &CommittedBlock) -> ApiResult<Vec<Fact>> {
     let (at, h) = (b.header.timestamp_ms, b.height());
     let mut out = Vec::new();
     for r in &b.requests {
@@ -267,8 +272,11 @@ fn facts_of(
             prescription_code_hash,
             ..
         } => {
-            let department = query::record(conn, record_id)?
-                .map(|r| r.department)
+            // The department the ledger recorded (the doctor's, at the time).
+            let department: String = conn
+                .prepare_cached("SELECT department FROM records WHERE record_id = ?1")?
+                .query_row(rusqlite::params![record_id], |r| r.get(0))
+                .optional()?
                 .unwrap_or_default();
             let mut v = Vec::with_capacity(2);
             if consent_code.is_some() {

@@ -1,13 +1,15 @@
 //! The `medchain` binary: set up a cluster (`init`, or `org new` and `genesis` across
 //! organisations), run a replica (`node`), run a local
 //! four-replica demo (`demo`), check a chain offline (`verify`), drive records through
-//! the PBFT client protocol (`load`), and measure a cluster end to end (`bench`).
+//! the PBFT client protocol (`load`), measure a cluster end to end (`bench`), and measure
+//! the access monitor on injected snooping (`monitor-eval`).
 
 mod bench;
 mod ceremony;
 mod demo;
 mod init;
 mod load;
+mod monitor_eval;
 mod replicas;
 mod user;
 mod verify;
@@ -65,6 +67,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Measure the access monitor on a synthetic consortium with injected snooping,
+    /// executed through the records ledger: precision and recall per rule and overall,
+    /// the learned score's, and the share of normal reads a ledger fact explains.
+    MonitorEval(monitor_eval::MonitorEvalArgs),
     /// User administration by the organisation's operator (e.g. add a department
     /// administrator).
     #[command(subcommand)]
@@ -105,6 +111,7 @@ fn main() -> std::process::ExitCode {
         Command::Bench(a) => bench::run(&a),
         Command::Keygen { out } => init::keygen(&out),
         Command::User(cmd) => user::run(&cmd),
+        Command::MonitorEval(a) => monitor_eval::run(&a),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1106,7 +1106,12 @@ impl Report {
 
 /// Generate the workload of `cfg`, run the monitor and the learned score over it, measure.
 pub fn evaluate(cfg: &EvalConfig) -> Report {
-    let w = generate(cfg);
+    evaluate_workload(cfg, &generate(cfg))
+}
+
+/// The report of the monitor over `w`: the generated workload itself, or the facts a
+/// real ledger gave back after executing it (`medchain monitor-eval`), labels carried.
+pub fn evaluate_workload(cfg: &EvalConfig, w: &Workload) -> Report {
     let mut monitor = Monitor::new();
     let mut days: Vec<ReaderDay> = Vec::new();
     let mut rows: Vec<RuleRow> = Rule::ALL
