@@ -21,7 +21,15 @@ import { h, put, card, badge, button, busy, field, notice, loading, empty, facts
  * @property {{ outcome: string, note: string, reviewer: string, at_ms: number } | null} review
  */
 
-/** @typedef {{ alerts: AccessAlert[], next_cursor: string | null, more: boolean, caught_up: boolean }} AlertsResponse */
+/**
+ * @typedef {object} ReaderDayScore
+ * @property {string} user_id
+ * @property {number} day days since the Unix epoch
+ * @property {number} score 0 to 1
+ * @property {Array<{ feature: string, value: number, typical: number }>} drivers
+ */
+
+/** @typedef {{ alerts: AccessAlert[], reader_scores: ReaderDayScore[], next_cursor: string | null, more: boolean, caught_up: boolean }} AlertsResponse */
 
 /** The rules' names as a privacy officer reads them (crates/monitor/src/rules.rs). */
 export const RULE_LABEL = /** @type {Record<string, string>} */ ({
@@ -62,11 +70,23 @@ export function accessAlertsCard() {
               h('p', {}, `${RULE_LABEL[a.rule] || a.rule}: ${a.user_id} on ${a.patient_id} · `,
                 badge(a.review && a.review.outcome === 'violation' ? 'Violation' : 'Justified', a.review && a.review.outcome === 'violation' ? 'red' : 'green')),
               h('p', { class: 'text-slate-600' }, `${a.review ? a.review.reviewer : ''}: ${a.review ? a.review.note : ''}`)))))
-          : null);
+          : null,
+        r.reader_scores && r.reader_scores.length ? unusualDays(r.reader_scores) : null);
     } catch (e) {
       put(box);
       msg.error(e);
     }
+  }
+
+  /** The learned score's most unusual days: advisory, with what made each one unusual. */
+  function unusualDays(/** @type {ReaderDayScore[]} */ list) {
+    const fmt = (/** @type {number} */ x) => (Number.isInteger(x) ? String(x) : x.toFixed(2));
+    return h('div', { class: 'mt-4 rounded-md border border-slate-200 p-3 text-sm', id: 'reader-scores' },
+      h('p', { class: 'font-medium text-slate-900' }, 'Unusual days (learned score, advisory)'),
+      h('p', { class: 'text-slate-600' }, 'Days of your staff that look least like your organisation’s usual days. Not an alert: a hint of where to look.'),
+      h('ul', { class: 'mt-2 space-y-1' }, list.map((d) => h('li', {},
+        `${d.user_id}, ${new Date(d.day * 86_400_000).toISOString().slice(0, 10)}: ${d.score.toFixed(2)} · `,
+        d.drivers.map((x) => `${x.feature.replaceAll('_', ' ')} ${fmt(x.value)} (typical ${fmt(x.typical)})`).join(', ')))));
   }
 
   /** @param {AccessAlert} a */

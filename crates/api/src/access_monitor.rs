@@ -9,7 +9,9 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Mutex;
 
-use medchain_monitor::{Alert, Counters, Fact, FactKind, Grantee, Monitor, ReadVia, Role};
+use medchain_monitor::{
+    Alert, Counters, Fact, FactKind, Grantee, Monitor, ReadVia, ReaderDay, Role,
+};
 use medchain_records::{query, user, Actor, Batch, Envelope, Outcome, Transaction};
 use medchain_store::rusqlite::{self, Connection, OptionalExtension};
 use medchain_types::{decode, CommittedBlock, Genesis, UserRole};
@@ -19,6 +21,8 @@ use crate::error::{ApiError, ApiResult};
 /// Alerts a node keeps in memory (the oldest go first); far more than a department
 /// reviews, and a bound on what a flood of reads can make the node hold.
 pub const MAX_ALERTS_KEPT: usize = 100_000;
+/// Finished reader-days kept for the learned score (the oldest go first).
+pub const MAX_READER_DAYS_KEPT: usize = 20_000;
 /// Blocks read per catch-up step, so that one request never holds the lock for long.
 const BLOCKS_PER_STEP: usize = 256;
 /// Catch-up steps per request: beyond them the answer says it is behind.
@@ -36,6 +40,7 @@ struct Fed {
     /// The next block to read.
     next_height: u64,
     alerts: VecDeque<Alert>,
+    days: VecDeque<ReaderDay>,
 }
 
 /// What a caller sees: the alerts, and whether the monitor has read the whole chain.
@@ -45,6 +50,8 @@ pub struct Snapshot {
     pub fed_through: u64,
     pub caught_up: bool,
     pub counters: Counters,
+    /// Finished reader-days, oldest first (the learned score's input).
+    pub days: Vec<ReaderDay>,
 }
 
 impl AccessMonitor {
@@ -78,6 +85,8 @@ impl AccessMonitor {
                     let alerts = fed.monitor.apply(&fact);
                     fed.push(alerts);
                 }
+                let days = fed.monitor.take_reader_days();
+                fed.push_days(days);
                 fed.next_height = b.height() + 1;
             }
         }
@@ -86,6 +95,7 @@ impl AccessMonitor {
             fed_through: fed.next_height.saturating_sub(1),
             caught_up: fed.next_height > head,
             counters: fed.monitor.counters().clone(),
+            days: fed.days.iter().cloned().collect(),
         })
     }
 
@@ -102,12 +112,22 @@ impl Fed {
             monitor: Monitor::new(),
             next_height: 1,
             alerts: VecDeque::new(),
+            days: VecDeque::new(),
         };
         for fact in genesis_facts(genesis) {
             let alerts = fed.monitor.apply(&fact);
             fed.push(alerts);
         }
         fed
+    }
+
+    fn push_days(&mut self, days: Vec<ReaderDay>) {
+        for d in days {
+            if self.days.len() == MAX_READER_DAYS_KEPT {
+                self.days.pop_front();
+            }
+            self.days.push_back(d);
+        }
     }
 
     fn push(&mut self, alerts: Vec<Alert>) {

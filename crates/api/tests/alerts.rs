@@ -74,6 +74,12 @@ async fn an_unexplained_read_is_flagged_and_reviewed_by_the_patients_department(
         "an explained read is not flagged: {v}"
     );
     let alert_id = a["alert_id"].as_str().expect("id").to_string();
+    // The learned score: advisory, each listed day with the features that drove it.
+    for d in v["reader_scores"].as_array().expect("reader_scores") {
+        let score = d["score"].as_f64().expect("score");
+        assert!((0.6..=1.0).contains(&score), "{d}");
+        assert!(!d["drivers"].as_array().expect("drivers").is_empty(), "{d}");
+    }
 
     // Another department, another patient, and a doctor see none of it.
     let dep002 = api.login("dep002").await;

@@ -21,6 +21,11 @@ use crate::state::AppState;
 
 /// Most alerts one answer lists (newest first).
 const ALERTS_PAGE: usize = 200;
+/// Learned scores at or above this are listed (the threshold `monitor-eval` reports).
+const SCORE_SHOWN: f64 = 0.6;
+/// Reader-days scored and listed: the last fortnight, at most ten.
+const SCORE_DAYS: u64 = 14;
+const SCORES_LISTED: usize = 10;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct AlertView {
@@ -45,9 +50,30 @@ pub struct ReviewView {
     pub at_ms: u64,
 }
 
+/// The learned score of one reader's day: how unusual it is among the organisation's
+/// own readers (0 to 1), and the features that made it so. Advisory, never a verdict.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ReaderDayScore {
+    pub user_id: String,
+    /// Days since the Unix epoch (ledger time).
+    pub day: u64,
+    pub score: f64,
+    pub drivers: Vec<DriverView>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DriverView {
+    pub feature: String,
+    pub value: f64,
+    pub typical: f64,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlertsResponse {
     pub alerts: Vec<AlertView>,
+    /// For a department: the most unusual recent days of its own readers by the learned
+    /// score (at or above `SCORE_SHOWN`), trained on its organisation's readers only.
+    pub reader_scores: Vec<ReaderDayScore>,
     /// Always null today: the list is the newest `ALERTS_PAGE`, and says so with `more`.
     pub next_cursor: Option<String>,
     pub more: bool,
@@ -96,13 +122,66 @@ fn visible(s: &AppState, who: &Session) -> impl FnOnce(&Connection) -> ApiResult
             }
             alerts.push(view(c, a)?);
         }
+        let reader_scores = if me.role == UserRole::Department {
+            scores(c, &me, &snap.days)?
+        } else {
+            Vec::new()
+        };
         Ok(AlertsResponse {
             alerts,
+            reader_scores,
             next_cursor: None,
             more,
             caught_up: snap.caught_up,
         })
     }
+}
+
+/// Train on the organisation's own readers' days, score the department's readers' recent
+/// days, list the most unusual.
+fn scores(
+    c: &Connection,
+    me: &medchain_records::UserRow,
+    days: &[medchain_monitor::ReaderDay],
+) -> ApiResult<Vec<ReaderDayScore>> {
+    use medchain_monitor::{features, ForestOptions, IsolationForest};
+    let own: Vec<&medchain_monitor::ReaderDay> = days
+        .iter()
+        .filter(|d| d.organisation == me.organisation)
+        .collect();
+    let rows: Vec<_> = own.iter().map(|d| features(&d.tally)).collect();
+    let Ok(forest) = IsolationForest::train(&rows, ForestOptions::default()) else {
+        return Ok(Vec::new()); // no days yet
+    };
+    let last = own.iter().map(|d| d.day).max().unwrap_or(0);
+    let mut out = Vec::new();
+    for d in own.iter().filter(|d| d.day + SCORE_DAYS > last) {
+        let in_department = medchain_records::user(c, &d.user_id)?
+            .is_some_and(|u| u.organisation == me.organisation && u.department == me.department);
+        if !in_department {
+            continue;
+        }
+        let s = forest.score(&features(&d.tally));
+        if s.value >= SCORE_SHOWN {
+            out.push(ReaderDayScore {
+                user_id: d.user_id.clone(),
+                day: d.day,
+                score: s.value,
+                drivers: s
+                    .drivers
+                    .iter()
+                    .map(|x| DriverView {
+                        feature: x.feature.name().to_string(),
+                        value: x.value,
+                        typical: x.typical,
+                    })
+                    .collect(),
+            });
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score));
+    out.truncate(SCORES_LISTED);
+    Ok(out)
 }
 
 fn may_see(c: &Connection, me: &medchain_records::UserRow, a: &Alert) -> ApiResult<bool> {
