@@ -209,7 +209,7 @@ fn via_of(reason: &str) -> ReadVia {
     match reason {
         "own data" => ReadVia::Own,
         "break-glass" => ReadVia::BreakGlass,
-        crate::audit::DEPARTMENT_READ_REASON => ReadVia::Department,
+        medchain_records::tx::DEPARTMENT_READ_REASON => ReadVia::Department,
         "dispensing" => ReadVia::PharmacyCode,
         _ => ReadVia::Consent,
     }

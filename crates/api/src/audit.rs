@@ -35,8 +35,9 @@ pub async fn audited_read(
     Ok(access)
 }
 
-/// Why a department reads its patients' data (cf. `ReadAccess::reason`).
-pub const DEPARTMENT_READ_REASON: &str = "department";
+/// Why a department reads its patients' data (cf. `ReadAccess::reason`); the ledger's
+/// vocabulary, so that the access monitor reads it without depending on this module.
+pub use medchain_records::tx::DEPARTMENT_READ_REASON;
 
 /// Record on the ledger that the department user `reader` read data of each of `patients`
 /// (one `AuditRead` per distinct patient, committed concurrently), and return only once

@@ -451,6 +451,28 @@ fn operator_adds_a_department_administrator_who_can_sign_in() {
     // Another organisation's administrator cannot sign it: org 0's dep001 sees nothing
     // of org 2's proposals, and its node's approval is refused by the ledger.
     let dep = c.login(0, "dep001", "department123");
+    // The access monitor's counters on /metrics: d001 reads a consenting patient's
+    // chart, the department's alert list feeds the monitor, and the read is counted
+    // under the fact that explains it.
+    let d001 = c.login(0, "d001", "doctor123");
+    let (status, v) = c.post(0, "/api/get_chain", Some(&d001), r#"{"patient_id":"p001"}"#);
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = c.get_with(0, "/api/alerts", &dep);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        c.metric(
+            0,
+            "medchain_monitor_reads_total{explanation=\"personal_consent\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        c.metric(
+            0,
+            "medchain_monitor_alerts_total{rule=\"no_treatment_relationship\"}"
+        ),
+        Some(0.0)
+    );
     let (_, theirs) = c.get_with(0, "/api/proposals", &dep);
     assert_eq!(theirs["proposals"], serde_json::json!([]), "{theirs}");
     let (status, v) = c.post(0, "/api/proposals/add-rad-2/approve", Some(&dep), "{}");

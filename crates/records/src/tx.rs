@@ -213,6 +213,10 @@ impl ReviewOutcome {
     }
 }
 
+/// The audit reason of a department administrator's reads of its patients' data (its
+/// lists: activity, audit, alerts).
+pub const DEPARTMENT_READ_REASON: &str = "department";
+
 /// The approver id under which an organisation's operator signs a proposal: no user id
 /// contains an '@'.
 pub const OPERATOR_APPROVER: &str = "@operator";
