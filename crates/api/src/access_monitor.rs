@@ -37,38 +37,42 @@ pub struct AccessMonitor {
 #[derive(Debug)]
 struct Fed {
     monitor: Monitor,
+    /// The store's blocks, opened at the first request and kept.
+    reader: Option<medchain_store::Reader>,
     /// The next block to read.
     next_height: u64,
     alerts: VecDeque<Alert>,
     days: VecDeque<ReaderDay>,
 }
 
-/// What a caller sees: the alerts, and whether the monitor has read the whole chain.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub alerts: Vec<Alert>,
-    pub fed_through: u64,
+/// What a caller reads, under the monitor's lock (nothing is copied): the alerts and
+/// finished reader-days, oldest first, and whether the monitor has read the whole chain.
+#[derive(Debug)]
+pub struct View<'a> {
+    pub alerts: &'a VecDeque<Alert>,
+    pub days: &'a VecDeque<ReaderDay>,
     pub caught_up: bool,
-    pub counters: Counters,
-    /// Finished reader-days, oldest first (the learned score's input).
-    pub days: Vec<ReaderDay>,
 }
 
 impl AccessMonitor {
-    /// Read the blocks not yet fed (bounded per call), then return what `keep` selects.
-    pub fn snapshot(
+    /// Read the blocks not yet fed (bounded per call), then let `read` look at the state.
+    pub fn with_caught_up<T>(
         &self,
         conn: &Connection,
         db_path: &Path,
         genesis: &Genesis,
-        keep: impl Fn(&Alert) -> bool,
-    ) -> ApiResult<Snapshot> {
+        read: impl FnOnce(View<'_>) -> ApiResult<T>,
+    ) -> ApiResult<T> {
         let mut guard = self
             .state
             .lock()
             .map_err(|_| ApiError::internal("access monitor lock"))?;
         let fed = guard.get_or_insert_with(|| Fed::from_genesis(genesis));
-        let reader = medchain_store::Reader::open(db_path).map_err(ApiError::internal)?;
+        // Taken out while feeding (an error drops it; the next request opens it again).
+        let reader = match fed.reader.take() {
+            Some(r) => r,
+            None => medchain_store::Reader::open(db_path).map_err(ApiError::internal)?,
+        };
         let head = reader.height().map_err(ApiError::internal)?;
         for _ in 0..STEPS_PER_REQUEST {
             if fed.next_height > head {
@@ -90,12 +94,11 @@ impl AccessMonitor {
                 fed.next_height = b.height() + 1;
             }
         }
-        Ok(Snapshot {
-            alerts: fed.alerts.iter().filter(|a| keep(a)).cloned().collect(),
-            fed_through: fed.next_height.saturating_sub(1),
+        fed.reader = Some(reader);
+        read(View {
+            alerts: &fed.alerts,
+            days: &fed.days,
             caught_up: fed.next_height > head,
-            counters: fed.monitor.counters().clone(),
-            days: fed.days.iter().cloned().collect(),
         })
     }
 
@@ -110,6 +113,7 @@ impl Fed {
     fn from_genesis(genesis: &Genesis) -> Fed {
         let mut fed = Fed {
             monitor: Monitor::new(),
+            reader: None,
             next_height: 1,
             alerts: VecDeque::new(),
             days: VecDeque::new(),

@@ -96,44 +96,71 @@ fn review_of(c: &Connection, alert_id: &str) -> ApiResult<Option<ReviewView>> {
     .optional()?)
 }
 
+/// Only the patient's department and the patient see alerts.
+fn may_list(me: &medchain_records::UserRow) -> ApiResult<()> {
+    if matches!(me.role, UserRole::Department | UserRole::Patient) {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "alerts are for the patient's department and the patient",
+        ))
+    }
+}
+
 /// The alerts the caller may see: a department those on its own patients (its
 /// organisation and department), a patient those on their own data; newest first.
 fn visible(s: &AppState, who: &Session) -> impl FnOnce(&Connection) -> ApiResult<AlertsResponse> {
     let (s, me) = (s.clone(), who.user.clone());
     move |c| {
-        if !matches!(me.role, UserRole::Department | UserRole::Patient) {
-            return Err(ApiError::forbidden(
-                "alerts are for the patient's department and the patient",
-            ));
-        }
-        let snap =
-            s.inner
-                .access_monitor
-                .snapshot(c, &s.inner.db_path, &s.inner.genesis, |_| true)?;
-        let mut alerts = Vec::new();
-        let mut more = false;
-        for a in snap.alerts.iter().rev() {
-            if !may_see(c, &me, a)? {
-                continue;
-            }
-            if alerts.len() == ALERTS_PAGE {
-                more = true;
-                break;
-            }
-            alerts.push(view(c, a)?);
-        }
-        let reader_scores = if me.role == UserRole::Department {
-            scores(c, &me, &snap.days)?
-        } else {
-            Vec::new()
-        };
-        Ok(AlertsResponse {
-            alerts,
-            reader_scores,
-            next_cursor: None,
-            more,
-            caught_up: snap.caught_up,
-        })
+        may_list(&me)?;
+        s.inner
+            .access_monitor
+            .with_caught_up(c, &s.inner.db_path, &s.inner.genesis, |m| {
+                let mut alerts = Vec::new();
+                let mut more = false;
+                for a in m.alerts.iter().rev() {
+                    if !may_see(c, &me, a)? {
+                        continue;
+                    }
+                    if alerts.len() == ALERTS_PAGE {
+                        more = true;
+                        break;
+                    }
+                    alerts.push(view(c, a)?);
+                }
+                let reader_scores = if me.role == UserRole::Department {
+                    scores(c, &me, m.days)?
+                } else {
+                    Vec::new()
+                };
+                Ok(AlertsResponse {
+                    alerts,
+                    reader_scores,
+                    next_cursor: None,
+                    more,
+                    caught_up: m.caught_up,
+                })
+            })
+    }
+}
+
+/// The alert `alert_id` if the caller may see it.
+fn visible_alert(
+    s: &AppState,
+    who: &Session,
+    alert_id: String,
+) -> impl FnOnce(&Connection) -> ApiResult<Option<Alert>> {
+    let (s, me) = (s.clone(), who.user.clone());
+    move |c| {
+        may_list(&me)?;
+        s.inner
+            .access_monitor
+            .with_caught_up(c, &s.inner.db_path, &s.inner.genesis, |m| {
+                match m.alerts.iter().rev().find(|a| a.alert_id == alert_id) {
+                    Some(a) if may_see(c, &me, a)? => Ok(Some(a.clone())),
+                    _ => Ok(None),
+                }
+            })
     }
 }
 
@@ -142,7 +169,7 @@ fn visible(s: &AppState, who: &Session) -> impl FnOnce(&Connection) -> ApiResult
 fn scores(
     c: &Connection,
     me: &medchain_records::UserRow,
-    days: &[medchain_monitor::ReaderDay],
+    days: &std::collections::VecDeque<medchain_monitor::ReaderDay>,
 ) -> ApiResult<Vec<ReaderDayScore>> {
     use medchain_monitor::{features, ForestOptions, IsolationForest};
     let own: Vec<&medchain_monitor::ReaderDay> = days
@@ -254,8 +281,8 @@ pub async fn review(
     }
     // Only alerts this department may see can be reviewed here (the ledger checks the
     // department again, for any gateway).
-    let listed = s.read(visible(&s, &d)).await?;
-    let Some(alert) = listed.alerts.into_iter().find(|a| a.alert_id == alert_id) else {
+    let found = s.read(visible_alert(&s, &d, alert_id.clone())).await?;
+    let Some(alert) = found else {
         return Err(ApiError::not_found(
             "no such alert on this department's patients",
         ));
