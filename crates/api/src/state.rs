@@ -114,6 +114,9 @@ pub struct Inner {
     pub pending: tokio::sync::Mutex<Vec<PendingRecord>>,
     /// The access monitor, fed from the committed blocks as alerts are asked for.
     pub access_monitor: crate::access_monitor::AccessMonitor,
+    /// The organisation's patient keys: encrypts what this node writes, decrypts what
+    /// it reads.
+    pub keys: Arc<crate::patient_keys::PatientKeys>,
     readers: Mutex<Vec<Connection>>,
     /// One permit per read connection.
     read_slots: tokio::sync::Semaphore,
@@ -135,6 +138,7 @@ pub struct AppConfig {
     pub status: Box<dyn ReplicaStatus>,
     pub telemetry: Option<Arc<dyn Telemetry>>,
     pub manual_validation: bool,
+    pub keys: crate::patient_keys::PatientKeys,
 }
 
 impl AppState {
@@ -155,10 +159,29 @@ impl AppState {
                 manual_validation: c.manual_validation,
                 pending: tokio::sync::Mutex::new(Vec::new()),
                 access_monitor: crate::access_monitor::AccessMonitor::default(),
+                keys: Arc::new(c.keys),
                 readers: Mutex::new(Vec::new()),
                 read_slots: tokio::sync::Semaphore::new(READ_POOL_CONNECTIONS),
             }),
         }
+    }
+
+    /// Whether `patient` is a patient of this node's organisation.
+    pub fn is_home_of(&self, patient: &str) -> ApiResult<bool> {
+        let u = self.lookup(|c| Ok(medchain_records::user(c, patient)?))?;
+        Ok(u.is_some_and(|u| u.organisation == self.inner.replica))
+    }
+
+    /// The name of `patient`'s home organisation, for messages.
+    pub fn home_name_of(&self, patient: &str) -> ApiResult<String> {
+        let u = self.lookup(|c| Ok(medchain_records::user(c, patient)?))?;
+        Ok(
+            u.and_then(|u| self.inner.genesis.replicas.get(usize::from(u.organisation)))
+                .map_or_else(
+                    || "the home organisation".into(),
+                    |r| r.organisation.clone(),
+                ),
+        )
     }
 
     pub fn now_ms(&self) -> u64 {

@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use medchain_node::config::{NodeConfig, PbftSettings};
 use medchain_types::codec::FORMAT_VERSION;
 use medchain_types::genesis::{ClientInfo, GenesisConsent, GenesisUser};
-use medchain_types::{Genesis, KeyPair, PublicKey, ReplicaId, ReplicaInfo};
+use medchain_types::{EncryptionKey, Genesis, KeyPair, PublicKey, ReplicaId, ReplicaInfo};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +29,11 @@ pub struct OrgFile {
     pub gateway_key: PublicKey,
     /// Signs the organisation's command-line administration (`medchain user`).
     pub operator_key: PublicKey,
+    /// X25519: patient data keys are sealed to it, so that only this organisation's
+    /// node can read what it is entitled to. Absent from files made before encryption;
+    /// a genesis of such files keeps content in clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<EncryptionKey>,
 }
 
 /// Names of the files in an organisation's folder.
@@ -38,6 +43,7 @@ pub const GENESIS_FILE: &str = "genesis.toml";
 const REPLICA_KEY: &str = "keys/replica.key";
 const GATEWAY_KEY: &str = "keys/gateway.key";
 const OPERATOR_KEY: &str = "keys/operator.key";
+const ENCRYPTION_KEY: &str = "keys/encryption.key";
 /// The API's TLS certificate (public) and its private key, made by `org new` for an API
 /// address that is not loopback; replace both with CA-issued PEM files for real users.
 const API_CERT: &str = "tls/api.crt";
@@ -187,6 +193,11 @@ pub(crate) fn create_org(a: &OrgNewArgs) -> anyhow::Result<OrgFile> {
     write_secret(&a.dir.join(REPLICA_KEY), &replica)?;
     write_secret(&a.dir.join(GATEWAY_KEY), &gateway)?;
     write_secret(&a.dir.join(OPERATOR_KEY), &operator)?;
+    let (encryption, encryption_public) = medchain_seal::OrgSecretKey::generate();
+    write_private(
+        &a.dir.join(ENCRYPTION_KEY),
+        &zeroize::Zeroizing::new(format!("{}\n", hex::encode(encryption.as_bytes()))),
+    )?;
     let org = OrgFile {
         name: a.name.trim().to_string(),
         peer_addr: a.p2p.clone(),
@@ -194,6 +205,7 @@ pub(crate) fn create_org(a: &OrgNewArgs) -> anyhow::Result<OrgFile> {
         replica_key: replica.public(),
         gateway_key: gateway.public(),
         operator_key: operator.public(),
+        encryption_key: Some(EncryptionKey(encryption_public.0)),
     };
     if !is_loopback_host(&a.http) {
         let (cert, key) = api_certificate(&a.http)?;
@@ -227,6 +239,7 @@ pub(crate) fn node_config(a: &OrgNewArgs, prefix: &Path) -> NodeConfig {
         manual_validation: false,
         operator_key: Some(prefix.join(OPERATOR_KEY)),
         operator_client_id: None,
+        encryption_key: Some(prefix.join(ENCRYPTION_KEY)),
         mfa_required_for_staff: true,
         energy_watts_per_core: medchain_node::energy::DEFAULT_WATTS_PER_CORE,
     }
@@ -274,11 +287,27 @@ pub(crate) fn assemble(
         users,
         consents,
         policy: Default::default(),
+        encryption_keys: encryption_keys(orgs)?,
     };
     genesis
         .validate()
         .context("the organisation files do not make a valid genesis")?;
     Ok(genesis)
+}
+
+/// Every organisation's encryption key, or none when no file has one (files made
+/// before encryption: the chain keeps content in clear). Some but not all is refused.
+fn encryption_keys(orgs: &[OrgFile]) -> anyhow::Result<Vec<EncryptionKey>> {
+    let keys: Vec<EncryptionKey> = orgs.iter().filter_map(|o| o.encryption_key).collect();
+    if !keys.is_empty() && keys.len() != orgs.len() {
+        bail!(
+            "{} of {} organisation files have an encryption key; make the others again \
+             with this version's `medchain org new`",
+            keys.len(),
+            orgs.len()
+        );
+    }
+    Ok(keys)
 }
 
 /// `medchain genesis`: read the public files, check them, write the genesis.

@@ -235,6 +235,7 @@ fn genesis_of(w: &Workload) -> anyhow::Result<Genesis> {
         users,
         consents: Vec::new(),
         policy: Default::default(),
+        encryption_keys: Vec::new(),
     };
     g.validate()
         .context("the workload does not make a valid genesis")?;

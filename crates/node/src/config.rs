@@ -45,6 +45,12 @@ pub struct NodeConfig {
     /// When absent, the genesis client whose key is `operator_key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operator_client_id: Option<u16>,
+    /// The organisation's X25519 encryption key (hex, owner-only), whose public half is
+    /// in the genesis: patient data keys are sealed to it. `MEDCHAIN_ENCRYPTION_KEY`
+    /// (64 hex digits) stands in for the file. Needed when the genesis names encryption
+    /// keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<PathBuf>,
     /// Staff (doctors, pharmacies, departments) must set up two-step sign-in before they
     /// get a full session, and break-glass always needs a code. On unless the file says
     /// otherwise; `init` (demo and test clusters) writes `false`.
@@ -328,6 +334,28 @@ impl NodeFiles {
 
     pub fn db_path(&self) -> PathBuf {
         self.data_dir.join("medchain.sqlite")
+    }
+
+    /// The organisation's encryption secret: from `MEDCHAIN_ENCRYPTION_KEY`, else from
+    /// the `encryption_key` file; `None` when neither is set. Zeroized when dropped.
+    pub fn encryption_secret(&self) -> Result<Option<zeroize::Zeroizing<[u8; 32]>>, ConfigError> {
+        let (text, origin) = match std::env::var("MEDCHAIN_ENCRYPTION_KEY") {
+            Ok(v) => (
+                zeroize::Zeroizing::new(v),
+                PathBuf::from("MEDCHAIN_ENCRYPTION_KEY"),
+            ),
+            Err(_) => match &self.config.encryption_key {
+                Some(p) => {
+                    let path = self.base_dir.join(p);
+                    (zeroize::Zeroizing::new(read(&path)?), path)
+                }
+                None => return Ok(None),
+            },
+        };
+        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(text.trim(), bytes.as_mut_slice())
+            .map_err(|_| invalid(&origin, "an encryption key is 32 bytes (64 hex digits)"))?;
+        Ok(Some(bytes))
     }
 
     /// The operator's client id and key, if configured.

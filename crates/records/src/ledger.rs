@@ -42,6 +42,7 @@ impl StateMachine for Ledger {
                 now_ms: block.header.timestamp_ms,
                 height: block.height(),
                 n_replicas: self.genesis.n(),
+                encrypts: self.genesis.encrypts(),
                 policy: &self.genesis.policy,
             };
             apply_request(&request)?;
@@ -198,6 +199,7 @@ mod tests {
             }],
             consents: Vec::new(),
             policy: Default::default(),
+            encryption_keys: Vec::new(),
         }
     }
 

@@ -7,7 +7,7 @@
 //! outcomes), with the rules of each family of transactions in `rules/`; [`policy`] holds
 //! the read predicates that the rules and the API share; [`limits`] every bound;
 //! [`outcome`] the verdicts as types; [`schema`] the tables; [`query`] the reads the API
-//! serves.
+//! serves; [`sealed`] the format of encrypted content and the reader's hook.
 
 pub mod ledger;
 pub mod limits;
@@ -17,6 +17,7 @@ pub mod policy;
 pub mod query;
 mod rules;
 pub mod schema;
+pub mod sealed;
 pub mod tx;
 
 pub use ledger::Ledger;

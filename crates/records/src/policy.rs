@@ -277,3 +277,35 @@ pub fn may_add_record(
         ))),
     })
 }
+
+/// The organisations entitled to read `patient`'s data at `now_ms`, besides the
+/// patient's home organisation: those of doctors and pharmacies with active consent, of
+/// departments with active consent, and of doctors with open break-glass access. These
+/// are the organisations the patient's data key is sealed to (`SharePatientKey`).
+pub fn entitled_organisations(
+    conn: &Connection,
+    patient: &str,
+    now_ms: u64,
+) -> rusqlite::Result<Vec<u16>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT u.organisation FROM consents c JOIN users u ON u.user_id = c.grantee_id
+          WHERE c.patient = ?1 AND c.grantee_kind IN ('doctor', 'pharmacy')
+            AND c.revoked_at_ms IS NULL AND (c.expires_at_ms IS NULL OR c.expires_at_ms > ?2)
+         UNION
+         SELECT CAST(substr(c.grantee_id, 1, instr(c.grantee_id, ':') - 1) AS INTEGER)
+           FROM consents c
+          WHERE c.patient = ?1 AND c.grantee_kind = 'department'
+            AND c.revoked_at_ms IS NULL AND (c.expires_at_ms IS NULL OR c.expires_at_ms > ?2)
+         UNION
+         SELECT u.organisation FROM break_glass b JOIN users u ON u.user_id = b.doctor
+          WHERE b.patient = ?1 AND b.until_ms > ?2",
+    )?;
+    let rows = stmt.query_map(params![patient, now_ms as i64], |r| r.get::<_, i64>(0))?;
+    let mut out = Vec::new();
+    for org in rows {
+        if let Ok(org) = u16::try_from(org?) {
+            out.push(org);
+        }
+    }
+    Ok(out)
+}

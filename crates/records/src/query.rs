@@ -9,7 +9,8 @@ use serde::Serialize;
 
 use crate::outcome::Outcome;
 use crate::policy::{role_column, GranteeKey, UserRow};
-use crate::tx::{prescription_code_hash, Medication, ProposedAction, RecordContent};
+use crate::sealed::ContentOpener;
+use crate::tx::{prescription_code_hash, Medication, ProposedAction};
 
 /// Largest page any list returns.
 pub const MAX_PAGE: u32 = 200;
@@ -227,13 +228,16 @@ impl RecordCursor {
     }
 }
 
-/// A record's content, stored under its hash by the block that added the record.
-fn content(conn: &Connection, height: i64, hash: &[u8]) -> rusqlite::Result<Option<RecordContent>> {
-    let bytes: Option<Vec<u8>> = conn
-        .prepare_cached("SELECT bytes FROM content WHERE height = ?1 AND hash = ?2")?
+/// Content bytes stored under their hash by the block at `height` (record content,
+/// sealed keys), if present (content can be erased).
+pub fn content_bytes(
+    conn: &Connection,
+    height: i64,
+    hash: &[u8],
+) -> rusqlite::Result<Option<Vec<u8>>> {
+    conn.prepare_cached("SELECT bytes FROM content WHERE height = ?1 AND hash = ?2")?
         .query_row(params![height, hash], |r| r.get(0))
-        .optional()?;
-    Ok(bytes.and_then(|b| RecordContent::from_bytes(&b)))
+        .optional()
 }
 
 fn dispense_of(conn: &Connection, record_id: &str) -> rusqlite::Result<Option<DispenseView>> {
@@ -251,17 +255,23 @@ fn dispense_of(conn: &Connection, record_id: &str) -> rusqlite::Result<Option<Di
 const RECORD_COLUMNS: &str = "r.record_id, r.patient, r.doctor, r.department, r.content_hash,
      r.amends, r.created_at_ms, r.height, b.hash";
 
-fn record_from_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordView> {
+fn record_from_row(
+    conn: &Connection,
+    opener: &dyn ContentOpener,
+    r: &rusqlite::Row<'_>,
+) -> rusqlite::Result<RecordView> {
     let record_id: String = r.get(0)?;
+    let patient: String = r.get(1)?;
     let hash: Vec<u8> = r.get(4)?;
-    let c = content(conn, r.get(7)?, &hash)?;
+    let c = content_bytes(conn, r.get(7)?, &hash)?
+        .and_then(|bytes| opener.open(conn, &patient, &record_id, &bytes));
     let available = c.is_some();
     let c = c.unwrap_or_default();
     let block_hash: Option<Vec<u8>> = r.get(8)?;
     Ok(RecordView {
         dispensed: dispense_of(conn, &record_id)?,
         record_id,
-        patient_id: r.get(1)?,
+        patient_id: patient,
         doctor_id: r.get(2)?,
         department: r.get(3)?,
         diagnosis: c.diagnosis,
@@ -280,6 +290,7 @@ fn record_from_row(conn: &Connection, r: &rusqlite::Row<'_>) -> rusqlite::Result
 /// `limit` (capped at `MAX_PAGE`), and the cursor of the next page when there is one.
 pub fn records_of_patient_after(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     patient: &str,
     after: Option<&RecordCursor>,
     limit: u32,
@@ -297,7 +308,7 @@ pub fn records_of_patient_after(
     let mut rows = stmt.query(params![patient, height, id, i64::from(limit) + 1])?;
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
-        out.push(record_from_row(conn, row)?);
+        out.push(record_from_row(conn, opener, row)?);
     }
     let page = Paged::cut(out, limit);
     let next = if page.more {
@@ -309,7 +320,11 @@ pub fn records_of_patient_after(
 }
 
 /// One record.
-pub fn record(conn: &Connection, record_id: &str) -> rusqlite::Result<Option<RecordView>> {
+pub fn record(
+    conn: &Connection,
+    opener: &dyn ContentOpener,
+    record_id: &str,
+) -> rusqlite::Result<Option<RecordView>> {
     let sql = format!(
         "SELECT {RECORD_COLUMNS} FROM records r LEFT JOIN blocks b ON b.height = r.height
          WHERE r.record_id = ?1"
@@ -317,7 +332,7 @@ pub fn record(conn: &Connection, record_id: &str) -> rusqlite::Result<Option<Rec
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params![record_id])?;
     match rows.next()? {
-        Some(row) => Ok(Some(record_from_row(conn, row)?)),
+        Some(row) => Ok(Some(record_from_row(conn, opener, row)?)),
         None => Ok(None),
     }
 }
@@ -341,11 +356,12 @@ fn prescription_from(r: RecordView) -> Option<PrescriptionView> {
 /// records at a time: the next cursor says whether records follow, prescriptions or not.
 pub fn prescriptions_of_patient_after(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     patient: &str,
     after: Option<&RecordCursor>,
     limit: u32,
 ) -> rusqlite::Result<(Vec<PrescriptionView>, Option<RecordCursor>)> {
-    let (records, next) = records_of_patient_after(conn, patient, after, limit)?;
+    let (records, next) = records_of_patient_after(conn, opener, patient, after, limit)?;
     Ok((
         records.into_iter().filter_map(prescription_from).collect(),
         next,
@@ -355,6 +371,7 @@ pub fn prescriptions_of_patient_after(
 /// The prescription a code names, if any.
 pub fn prescription_by_code(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     code: &str,
 ) -> rusqlite::Result<Option<PrescriptionView>> {
     let hash = prescription_code_hash(code);
@@ -363,7 +380,7 @@ pub fn prescription_by_code(
         .query_row(params![&hash.0[..]], |r| r.get(0))
         .optional()?;
     match id {
-        Some(id) => Ok(record(conn, &id)?.and_then(prescription_from)),
+        Some(id) => Ok(record(conn, opener, &id)?.and_then(prescription_from)),
         None => Ok(None),
     }
 }
@@ -795,4 +812,136 @@ pub fn block_hash(conn: &Connection, height: u64) -> rusqlite::Result<Option<Has
         .query_row(params![height as i64], |r| r.get(0))
         .optional()?;
     Ok(h.and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok().map(Hash32)))
+}
+
+/// Where organisation `organisation`'s copy of `patient`'s data key of `epoch` is: the
+/// height and hash of its sealed bytes in the content table.
+pub fn patient_key(
+    conn: &Connection,
+    patient: &str,
+    epoch: u32,
+    organisation: u16,
+) -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+    conn.prepare_cached(
+        "SELECT height, hash FROM patient_keys
+         WHERE patient = ?1 AND epoch = ?2 AND organisation = ?3",
+    )?
+    .query_row(params![patient, epoch, organisation], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
+}
+
+/// The patient's current key epoch (the newest), if the patient has a key yet.
+pub fn current_key_epoch(conn: &Connection, patient: &str) -> rusqlite::Result<Option<u32>> {
+    conn.prepare_cached("SELECT MAX(epoch) FROM patient_keys WHERE patient = ?1")?
+        .query_row(params![patient], |r| r.get::<_, Option<u32>>(0))
+}
+
+/// What the home organisation's node still has to do with its patients' keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyWork {
+    /// The patient has no data key yet: make epoch 0.
+    FirstKey { patient: String },
+    /// An organisation holding the current epoch is no longer entitled: start epoch
+    /// `epoch`, sealed only to those still entitled.
+    NewEpoch { patient: String, epoch: u32 },
+    /// An entitled organisation lacks epoch `epoch`: seal it to that organisation.
+    Share {
+        patient: String,
+        epoch: u32,
+        organisation: u16,
+    },
+}
+
+/// Organisation `home`'s key work at `now_ms`, at most `limit` items of each kind.
+/// Entitlement is `policy::entitled_organisations`'s, over all patients at once.
+pub fn key_work(
+    conn: &Connection,
+    home: u16,
+    now_ms: u64,
+    limit: u32,
+) -> rusqlite::Result<Vec<KeyWork>> {
+    const ENTITLED: &str = "entitled(patient, org) AS (
+         SELECT c.patient, u.organisation FROM consents c JOIN users u ON u.user_id = c.grantee_id
+          WHERE c.grantee_kind IN ('doctor', 'pharmacy')
+            AND c.revoked_at_ms IS NULL AND (c.expires_at_ms IS NULL OR c.expires_at_ms > ?2)
+         UNION
+         SELECT c.patient, CAST(substr(c.grantee_id, 1, instr(c.grantee_id, ':') - 1) AS INTEGER)
+           FROM consents c
+          WHERE c.grantee_kind = 'department'
+            AND c.revoked_at_ms IS NULL AND (c.expires_at_ms IS NULL OR c.expires_at_ms > ?2)
+         UNION
+         SELECT b.patient, u.organisation FROM break_glass b JOIN users u ON u.user_id = b.doctor
+          WHERE b.until_ms > ?2)";
+    let mut out = Vec::new();
+    let mut first = conn.prepare_cached(
+        "SELECT user_id FROM users u
+          WHERE role = 'patient' AND organisation = ?1 AND active = 1
+            AND NOT EXISTS (SELECT 1 FROM patient_keys k WHERE k.patient = u.user_id)
+          ORDER BY user_id LIMIT ?2",
+    )?;
+    for p in first.query_map(params![home, limit], |r| r.get::<_, String>(0))? {
+        out.push(KeyWork::FirstKey { patient: p? });
+    }
+    let sql = format!(
+        "WITH {ENTITLED},
+         current(patient, epoch) AS (
+             SELECT k.patient, MAX(k.epoch) FROM patient_keys k
+               JOIN users p ON p.user_id = k.patient AND p.organisation = ?1 AND p.active = 1
+              GROUP BY k.patient)
+         SELECT DISTINCT c.patient, c.epoch + 1 FROM current c
+           JOIN patient_keys k ON k.patient = c.patient AND k.epoch = c.epoch
+          WHERE k.organisation != ?1
+            AND NOT EXISTS (SELECT 1 FROM entitled e
+                             WHERE e.patient = c.patient AND e.org = k.organisation)
+          ORDER BY c.patient LIMIT ?3"
+    );
+    let mut rotate = conn.prepare_cached(&sql)?;
+    let rows = rotate.query_map(params![home, now_ms as i64, limit], |r| {
+        Ok(KeyWork::NewEpoch {
+            patient: r.get(0)?,
+            epoch: r.get(1)?,
+        })
+    })?;
+    let mut rotating = std::collections::HashSet::new();
+    for w in rows {
+        let w = w?;
+        if let KeyWork::NewEpoch { patient, .. } = &w {
+            rotating.insert(patient.clone());
+        }
+        out.push(w);
+    }
+    let sql = format!(
+        "WITH {ENTITLED},
+         epochs(patient, epoch) AS (
+             SELECT DISTINCT k.patient, k.epoch FROM patient_keys k
+               JOIN users p ON p.user_id = k.patient AND p.organisation = ?1 AND p.active = 1)
+         SELECT DISTINCT e.patient, x.epoch, e.org FROM entitled e
+           JOIN epochs x ON x.patient = e.patient
+          WHERE e.org != ?1
+            AND NOT EXISTS (SELECT 1 FROM patient_keys k
+                             WHERE k.patient = e.patient AND k.epoch = x.epoch
+                               AND k.organisation = e.org)
+          ORDER BY e.patient, x.epoch, e.org LIMIT ?3"
+    );
+    let mut share = conn.prepare_cached(&sql)?;
+    let rows = share.query_map(params![home, now_ms as i64, limit], |r| {
+        Ok(KeyWork::Share {
+            patient: r.get(0)?,
+            epoch: r.get(1)?,
+            organisation: r.get(2)?,
+        })
+    })?;
+    for w in rows {
+        let w = w?;
+        // A patient starting a new epoch shares it (and the old ones) once it exists.
+        if let KeyWork::Share { patient, .. } = &w {
+            if rotating.contains(patient) {
+                continue;
+            }
+        }
+        out.push(w);
+    }
+    Ok(out)
 }

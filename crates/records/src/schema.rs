@@ -127,6 +127,16 @@ CREATE TABLE IF NOT EXISTS alert_reviews (
     at_ms       INTEGER NOT NULL,
     height      INTEGER NOT NULL
 );
+-- A patient's data key of each epoch, sealed to each organisation holding it
+-- (SharePatientKey); the sealed bytes are content of block `height` under `hash`.
+CREATE TABLE IF NOT EXISTS patient_keys (
+    patient      TEXT NOT NULL,
+    epoch        INTEGER NOT NULL,
+    organisation INTEGER NOT NULL,
+    hash         BLOB NOT NULL,
+    height       INTEGER NOT NULL,
+    PRIMARY KEY (patient, epoch, organisation)
+);
 CREATE TABLE IF NOT EXISTS outcomes (
     client     INTEGER NOT NULL,
     request_id INTEGER NOT NULL,
@@ -141,7 +151,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
 
 /// The records state's layout version, kept in `records_meta` (the store's own tables
 /// are versioned by SQLite's `user_version`).
-pub const RECORDS_SCHEMA_VERSION: i64 = 4;
+pub const RECORDS_SCHEMA_VERSION: i64 = 5;
 
 /// Upgrades from version `i + 1` to `i + 2`. Each must give exactly the state that
 /// replaying the chain from the genesis under the current rules gives, and must be safe
@@ -150,6 +160,7 @@ const UPGRADES: &[Upgrade] = &[
     departments_per_organisation,
     break_glass_reviews,
     co_signed_proposals,
+    patient_keys,
 ];
 
 /// One step of [`UPGRADES`].
@@ -194,6 +205,13 @@ fn break_glass_reviews(conn: &Connection) -> Result<(), ApplyError> {
 /// in which an operator registered or deactivated a second department administrator
 /// alone would now replay with that transaction refused; no such chain was deployed.
 fn co_signed_proposals(_conn: &Connection) -> Result<(), ApplyError> {
+    Ok(())
+}
+
+/// 5: patients' data keys sealed to organisations. The table is new (`SCHEMA` creates
+/// it); a chain from before has no encryption keys in its genesis and keeps its content
+/// in clear.
+fn patient_keys(_conn: &Connection) -> Result<(), ApplyError> {
     Ok(())
 }
 
@@ -314,6 +332,7 @@ mod tests {
                 doctor: "d0".into(),
             }],
             policy: Default::default(),
+            encryption_keys: Vec::new(),
         }
     }
 

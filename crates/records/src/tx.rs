@@ -192,6 +192,16 @@ pub enum Transaction {
         outcome: ReviewOutcome,
         note: String,
     },
+    /// The patient's home organisation, acting for the patient (the actor), publishes
+    /// the patient's data key of `epoch` sealed to `organisation` (HPKE to its key in the
+    /// genesis); the sealed bytes are the request's content piece `sealed_hash`. Epoch 0,
+    /// and each new epoch, starts with the home organisation's own copy; an older epoch
+    /// is shared only with an organisation entitled to read now (consent, break-glass).
+    SharePatientKey {
+        epoch: u32,
+        organisation: u16,
+        sealed_hash: Hash32,
+    },
 }
 
 /// A department's verdict on an access-monitor alert.

@@ -134,6 +134,14 @@ fn transactions() -> Vec<(&'static str, Transaction)> {
                 note: "ok".into(),
             },
         ),
+        (
+            "tx/share-patient-key",
+            Transaction::SharePatientKey {
+                epoch: 2,
+                organisation: 1,
+                sealed_hash: Hash32([0xab; 32]),
+            },
+        ),
     ]
 }
 
@@ -239,6 +247,9 @@ const EXPECTED: &[(&str, &str)] = &[
     ("tx/approve-proposal", "0d020000007031"),
     // Written by hand: variant 14 with two strings, outcome variant 1, and a string.
     ("tx/review-alert", "0e03000000352d3002000000703101020000006f6b"),
+    // Written by hand: variant 15, epoch 2 as a little-endian u32, organisation 1 as a
+    // little-endian u16, then the 32 hash bytes.
+    ("tx/share-patient-key", "0f020000000100abababababababababababababababababababababababababababababababab"),
     ("actor/user", "00020000006431"),
     ("actor/operator", "01"),
     ("grantee/doctor", "00020000006431"),
@@ -295,11 +306,12 @@ fn every_transaction_variant_is_pinned() {
         | Transaction::ReviewBreakGlass { .. }
         | Transaction::Propose { .. }
         | Transaction::ApproveProposal { .. }
-        | Transaction::ReviewAlert { .. } => true,
+        | Transaction::ReviewAlert { .. }
+        | Transaction::SharePatientKey { .. } => true,
     };
     let txs = transactions();
     assert!(txs.iter().all(|(_, tx)| pinned(tx)));
-    assert_eq!(txs.len(), 15, "one vector per variant");
+    assert_eq!(txs.len(), 16, "one vector per variant");
 }
 
 #[test]

@@ -9,7 +9,10 @@
 
 mod common;
 
-use common::{home_of, sample_content_hash, Chain, Payload, Signer, Submission, START_MS};
+use common::{
+    home_of, sample_content_hash, sample_sealed_key_hash, Chain, Payload, Signer, Submission,
+    START_MS,
+};
 use medchain_records::limits::{
     BATCH_MAX_BYTES, BATCH_MAX_TXS, BREAK_GLASS_MAX_MS, CONSENT_CODE_TTL_MS, REASON_MAX_CHARS,
     TX_MAX_BYTES,
@@ -736,8 +739,132 @@ fn faulty_rows() -> Vec<Row> {
     .collect()
 }
 
+fn share_key(epoch: u32, organisation: u16) -> Transaction {
+    Transaction::SharePatientKey {
+        epoch,
+        organisation,
+        sealed_hash: sample_sealed_key_hash(),
+    }
+}
+
+/// Patient keys: only the patient's home organisation hands out the patient's data key,
+/// each epoch starts with its own copy, and another organisation gets one only while
+/// entitled to read.
+fn key_rows() -> Vec<Row> {
+    let first = || by("p-card", share_key(0, 0));
+    vec![
+        row("key: the home organisation makes epoch 0", first(), OK),
+        row(
+            "key: an epoch starts with the home organisation's copy",
+            by("p-card", share_key(0, 1)),
+            Invalid,
+        )
+        .saying("home organisation's own copy"),
+        row("key: the same copy twice", first(), Conflict).after(vec![first()]),
+        row(
+            "key: not to an organisation without consent",
+            by("p-card", share_key(0, 1)),
+            Forbidden,
+        )
+        .after(vec![first()])
+        .saying("not entitled"),
+        row(
+            "key: to the organisation of a doctor with consent",
+            by("p-card", share_key(0, 1)),
+            OK,
+        )
+        .after(vec![first(), by("p-card", grant(doctor("d-onc")))]),
+        row(
+            "key: to the organisation of a doctor with open break-glass",
+            by("p-card", share_key(0, 1)),
+            OK,
+        )
+        .after(vec![
+            first(),
+            by("d-onc", break_glass("p-card", "unconscious in A&E", 60_000)),
+        ]),
+        row(
+            "key: not once the break-glass window has closed",
+            by("p-card", share_key(0, 1)),
+            Forbidden,
+        )
+        .after(vec![
+            first(),
+            by("d-onc", break_glass("p-card", "unconscious in A&E", 60_000)),
+        ])
+        .later_ms(120_000),
+        row(
+            "key: not after the consent was revoked",
+            by("p-card", share_key(0, 1)),
+            Forbidden,
+        )
+        .after(vec![
+            first(),
+            by("p-card", grant(doctor("d-onc"))),
+            by("p-card", revoke(doctor("d-onc"))),
+        ]),
+        row("key: the next epoch", by("p-card", share_key(1, 0)), OK).after(vec![first()]),
+        row(
+            "key: no epoch skipped",
+            by("p-card", share_key(2, 0)),
+            Invalid,
+        )
+        .after(vec![first()])
+        .saying("neither an existing epoch nor the next"),
+        row(
+            "key: no epoch before the first",
+            by("p-card", share_key(1, 0)),
+            Invalid,
+        ),
+        row(
+            "key: only for a patient",
+            by("d-card", share_key(0, 0)),
+            Forbidden,
+        ),
+        row(
+            "key: no such organisation",
+            by("p-card", share_key(0, 9)),
+            Invalid,
+        ),
+        row(
+            "faulty gateway: a sealed key the request does not carry",
+            by(
+                "p-card",
+                Transaction::SharePatientKey {
+                    epoch: 0,
+                    organisation: 0,
+                    sealed_hash: Hash32([9; 32]),
+                },
+            ),
+            Invalid,
+        )
+        .faulty(),
+        row(
+            "faulty organisation: org 1 makes a key for org 0's patient, to itself",
+            via(1, "p-card", share_key(0, 1)),
+            Forbidden,
+        )
+        .faulty(),
+        row(
+            "faulty organisation: org 1 starts a new epoch of org 0's patient",
+            via(1, "p-card", share_key(1, 0)),
+            Forbidden,
+        )
+        .after(vec![first()])
+        .faulty(),
+        row(
+            "faulty organisation: org 1's operator shares org 0's patient's key",
+            operator(1, share_key(0, 1)),
+            Forbidden,
+        )
+        .after(vec![first()])
+        .faulty(),
+    ]
+}
+
 fn rules() -> Vec<Row> {
     let mut rows = register_rows();
+    rows.extend(key_rows());
     rows.extend(deactivate_rows());
     rows.extend(actor_rows());
     rows.extend(consent_rows());
@@ -924,6 +1051,7 @@ fn variant(tx: &Transaction) -> &'static str {
         Transaction::Propose { .. } => "Propose",
         Transaction::ApproveProposal { .. } => "ApproveProposal",
         Transaction::ReviewAlert { .. } => "ReviewAlert",
+        Transaction::SharePatientKey { .. } => "SharePatientKey",
     }
 }
 
@@ -964,6 +1092,7 @@ fn the_table_covers_every_variant_role_and_outcome() {
         "Propose",
         "ApproveProposal",
         "ReviewAlert",
+        "SharePatientKey",
     ] {
         assert!(
             rows.iter().flat_map(envelopes).any(|e| variant(&e.tx) == v),

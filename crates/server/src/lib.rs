@@ -53,7 +53,9 @@ impl Application for RecordsApp {
     }
 
     fn http(&self, handles: NodeHandles<'_>) -> Result<axum::Router, NodeError> {
-        Ok(medchain_api::router(api_state(handles)?))
+        let state = api_state(handles)?;
+        medchain_api::key_steward::spawn(state.clone());
+        Ok(medchain_api::router(state))
     }
 }
 
@@ -120,6 +122,12 @@ fn api_state(h: NodeHandles<'_>) -> Result<AppState, NodeError> {
         files.config.mfa_required_for_staff,
     )
     .map_err(api)?;
+    let secret = files
+        .encryption_secret()
+        .map_err(|e| NodeError::Api(e.to_string()))?
+        .map(|b| medchain_seal::OrgSecretKey::from_bytes(*b));
+    let keys = medchain_api::patient_keys::PatientKeys::new(&files.genesis, files.id().0, secret)
+        .map_err(NodeError::Api)?;
     let security_log = SecurityLog::open(&files.data_dir)?;
     secure_data_dir(&files.data_dir)?;
     Ok(AppState::new(AppConfig {
@@ -135,5 +143,6 @@ fn api_state(h: NodeHandles<'_>) -> Result<AppState, NodeError> {
         status: Box::new(Live(h.status)),
         telemetry: Some(h.metrics),
         manual_validation: files.config.manual_validation,
+        keys,
     }))
 }

@@ -27,6 +27,8 @@ pub struct GenesisBuilder {
     extra_clients: Vec<ClientInfo>,
     users: Vec<GenesisUser>,
     consents: Vec<GenesisConsent>,
+    /// Whether each organisation gets an encryption key (`TestKeys::encryption`).
+    encrypted: bool,
 }
 
 impl GenesisBuilder {
@@ -43,7 +45,15 @@ impl GenesisBuilder {
             extra_clients: Vec::new(),
             users: Vec::new(),
             consents: Vec::new(),
+            encrypted: false,
         }
+    }
+
+    /// Give each organisation the encryption key `keys.encryption(i)`: patient data on
+    /// this chain is sealed. Off by default, so that suites keep their exact genesis.
+    pub fn encrypted(mut self) -> Self {
+        self.encrypted = true;
+        self
     }
 
     pub fn replicas(mut self, n: usize) -> Self {
@@ -139,6 +149,13 @@ impl GenesisBuilder {
             users: self.users,
             consents: self.consents,
             policy: Default::default(),
+            encryption_keys: if self.encrypted {
+                (0..self.replicas)
+                    .map(|i| self.keys.encryption_public(i))
+                    .collect()
+            } else {
+                Vec::new()
+            },
         }
     }
 }

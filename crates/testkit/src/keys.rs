@@ -28,6 +28,21 @@ impl TestKeys {
         KeyPair::for_test(&format!("{}client-{i}", self.prefix))
     }
 
+    /// Organisation `i`'s X25519 encryption secret (any 32 bytes are one).
+    pub fn encryption(&self, i: usize) -> medchain_seal::OrgSecretKey {
+        let label = format!("{}encryption-{i}", self.prefix);
+        medchain_seal::OrgSecretKey::from_bytes(Hash32::sha256(label.as_bytes()).0)
+    }
+
+    /// Its public half, as a genesis lists it.
+    pub fn encryption_public(&self, i: usize) -> medchain_types::EncryptionKey {
+        let public = self
+            .encryption(i)
+            .public()
+            .expect("every 32-byte string is an X25519 secret");
+        medchain_types::EncryptionKey(public.0)
+    }
+
     /// Sign a replica message with the key of the replica the body names, so a helper
     /// can never sign with the wrong key by accident (forgeries call `Signed::sign`).
     pub fn sign<T: Signable>(&self, body: T) -> Signed<T> {

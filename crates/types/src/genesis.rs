@@ -25,6 +25,45 @@ pub struct ReplicaInfo {
     pub http_addr: String,
 }
 
+/// An organisation's X25519 public encryption key: patient data keys are sealed to it
+/// (HPKE), so that only that organisation's node can open them.
+#[derive(Clone, Copy, PartialEq, Eq, BorshSerialize, BorshDeserialize)]
+pub struct EncryptionKey(pub [u8; 32]);
+
+impl EncryptionKey {
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parse 64 hex digits.
+    pub fn from_hex(s: &str) -> Result<Self, String> {
+        let bytes = hex::decode(s.trim()).map_err(|e| format!("encryption key: {e}"))?;
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| "encryption key: expected 32 bytes".to_string())?;
+        Ok(EncryptionKey(arr))
+    }
+}
+
+impl Serialize for EncryptionKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for EncryptionKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <String as Deserialize>::deserialize(d)?;
+        EncryptionKey::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::fmt::Debug for EncryptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ek:{}", &self.to_hex()[..12])
+    }
+}
+
 /// A client allowed to submit requests: in production a node's API gateway.
 #[derive(Clone, Debug, PartialEq, Eq, BorshSerialize, BorshDeserialize, Serialize, Deserialize)]
 pub struct ClientInfo {
@@ -121,11 +160,16 @@ pub struct Genesis {
     /// Absent from a genesis file: the defaults.
     #[serde(default, skip_serializing_if = "LedgerPolicy::is_default")]
     pub policy: LedgerPolicy,
+    /// Each organisation's encryption key, by replica index. Empty in a genesis made
+    /// before patient data was encrypted: such a chain keeps its content in clear.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub encryption_keys: Vec<EncryptionKey>,
 }
 
 /// The canonical bytes the genesis hash covers. The policy is appended only when it
-/// differs from the defaults, so that every genesis written before it existed keeps its
-/// hash (and its chain keeps verifying).
+/// differs from the defaults or encryption keys follow it, and the keys only when there
+/// are some, so that every genesis written before either existed keeps its hash (and its
+/// chain keeps verifying).
 impl BorshSerialize for Genesis {
     fn serialize<W: std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
         BorshSerialize::serialize(&self.format_version, w)?;
@@ -134,8 +178,11 @@ impl BorshSerialize for Genesis {
         BorshSerialize::serialize(&self.clients, w)?;
         BorshSerialize::serialize(&self.users, w)?;
         BorshSerialize::serialize(&self.consents, w)?;
-        if !self.policy.is_default() {
+        if !self.policy.is_default() || !self.encryption_keys.is_empty() {
             BorshSerialize::serialize(&self.policy, w)?;
+        }
+        if !self.encryption_keys.is_empty() {
+            BorshSerialize::serialize(&self.encryption_keys, w)?;
         }
         Ok(())
     }
@@ -156,6 +203,8 @@ pub enum GenesisError {
     DuplicateKey,
     #[error("genesis user {0:?}: {1}")]
     User(String, &'static str),
+    #[error("{0} encryption keys for {1} replicas: need one per organisation, or none")]
+    EncryptionKeyCount(usize, usize),
     #[error("genesis consent of {0:?} to {1:?}: {2}")]
     Consent(String, String, &'static str),
 }
@@ -180,6 +229,17 @@ impl Genesis {
         2 * self.f() + 1
     }
 
+    /// Whether patient data on this chain is encrypted (its genesis names encryption
+    /// keys).
+    pub fn encrypts(&self) -> bool {
+        !self.encryption_keys.is_empty()
+    }
+
+    /// Organisation `organisation`'s encryption key, if the chain encrypts.
+    pub fn encryption_key(&self, organisation: u16) -> Option<EncryptionKey> {
+        self.encryption_keys.get(usize::from(organisation)).copied()
+    }
+
     pub fn replica_keys(&self) -> Vec<PublicKey> {
         self.replicas.iter().map(|r| r.public_key).collect()
     }
@@ -198,6 +258,12 @@ impl Genesis {
         }
         if self.clients.len() > MAX_CLIENTS {
             return Err(GenesisError::ClientCount(self.clients.len()));
+        }
+        if !self.encryption_keys.is_empty() && self.encryption_keys.len() != self.replicas.len() {
+            return Err(GenesisError::EncryptionKeyCount(
+                self.encryption_keys.len(),
+                self.replicas.len(),
+            ));
         }
         for (i, r) in self.replicas.iter().enumerate() {
             if r.id.index() != i {
@@ -264,6 +330,7 @@ mod tests {
             users: Vec::new(),
             consents: Vec::new(),
             policy: LedgerPolicy::default(),
+            encryption_keys: Vec::new(),
         }
     }
 
@@ -292,5 +359,40 @@ mod tests {
         let mut strict = g.clone();
         strict.policy.break_glass_per_doctor_per_day = 1;
         assert_ne!(strict.hash(), g.hash());
+    }
+
+    /// Encryption keys are covered by the hash, and with them the policy is always
+    /// written, so that keys cannot be mistaken for a policy.
+    #[test]
+    fn encryption_keys_change_the_hash_and_are_checked_against_the_replicas() {
+        let g = genesis();
+        let mut keyed = g.clone();
+        keyed.encryption_keys = vec![EncryptionKey([7; 32])];
+        assert_ne!(keyed.hash(), g.hash());
+        let mut legacy = encode(&g);
+        legacy.extend(encode(&g.policy));
+        legacy.extend(encode(&keyed.encryption_keys));
+        assert_eq!(keyed.hash(), Hash32::tagged(GENESIS_DOMAIN, &legacy));
+        let text = serde_json::to_string(&keyed).expect("json");
+        let back: Genesis = serde_json::from_str(&text).expect("reads back");
+        assert_eq!(back, keyed);
+        assert!(!serde_json::to_string(&g)
+            .expect("json")
+            .contains("encryption_keys"));
+        keyed.replicas = (0..2)
+            .map(|i| ReplicaInfo {
+                id: ReplicaId(i),
+                organisation: format!("Org {i}"),
+                public_key: PublicKey([i as u8 + 1; 32]),
+                peer_addr: String::new(),
+                http_addr: String::new(),
+            })
+            .collect();
+        assert_eq!(
+            keyed.validate(),
+            Err(GenesisError::EncryptionKeyCount(1, 2))
+        );
+        keyed.encryption_keys.push(EncryptionKey([8; 32]));
+        assert_eq!(keyed.validate(), Ok(()));
     }
 }

@@ -22,7 +22,9 @@ pub use block::{BlockHeader, CommitCertificate, CommittedBlock, Proposal, Propos
 pub use chain::{verify_chain, ChainError, ChainSummary};
 pub use codec::{decode, encode, CodecError};
 pub use crypto::{KeyPair, PublicKey, Signature};
-pub use genesis::{Genesis, GenesisConsent, GenesisUser, LedgerPolicy, ReplicaInfo, UserRole};
+pub use genesis::{
+    EncryptionKey, Genesis, GenesisConsent, GenesisUser, LedgerPolicy, ReplicaInfo, UserRole,
+};
 pub use ids::{ClientId, Hash32, ReplicaId, SeqNum, ViewNum};
 pub use message::*;
 pub use request::{Request, SignedRequest};

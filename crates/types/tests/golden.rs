@@ -82,6 +82,7 @@ fn genesis() -> Genesis {
             doctor: "d1".into(),
         }],
         policy: Default::default(),
+        encryption_keys: Vec::new(),
     }
 }
 

@@ -93,8 +93,13 @@ fn export(
                 ExportCursor::RecordsAfter(c) => Some(c),
                 _ => None,
             };
-            let (records, next) =
-                query::records_of_patient_after(conn, pid, after, EXPORT_PAGE_ENTRIES)?;
+            let (records, next) = query::records_of_patient_after(
+                conn,
+                s.inner.keys.as_ref(),
+                pid,
+                after,
+                EXPORT_PAGE_ENTRIES,
+            )?;
             match next {
                 Some(n) => (records, None, Some(ExportCursor::RecordsAfter(n))),
                 None => (records, Some(None), None),
@@ -269,6 +274,7 @@ pub async fn everything(
     check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
     let at = ExportCursor::parse(q.cursor.as_deref())?;
     audited_read(&s, &who, &pid, "fhir_export").await?;
+    crate::routes::records::wait_for_keys(&s, &pid).await?;
     let now = s.now_ms();
     let s2 = s.clone();
     let base = s

@@ -53,6 +53,7 @@ pub async fn search(
         (Some(pid), None, cursor) => {
             check_text("patient_id", &pid, USER_ID_MAX_CHARS, true)?;
             let after = record_cursor(cursor.as_deref())?;
+            let keys = std::sync::Arc::clone(&s.inner.keys);
             s.read(move |c| {
                 // An unknown patient is refused as one who did not consent.
                 let known = patient_if_known(c, &pid)?.is_some();
@@ -63,6 +64,7 @@ pub async fn search(
                 }
                 let (list, next) = query::prescriptions_of_patient_after(
                     c,
+                    keys.as_ref(),
                     &pid,
                     after.as_ref(),
                     query::MAX_PAGE,
@@ -73,10 +75,13 @@ pub async fn search(
         }
         (None, Some(code), None) => {
             check_text("code", &code, CODE_MAX_CHARS, true)?;
-            s.read(move |c| match query::prescription_by_code(c, &code)? {
-                Some(p) => Ok((p.patient_id.clone(), vec![p], None)),
-                None => Err(ApiError::not_found("no prescription with this code")),
-            })
+            let keys = std::sync::Arc::clone(&s.inner.keys);
+            s.read(
+                move |c| match query::prescription_by_code(c, keys.as_ref(), &code)? {
+                    Some(p) => Ok((p.patient_id.clone(), vec![p], None)),
+                    None => Err(ApiError::not_found("no prescription with this code")),
+                },
+            )
             .await?
         }
         (None, Some(_), Some(_)) => {

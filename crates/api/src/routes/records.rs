@@ -13,8 +13,12 @@ use medchain_records::limits::{
     USER_ID_MAX_CHARS,
 };
 use medchain_records::query::{self, RecordView};
+use medchain_records::sealed::seal_record;
 use medchain_records::tx::prescription_code_hash;
 use medchain_records::{Actor, Envelope, Medication, RecordContent, Transaction};
+
+use crate::key_steward::{KEY_POLL, KEY_WAIT};
+use crate::patient_keys::{NoKey, WritingKey};
 use medchain_types::Hash32;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -137,8 +141,8 @@ pub async fn add_record(
         medications: req.medications,
     };
     let prescription_code = content.prescribes().then(|| random_code(10));
-    let bytes = content.to_bytes();
     let record_id = new_id("rec");
+    let bytes = sealed_content(&s, &req.patient_id, &record_id, &content).await?;
     let env = Envelope {
         actor: Actor::User(doc.user.user_id.clone()),
         tx: Transaction::AddRecord {
@@ -339,11 +343,16 @@ pub async fn get_chain(
         );
     }
     let access = audited_read(&s, &who, &req.patient_id, "get_chain").await?;
+    // A reader of another organisation (consent just granted, break-glass just opened)
+    // waits, bounded, for the patient's home organisation to seal the key to it.
+    wait_for_keys(&s, &req.patient_id).await?;
     let pid = req.patient_id.clone();
+    let keys = std::sync::Arc::clone(&s.inner.keys);
     let (records, next) = s
         .read(move |c| {
             Ok(query::records_of_patient_after(
                 c,
+                keys.as_ref(),
                 &pid,
                 after.as_ref(),
                 limit,
@@ -356,6 +365,63 @@ pub async fn get_chain(
         records: records.into_iter().map(chain_record).collect(),
         next_cursor: next.map(|c| c.encode()),
     }))
+}
+
+/// A record's content as the ledger will store it: encrypted under the patient's current
+/// data key (made first if the patient has none and this is their home organisation;
+/// waited for, bounded, if the home organisation has yet to share it), or in clear on a
+/// chain without encryption keys.
+pub(crate) async fn sealed_content(
+    s: &AppState,
+    patient: &str,
+    record_id: &str,
+    content: &RecordContent,
+) -> ApiResult<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + KEY_WAIT;
+    loop {
+        let keys = std::sync::Arc::clone(&s.inner.keys);
+        let p = patient.to_string();
+        let got = s.lookup(|c| Ok(keys.writing_key(c, &p)?))?;
+        match got {
+            Ok(WritingKey::Clear) => return Ok(content.to_bytes()),
+            Ok(WritingKey::Sealed { epoch, key }) => {
+                return seal_record(&key, epoch, patient, record_id, content)
+                    .map_err(ApiError::internal)
+            }
+            Err(NoKey::NotYetMade) if s.is_home_of(patient)? => {
+                crate::key_steward::first_key(s, patient).await?;
+            }
+            Err(_) if tokio::time::Instant::now() >= deadline => {
+                return Err(ApiError::unavailable(format!(
+                    "{}, the patient's home organisation, has not shared the patient's key \
+                     with this organisation yet; try again shortly",
+                    s.home_name_of(patient)?
+                )))
+            }
+            Err(_) => tokio::time::sleep(KEY_POLL).await,
+        }
+    }
+}
+
+/// Wait, bounded, until this organisation holds every key epoch of `patient` (content
+/// sealed under an epoch it lacks would read as unavailable).
+pub(crate) async fn wait_for_keys(s: &AppState, patient: &str) -> ApiResult<()> {
+    let deadline = tokio::time::Instant::now() + KEY_WAIT;
+    loop {
+        let keys = std::sync::Arc::clone(&s.inner.keys);
+        let missing = s.lookup(|c| Ok(keys.missing_epochs(c, patient)?))?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(ApiError::unavailable(format!(
+                "{}, the patient's home organisation, has not shared the patient's key with \
+                 this organisation yet; try again shortly",
+                s.home_name_of(patient)?
+            )));
+        }
+        tokio::time::sleep(KEY_POLL).await;
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

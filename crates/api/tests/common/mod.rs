@@ -63,6 +63,7 @@ pub fn genesis() -> Genesis {
         ("dep002", UserRole::Department, "oncology"),
     ];
     let mut b = GenesisBuilder::new("api-test", keys())
+        .encrypted()
         .clients(0)
         .client("gateway", KeyPair::for_test("api-gateway").public())
         .organisations(|i| format!("Org {i}"))
@@ -227,6 +228,7 @@ impl TestApi {
             mfa_required,
         )
         .unwrap();
+        let g_for_keys = g.clone();
         let state = AppState::new(AppConfig {
             replica: 0,
             genesis: g,
@@ -240,6 +242,12 @@ impl TestApi {
             status: Box::new(Shared(ledger.clone())),
             telemetry: None,
             manual_validation: manual,
+            keys: medchain_api::patient_keys::PatientKeys::new(
+                &g_for_keys,
+                0,
+                Some(keys().encryption(0)),
+            )
+            .unwrap(),
         });
         let router = medchain_api::router(state.clone());
         TestApi {

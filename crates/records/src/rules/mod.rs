@@ -8,6 +8,7 @@ mod audit;
 mod break_glass;
 mod consent;
 mod dispensing;
+mod keys;
 mod proposals;
 mod records;
 mod users;
@@ -30,6 +31,8 @@ pub(crate) struct Request<'a> {
     pub now_ms: u64,
     pub height: u64,
     pub n_replicas: usize,
+    /// Whether the genesis names encryption keys (patient data is sealed).
+    pub encrypts: bool,
     /// The consortium's rules from the genesis.
     pub policy: &'a LedgerPolicy,
 }
@@ -195,6 +198,11 @@ fn dispatch(r: &Request<'_>, actor: &Acting, tx: &Tx) -> Checked {
             outcome,
             note,
         } => alerts::review(r, actor, alert_id, patient, *outcome, note),
+        Tx::SharePatientKey {
+            epoch,
+            organisation,
+            sealed_hash,
+        } => keys::share(r, actor, *epoch, *organisation, sealed_hash),
         Tx::Marker => Ok(()),
     }
 }

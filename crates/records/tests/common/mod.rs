@@ -105,11 +105,20 @@ impl Submission {
                 .any(|e| matches!(e.tx, Transaction::AddRecord { .. })),
             Payload::Raw(_) => false,
         };
+        let shares_key = match &self.payload {
+            Payload::Batch(envs) => envs
+                .iter()
+                .any(|e| matches!(e.tx, Transaction::SharePatientKey { .. })),
+            Payload::Raw(_) => false,
+        };
+        let mut out = Vec::new();
         if adds_record {
-            vec![sample_content().to_bytes()]
-        } else {
-            Vec::new()
+            out.push(sample_content().to_bytes());
         }
+        if shares_key {
+            out.push(SAMPLE_SEALED_KEY.to_vec());
+        }
+        out
     }
 }
 
@@ -129,6 +138,15 @@ pub fn sample_content_hash() -> Hash32 {
     Hash32::sha256(&sample_content().to_bytes())
 }
 
+/// The bytes every test `SharePatientKey` carries as its sealed key (the ledger cannot
+/// look inside sealed bytes, so their form does not matter to the rules).
+pub const SAMPLE_SEALED_KEY: &[u8] = b"a data key sealed to an organisation";
+
+/// The hash under which the request carries `SAMPLE_SEALED_KEY`.
+pub fn sample_sealed_key_hash() -> Hash32 {
+    Hash32::sha256(SAMPLE_SEALED_KEY)
+}
+
 /// The organisation of a genesis user (panics on a typo in a test).
 pub fn home_of(user: &str) -> u16 {
     USERS
@@ -140,6 +158,7 @@ pub fn home_of(user: &str) -> u16 {
 
 pub fn genesis() -> Genesis {
     let mut b = GenesisBuilder::new("records-rules", KEYS)
+        .encrypted()
         .replicas(usize::from(ORGS))
         .clients(2 * usize::from(ORGS))
         .organisations(|i| format!("Org {i}"))

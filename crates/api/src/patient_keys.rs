@@ -1,0 +1,251 @@
+//! This organisation's view of its patients' data keys: it opens the keys the ledger
+//! holds sealed to it (with the organisation's X25519 secret, never written anywhere by
+//! this node), caches them in memory (zeroized when dropped), encrypts new content under
+//! the patient's current epoch and decrypts what it reads. Nothing here writes a key or
+//! plaintext to disk.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use medchain_records::query;
+use medchain_records::sealed::{key_aad, open_record, ContentOpener, StoredContent};
+use medchain_records::RecordContent;
+use medchain_seal::{DataKey, OrgPublicKey, OrgSecretKey, SealError, SealedKey};
+use medchain_store::rusqlite::{self, Connection};
+use medchain_types::Genesis;
+
+/// Most opened data keys kept in memory; past it the cache starts again (opening a key
+/// is one X25519 operation, ~50 µs).
+const CACHE_MAX_KEYS: usize = 16_384;
+
+/// Why this node cannot encrypt for a patient now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoKey {
+    /// The patient has no data key yet (their home organisation makes it).
+    NotYetMade,
+    /// The patient's current key epoch has not been shared with this organisation (it
+    /// is not entitled, or the home organisation has not sealed it yet).
+    NotShared,
+}
+
+/// The key a writer encrypts a patient's new content under.
+pub enum WritingKey {
+    /// The chain keeps content in clear (its genesis has no encryption keys).
+    Clear,
+    Sealed {
+        epoch: u32,
+        key: Arc<DataKey>,
+    },
+}
+
+impl std::fmt::Debug for WritingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WritingKey::Clear => f.write_str("Clear"),
+            WritingKey::Sealed { epoch, .. } => write!(f, "Sealed {{ epoch: {epoch}, .. }}"),
+        }
+    }
+}
+
+/// The organisation's key holder.
+pub struct PatientKeys {
+    organisation: u16,
+    /// Each organisation's public encryption key, by replica index (empty: in clear).
+    publics: Vec<OrgPublicKey>,
+    secret: Option<OrgSecretKey>,
+    /// Opened data keys by the hash of their sealed bytes.
+    cache: Mutex<HashMap<Vec<u8>, Arc<DataKey>>>,
+}
+
+impl std::fmt::Debug for PatientKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PatientKeys {{ organisation: {}, encrypts: {}, .. }}",
+            self.organisation,
+            self.encrypts()
+        )
+    }
+}
+
+impl PatientKeys {
+    /// The key holder of `organisation` on the chain of `genesis`. A chain with
+    /// encryption keys needs this organisation's secret, and it must be the one whose
+    /// public half the genesis lists.
+    pub fn new(
+        genesis: &Genesis,
+        organisation: u16,
+        secret: Option<OrgSecretKey>,
+    ) -> Result<PatientKeys, String> {
+        let publics: Vec<OrgPublicKey> = genesis
+            .encryption_keys
+            .iter()
+            .map(|k| OrgPublicKey(k.0))
+            .collect();
+        let secret = match (publics.get(usize::from(organisation)), secret) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(
+                    "the genesis names encryption keys: configure this organisation's \
+                     encryption_key (or MEDCHAIN_ENCRYPTION_KEY)"
+                        .into(),
+                )
+            }
+            (Some(expected), Some(sk)) => {
+                let public = sk.public().map_err(|e| e.to_string())?;
+                if public != *expected {
+                    return Err("encryption_key is not the key the genesis lists for this \
+                         organisation"
+                        .into());
+                }
+                Some(sk)
+            }
+        };
+        Ok(PatientKeys {
+            organisation,
+            publics,
+            secret,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A holder for a chain that keeps content in clear.
+    pub fn clear(organisation: u16) -> PatientKeys {
+        PatientKeys {
+            organisation,
+            publics: Vec::new(),
+            secret: None,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn encrypts(&self) -> bool {
+        self.secret.is_some()
+    }
+
+    pub fn organisation(&self) -> u16 {
+        self.organisation
+    }
+
+    /// The patient's data key of `epoch` as sealed to this organisation, opened.
+    pub fn epoch_key(
+        &self,
+        conn: &Connection,
+        patient: &str,
+        epoch: u32,
+    ) -> rusqlite::Result<Option<Arc<DataKey>>> {
+        let Some(sk) = &self.secret else {
+            return Ok(None);
+        };
+        let Some((height, hash)) = query::patient_key(conn, patient, epoch, self.organisation)?
+        else {
+            return Ok(None);
+        };
+        if let Some(k) = self.lock().get(&hash) {
+            return Ok(Some(Arc::clone(k)));
+        }
+        let Some(sealed) = query::content_bytes(conn, height, &hash)? else {
+            return Ok(None); // erased
+        };
+        let Ok(key) =
+            medchain_seal::sealed::open_key(sk, &key_aad(patient, epoch), &SealedKey(sealed))
+        else {
+            tracing::warn!(patient, epoch, "a sealed patient key does not open");
+            return Ok(None);
+        };
+        let key = Arc::new(key);
+        self.remember(hash, Arc::clone(&key));
+        Ok(Some(key))
+    }
+
+    /// The key new content of `patient` is encrypted under: the current epoch's, if
+    /// this organisation holds it.
+    pub fn writing_key(
+        &self,
+        conn: &Connection,
+        patient: &str,
+    ) -> rusqlite::Result<Result<WritingKey, NoKey>> {
+        if !self.encrypts() {
+            return Ok(Ok(WritingKey::Clear));
+        }
+        let Some(epoch) = query::current_key_epoch(conn, patient)? else {
+            return Ok(Err(NoKey::NotYetMade));
+        };
+        Ok(match self.epoch_key(conn, patient, epoch)? {
+            Some(key) => Ok(WritingKey::Sealed { epoch, key }),
+            None => Err(NoKey::NotShared),
+        })
+    }
+
+    /// Epochs of `patient` this organisation holds no key of: content under them
+    /// cannot be read here yet.
+    pub fn missing_epochs(&self, conn: &Connection, patient: &str) -> rusqlite::Result<Vec<u32>> {
+        if !self.encrypts() {
+            return Ok(Vec::new());
+        }
+        let Some(current) = query::current_key_epoch(conn, patient)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for epoch in 0..=current {
+            if query::patient_key(conn, patient, epoch, self.organisation)?.is_none() {
+                out.push(epoch);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Seal `key` (the patient's data key of `epoch`) to `organisation`.
+    pub fn seal_to(
+        &self,
+        organisation: u16,
+        patient: &str,
+        epoch: u32,
+        key: &DataKey,
+    ) -> Result<Vec<u8>, SealError> {
+        let to = self
+            .publics
+            .get(usize::from(organisation))
+            .ok_or(SealError::Key("no such organisation"))?;
+        Ok(medchain_seal::sealed::seal_key(to, &key_aad(patient, epoch), key)?.0)
+    }
+
+    /// Keep a key this node has just made, under the hash its sealed copy will have.
+    pub fn remember(&self, sealed_hash: Vec<u8>, key: Arc<DataKey>) {
+        let mut cache = self.lock();
+        if cache.len() >= CACHE_MAX_KEYS {
+            cache.clear();
+        }
+        cache.insert(sealed_hash, key);
+    }
+
+    /// Drop every cached key (an erasure, or a key rotation).
+    pub fn forget_all(&self) {
+        self.lock().clear();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Arc<DataKey>>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl ContentOpener for PatientKeys {
+    fn open(
+        &self,
+        conn: &Connection,
+        patient: &str,
+        record_id: &str,
+        bytes: &[u8],
+    ) -> Option<RecordContent> {
+        match StoredContent::parse(bytes) {
+            StoredContent::Clear(c) => Some(c),
+            StoredContent::Sealed { epoch, envelope } => {
+                let key = self.epoch_key(conn, patient, epoch).ok()??;
+                open_record(&key, patient, record_id, envelope)
+            }
+            StoredContent::Unreadable => None,
+        }
+    }
+}

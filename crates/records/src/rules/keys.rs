@@ -1,0 +1,95 @@
+//! Publishing a patient's data key sealed to an organisation. Only the patient's home
+//! organisation may (the actor is the patient, and `resolve_actor` already requires the
+//! patient's home organisation to sign); epochs start with the home organisation's own
+//! copy; any other organisation gets a copy only while it is entitled to read. The ledger
+//! cannot see inside the sealed bytes (no one but the recipient can), so what it enforces
+//! is who may hand keys to whom.
+
+use medchain_store::rusqlite::{params, OptionalExtension};
+use medchain_types::{Hash32, UserRole};
+
+use super::{Acting, Request};
+use crate::ledger::exec;
+use crate::outcome::{reject, Checked, Outcome};
+use crate::policy::entitled_organisations;
+
+pub(super) fn share(
+    r: &Request<'_>,
+    actor: &Acting,
+    epoch: u32,
+    organisation: u16,
+    sealed_hash: &Hash32,
+) -> Checked {
+    let patient = actor.as_role(
+        UserRole::Patient,
+        "only the patient's home organisation shares the patient's key",
+    )?;
+    if !r.encrypts {
+        return reject(
+            Outcome::Invalid,
+            "this chain keeps content in clear (its genesis has no encryption keys)",
+        );
+    }
+    if usize::from(organisation) >= r.n_replicas {
+        return reject(Outcome::Invalid, format!("no organisation {organisation}"));
+    }
+    if !r.signed.request.content_hashes.contains(sealed_hash) {
+        return reject(
+            Outcome::Invalid,
+            "sealed key hash is not the request's content",
+        );
+    }
+    let current: Option<u32> = r
+        .conn
+        .prepare_cached("SELECT MAX(epoch) FROM patient_keys WHERE patient = ?1")?
+        .query_row(params![patient.user_id], |row| row.get::<_, Option<u32>>(0))
+        .optional()?
+        .flatten();
+    let home = patient.organisation;
+    let starts_epoch = match current {
+        None => epoch == 0,
+        Some(c) => Some(epoch) == c.checked_add(1),
+    };
+    if starts_epoch {
+        if organisation != home {
+            return reject(
+                Outcome::Invalid,
+                "a key epoch starts with the home organisation's own copy",
+            );
+        }
+    } else if current.is_none_or(|c| epoch > c) {
+        return reject(
+            Outcome::Invalid,
+            format!("epoch {epoch} is neither an existing epoch nor the next one"),
+        );
+    } else if organisation != home
+        && !entitled_organisations(r.conn, &patient.user_id, r.now_ms)?.contains(&organisation)
+    {
+        return reject(
+            Outcome::Forbidden,
+            format!(
+                "organisation {organisation} is not entitled to read {}'s data",
+                patient.user_id
+            ),
+        );
+    }
+    let n = exec(
+        r.conn,
+        "INSERT OR IGNORE INTO patient_keys (patient, epoch, organisation, hash, height)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            patient.user_id,
+            epoch,
+            organisation,
+            &sealed_hash.0[..],
+            r.height as i64
+        ],
+    )?;
+    if n == 0 {
+        return reject(
+            Outcome::Conflict,
+            format!("organisation {organisation} already holds key epoch {epoch}"),
+        );
+    }
+    Ok(())
+}

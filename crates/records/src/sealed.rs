@@ -1,0 +1,160 @@
+//! Record content as the ledger stores it once encrypted: `"MCR1" || key epoch (u32 LE) ||
+//! envelope`, the envelope sealed (medchain-seal, XChaCha20-Poly1305) under a sub-key of
+//! the patient's data key for that epoch and bound to the patient and the record id. The
+//! block commits to the hash of these bytes, so guessing a diagnosis and hashing it
+//! matches nothing. The data key itself is on the ledger only sealed to organisations
+//! (`SharePatientKey`); this module names the formats and associated data both the writing
+//! and the reading node use, and the reader's hook (`ContentOpener`).
+
+use medchain_seal::{DataKey, SealError};
+use medchain_store::rusqlite::Connection;
+
+use crate::tx::RecordContent;
+
+/// The first bytes of encrypted record content.
+pub const RECORD_MAGIC: &[u8; 4] = b"MCR1";
+/// Purpose of the data key's sub-key for record content (HKDF info).
+const RECORD_CONTENT_PURPOSE: &[u8] = b"medchain/v1/record-content";
+
+/// Associated data of a patient's data key for `epoch` sealed to an organisation: a
+/// sealed key moved to another patient or epoch does not open.
+pub fn key_aad(patient: &str, epoch: u32) -> Vec<u8> {
+    format!("medchain/v1/patient-key\0{patient}\0{epoch}").into_bytes()
+}
+
+/// Associated data of a record's content: a ciphertext moved to another record or
+/// patient does not open.
+fn record_aad(patient: &str, record_id: &str) -> Vec<u8> {
+    format!("medchain/v1/record\0{patient}\0{record_id}").into_bytes()
+}
+
+/// Encrypt a record's content under the patient's data key of `epoch`.
+pub fn seal_record(
+    key: &DataKey,
+    epoch: u32,
+    patient: &str,
+    record_id: &str,
+    content: &RecordContent,
+) -> Result<Vec<u8>, SealError> {
+    let sub = key.derive(RECORD_CONTENT_PURPOSE);
+    let envelope = medchain_seal::seal(&sub, &record_aad(patient, record_id), &content.to_bytes())?;
+    let mut out = Vec::with_capacity(8 + envelope.len());
+    out.extend_from_slice(RECORD_MAGIC);
+    out.extend_from_slice(&epoch.to_le_bytes());
+    out.extend_from_slice(&envelope);
+    Ok(out)
+}
+
+/// What stored content bytes are.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StoredContent<'a> {
+    /// Content a chain without encryption keys stored in clear (JSON).
+    Clear(RecordContent),
+    /// Encrypted under the patient's data key of `epoch`.
+    Sealed { epoch: u32, envelope: &'a [u8] },
+    /// Neither: damaged, or of a format this build does not read.
+    Unreadable,
+}
+
+impl StoredContent<'_> {
+    pub fn parse(bytes: &[u8]) -> StoredContent<'_> {
+        if let Some(rest) = bytes.strip_prefix(RECORD_MAGIC) {
+            return match rest.split_first_chunk::<4>() {
+                Some((epoch, envelope)) => StoredContent::Sealed {
+                    epoch: u32::from_le_bytes(*epoch),
+                    envelope,
+                },
+                None => StoredContent::Unreadable,
+            };
+        }
+        RecordContent::from_bytes(bytes).map_or(StoredContent::Unreadable, StoredContent::Clear)
+    }
+}
+
+/// Decrypt a record's envelope with the patient's data key of its epoch.
+pub fn open_record(
+    key: &DataKey,
+    patient: &str,
+    record_id: &str,
+    envelope: &[u8],
+) -> Option<RecordContent> {
+    let sub = key.derive(RECORD_CONTENT_PURPOSE);
+    let plain = medchain_seal::open(&sub, &record_aad(patient, record_id), envelope).ok()?;
+    RecordContent::from_bytes(&plain)
+}
+
+/// How a reading node turns stored content into a record's fields: by opening the
+/// patient's data key sealed to its organisation. `None` when it cannot (it holds no key
+/// for that epoch, or the bytes do not open).
+pub trait ContentOpener: Send + Sync {
+    fn open(
+        &self,
+        conn: &Connection,
+        patient: &str,
+        record_id: &str,
+        bytes: &[u8],
+    ) -> Option<RecordContent>;
+}
+
+/// A reader without keys: it reads content stored in clear and nothing else.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClearOnly;
+
+impl ContentOpener for ClearOnly {
+    fn open(&self, _: &Connection, _: &str, _: &str, bytes: &[u8]) -> Option<RecordContent> {
+        match StoredContent::parse(bytes) {
+            StoredContent::Clear(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn content() -> RecordContent {
+        RecordContent {
+            department: "cardiology".into(),
+            diagnosis: "Takotsubo cardiomyopathy".into(),
+            notes: "follow up in 2 weeks".into(),
+            ..RecordContent::default()
+        }
+    }
+
+    #[test]
+    fn sealed_content_opens_only_with_its_key_patient_and_record() {
+        let key = DataKey::random();
+        let bytes = seal_record(&key, 3, "p1", "r1", &content()).expect("seals");
+        let StoredContent::Sealed { epoch, envelope } = StoredContent::parse(&bytes) else {
+            panic!("not sealed");
+        };
+        assert_eq!(epoch, 3);
+        assert_eq!(open_record(&key, "p1", "r1", envelope), Some(content()));
+        assert_eq!(open_record(&key, "p1", "r2", envelope), None);
+        assert_eq!(open_record(&key, "p2", "r1", envelope), None);
+        assert_eq!(open_record(&DataKey::random(), "p1", "r1", envelope), None);
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(!text.contains("Takotsubo"), "{text}");
+        assert_eq!(ClearOnly.open_bytes(&bytes), None);
+    }
+
+    #[test]
+    fn clear_content_of_an_older_chain_still_reads() {
+        let bytes = content().to_bytes();
+        assert_eq!(
+            StoredContent::parse(&bytes),
+            StoredContent::Clear(content())
+        );
+        assert_eq!(ClearOnly.open_bytes(&bytes), Some(content()));
+        assert_eq!(StoredContent::parse(b"MCR1ab"), StoredContent::Unreadable);
+        assert_eq!(StoredContent::parse(b"garbage"), StoredContent::Unreadable);
+    }
+
+    impl ClearOnly {
+        fn open_bytes(&self, bytes: &[u8]) -> Option<RecordContent> {
+            let conn = Connection::open_in_memory().expect("sqlite");
+            self.open(&conn, "p1", "r1", bytes)
+        }
+    }
+}
