@@ -82,6 +82,23 @@ pub async fn first_key(s: &AppState, patient: &str) -> ApiResult<()> {
     }
 }
 
+/// Start `patient`'s key epoch `epoch` now (a writer at the home organisation must not
+/// seal new content to an organisation that is no longer entitled).
+pub async fn new_epoch(s: &AppState, patient: &str, epoch: u32) -> ApiResult<()> {
+    match perform(
+        s,
+        KeyWork::NewEpoch {
+            patient: patient.to_string(),
+            epoch,
+        },
+    )
+    .await
+    {
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(()),
+        r => r,
+    }
+}
+
 async fn perform(s: &AppState, work: KeyWork) -> ApiResult<()> {
     let keys = &s.inner.keys;
     let home = keys.organisation();

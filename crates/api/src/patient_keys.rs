@@ -26,6 +26,9 @@ pub enum NoKey {
     /// The patient's current key epoch has not been shared with this organisation (it
     /// is not entitled, or the home organisation has not sealed it yet).
     NotShared,
+    /// An organisation holding the current epoch is no longer entitled (consent revoked
+    /// or expired, break-glass over): new content waits for the next epoch.
+    RotationDue { next_epoch: u32 },
 }
 
 /// The key a writer encrypts a patient's new content under.
@@ -164,6 +167,7 @@ impl PatientKeys {
         &self,
         conn: &Connection,
         patient: &str,
+        now_ms: u64,
     ) -> rusqlite::Result<Result<WritingKey, NoKey>> {
         if !self.encrypts() {
             return Ok(Ok(WritingKey::Clear));
@@ -171,6 +175,17 @@ impl PatientKeys {
         let Some(epoch) = query::current_key_epoch(conn, patient)? else {
             return Ok(Err(NoKey::NotYetMade));
         };
+        let home = medchain_records::user(conn, patient)?.map(|u| u.organisation);
+        let entitled = medchain_records::policy::entitled_organisations(conn, patient, now_ms)?;
+        let holders = query::key_holders(conn, patient, epoch)?;
+        if holders
+            .iter()
+            .any(|o| Some(*o) != home && !entitled.contains(o))
+        {
+            return Ok(Err(NoKey::RotationDue {
+                next_epoch: epoch + 1,
+            }));
+        }
         Ok(match self.epoch_key(conn, patient, epoch)? {
             Some(key) => Ok(WritingKey::Sealed { epoch, key }),
             None => Err(NoKey::NotShared),

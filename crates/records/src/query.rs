@@ -832,6 +832,15 @@ pub fn patient_key(
     .optional()
 }
 
+/// The organisations holding `patient`'s data key of `epoch`.
+pub fn key_holders(conn: &Connection, patient: &str, epoch: u32) -> rusqlite::Result<Vec<u16>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT organisation FROM patient_keys WHERE patient = ?1 AND epoch = ?2",
+    )?;
+    let rows = stmt.query_map(params![patient, epoch], |r| r.get::<_, u16>(0))?;
+    rows.collect()
+}
+
 /// The patient's current key epoch (the newest), if the patient has a key yet.
 pub fn current_key_epoch(conn: &Connection, patient: &str) -> rusqlite::Result<Option<u32>> {
     conn.prepare_cached("SELECT MAX(epoch) FROM patient_keys WHERE patient = ?1")?

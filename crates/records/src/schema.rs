@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS break_glass (
     reviewed_at_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS break_glass_pair ON break_glass(doctor, patient);
+CREATE INDEX IF NOT EXISTS break_glass_patient ON break_glass(patient, until_ms);
 CREATE TABLE IF NOT EXISTS break_glass_approvals (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
     doctor      TEXT NOT NULL,

@@ -381,7 +381,8 @@ pub(crate) async fn sealed_content(
     loop {
         let keys = std::sync::Arc::clone(&s.inner.keys);
         let p = patient.to_string();
-        let got = s.lookup(|c| Ok(keys.writing_key(c, &p)?))?;
+        let now = s.now_ms();
+        let got = s.lookup(|c| Ok(keys.writing_key(c, &p, now)?))?;
         match got {
             Ok(WritingKey::Clear) => return Ok(content.to_bytes()),
             Ok(WritingKey::Sealed { epoch, key }) => {
@@ -390,6 +391,9 @@ pub(crate) async fn sealed_content(
             }
             Err(NoKey::NotYetMade) if s.is_home_of(patient)? => {
                 crate::key_steward::first_key(s, patient).await?;
+            }
+            Err(NoKey::RotationDue { next_epoch }) if s.is_home_of(patient)? => {
+                crate::key_steward::new_epoch(s, patient, next_epoch).await?;
             }
             Err(_) if tokio::time::Instant::now() >= deadline => {
                 return Err(ApiError::unavailable(format!(

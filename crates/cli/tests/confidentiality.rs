@@ -1,0 +1,252 @@
+//! Least knowledge, tested as the insurer would try it: four real replica processes; a
+//! St Mary's doctor writes records with unique clinical text; then every file of every
+//! organisation's folder (databases, WAL, logs, keys) is searched byte for byte, and
+//! Northwind Health Insurance (organisation 3) tries its own API, its own database and its
+//! own encryption key, before consent, with consent, and after revocation.
+
+mod common;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::{Cluster, SERIAL};
+use medchain_records::sealed::{key_aad, open_record, StoredContent};
+use medchain_seal::{OrgSecretKey, SealedKey};
+use medchain_store::rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use serde_json::json;
+
+const INSURER: usize = 3;
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push(path);
+        }
+    }
+}
+
+/// Which of `secrets` occur in any file of the cluster's folder, as "secret in file".
+fn found_in_files(c: &Cluster, secrets: &[&str]) -> (usize, Vec<String>) {
+    let mut files = Vec::new();
+    files_under(c.dir.path(), &mut files);
+    let mut hits = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        for s in secrets {
+            if bytes.windows(s.len()).any(|w| w == s.as_bytes()) {
+                hits.push(format!("{s} in {}", f.display()));
+            }
+        }
+    }
+    (files.len(), hits)
+}
+
+fn read_only(path: &Path) -> Connection {
+    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db")
+}
+
+/// The stored content bytes of `record_id` in a replica's database.
+fn stored_content(db: &Path, record_id: &str) -> Option<Vec<u8>> {
+    read_only(db)
+        .query_row(
+            "SELECT c.bytes FROM records r JOIN content c
+               ON c.height = r.height AND c.hash = r.content_hash
+             WHERE r.record_id = ?1",
+            params![record_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .expect("query")
+}
+
+/// What the insurer can decrypt of `record_id` with its own key and database alone.
+fn insurer_decrypts(c: &Cluster, patient: &str, record_id: &str) -> Option<String> {
+    let db = c.db(INSURER);
+    let bytes = stored_content(&db, record_id)?;
+    let StoredContent::Sealed { epoch, envelope } = StoredContent::parse(&bytes) else {
+        panic!("record {record_id} is not stored sealed at the insurer");
+    };
+    let hex_key = std::fs::read_to_string(
+        c.dir
+            .path()
+            .join(format!("org{INSURER}/keys/encryption.key")),
+    )
+    .expect("the insurer's own key");
+    let mut secret = [0u8; 32];
+    hex::decode_to_slice(hex_key.trim(), &mut secret).expect("hex key");
+    let sk = OrgSecretKey::from_bytes(secret);
+    let conn = read_only(&db);
+    let sealed: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT c.bytes FROM patient_keys k JOIN content c
+               ON c.height = k.height AND c.hash = k.hash
+             WHERE k.patient = ?1 AND k.epoch = ?2 AND k.organisation = ?3",
+            params![patient, epoch, INSURER as i64],
+            |r| r.get(0),
+        )
+        .optional()
+        .expect("query");
+    // Without a copy sealed to it, the insurer tries every sealed key in its database.
+    let candidates: Vec<Vec<u8>> = match sealed {
+        Some(s) => vec![s],
+        None => conn
+            .prepare(
+                "SELECT c.bytes FROM patient_keys k JOIN content c
+                   ON c.height = k.height AND c.hash = k.hash",
+            )
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .flatten()
+            .collect(),
+    };
+    candidates.into_iter().find_map(|s| {
+        let key =
+            medchain_seal::sealed::open_key(&sk, &key_aad(patient, epoch), &SealedKey(s)).ok()?;
+        open_record(&key, patient, record_id, envelope).map(|c| c.diagnosis)
+    })
+}
+
+fn get_chain(c: &Cluster, i: usize, token: &str, patient: &str) -> (u16, serde_json::Value) {
+    c.post(
+        i,
+        "/api/get_chain",
+        Some(token),
+        &json!({ "patient_id": patient }).to_string(),
+    )
+}
+
+fn add_record(c: &Cluster, token: &str, diagnosis: &str, notes: &str, drug: &str) -> String {
+    let body = json!({
+        "patient_id": "p001",
+        "diagnosis": diagnosis,
+        "prescription": format!("{drug} 10 mg daily"),
+        "notes": notes,
+        "medications": [{"name": drug, "dose": "10 mg", "frequency": "daily"}],
+    });
+    let (status, v) = c.post(0, "/api/add_record", Some(token), &body.to_string());
+    assert_eq!(status, 200, "{v}");
+    v["record_id"].as_str().expect("record_id").to_string()
+}
+
+fn converge(c: &Cluster) {
+    for i in 1..4 {
+        c.wait_same_head(0, i, Duration::from_secs(30));
+    }
+}
+
+#[test]
+fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_it() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut c = Cluster::start_with(&["--demo"]);
+    let out = c.user_add(INSURER, "ins-doc", "doctor", "claims", "insurer-doctor-pw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let insurer = c.login_changing_password(
+        INSURER,
+        "ins-doc",
+        "insurer-doctor-pw",
+        "insurer-doctor-own",
+    );
+    let d001 = c.login(0, "d001", "doctor123");
+    let first = [
+        "Zebrafinch-syndrome-7f3a",
+        "Notes-pangolin-91c2",
+        "Quokkazine-44",
+    ];
+    let second = ["Okapi-fever-5521", "Notes-narwhal-08d9", "Axolotlamide-17"];
+    let r1 = add_record(&c, &d001, first[0], first[1], first[2]);
+
+    // The insurer, without consent: refused by its API, ciphertext in its database.
+    let (status, v) = get_chain(&c, INSURER, &insurer, "p001");
+    assert_eq!(status, 403, "{v}");
+    converge(&c);
+    let at_insurer = stored_content(&c.db(INSURER), &r1).expect("the insurer stores the record");
+    assert!(at_insurer.starts_with(b"MCR1"), "stored sealed");
+    assert_eq!(insurer_decrypts(&c, "p001", &r1), None);
+    let (files, hits) = found_in_files(&c, &[&first[..], &second[..]].concat());
+    assert!(files > 20, "only {files} files searched");
+    assert!(hits.is_empty(), "clinical text on disk: {hits:?}");
+    // A guessed diagnosis, hashed as the old format did, matches no content hash.
+    let guess = medchain_records::RecordContent {
+        department: "cardiology".into(),
+        diagnosis: first[0].into(),
+        prescription: format!("{} 10 mg daily", first[2]),
+        notes: first[1].into(),
+        medications: Vec::new(),
+    };
+    let guessed = medchain_types::Hash32::sha256(&guess.to_bytes());
+    let n: i64 = read_only(&c.db(INSURER))
+        .query_row(
+            "SELECT COUNT(*) FROM content WHERE hash = ?1",
+            params![&guessed.0[..]],
+            |r| r.get(0),
+        )
+        .expect("query");
+    assert_eq!(n, 0);
+
+    // p001 consents to the insurer's doctor: St Mary's node seals the key to
+    // Northwind, and the record reads there, through the API and with its own key.
+    let p001 = c.login(0, "p001", "patient123");
+    let grant = json!({"grantee_kind": "doctor", "grantee_id": "ins-doc"}).to_string();
+    let (status, v) = c.post(0, "/api/consents", Some(&p001), &grant);
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = get_chain(&c, INSURER, &insurer, "p001");
+    assert_eq!(status, 200, "{v}");
+    let records = v["records"].as_array().expect("records");
+    let mine = records
+        .iter()
+        .find(|r| r["record_id"] == r1.as_str())
+        .expect("the record");
+    assert_eq!(mine["diagnosis"], first[0], "{mine}");
+    assert_eq!(mine["notes"], first[1]);
+    assert_eq!(insurer_decrypts(&c, "p001", &r1).as_deref(), Some(first[0]));
+
+    // Revoked: the next record is under a new key epoch that Northwind never gets.
+    let revoke = json!({"grantee_kind": "doctor", "grantee_id": "ins-doc"}).to_string();
+    let (status, v) = c.post(0, "/api/consents/revoke", Some(&p001), &revoke);
+    assert_eq!(status, 200, "{v}");
+    let r2 = add_record(&c, &d001, second[0], second[1], second[2]);
+    let (status, v) = get_chain(&c, INSURER, &insurer, "p001");
+    assert_eq!(status, 403, "{v}");
+    converge(&c);
+    // Give the home organisation's steward time to do anything it would do wrongly.
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    converge(&c);
+    let sealed = stored_content(&c.db(INSURER), &r2).expect("the insurer stores it");
+    let StoredContent::Sealed { epoch, .. } = StoredContent::parse(&sealed) else {
+        panic!("not sealed");
+    };
+    assert!(epoch >= 1, "a new epoch after revocation, got {epoch}");
+    assert_eq!(insurer_decrypts(&c, "p001", &r2), None);
+    // St Mary's still reads both.
+    let (status, v) = get_chain(&c, 0, &d001, "p001");
+    assert_eq!(status, 200, "{v}");
+    let text = v.to_string();
+    assert!(
+        text.contains(first[0]) && text.contains(second[0]),
+        "{text}"
+    );
+
+    // Stopped cleanly (WAL checkpointed into the database files): nothing in clear in
+    // any file, and every chain verifies.
+    c.stop_all();
+    let (_, hits) = found_in_files(&c, &[&first[..], &second[..]].concat());
+    assert!(hits.is_empty(), "clinical text on disk: {hits:?}");
+    for i in 0..4 {
+        let (ok, text) = c.verify(i);
+        assert!(ok, "verify replica {i}: {text}");
+    }
+}
