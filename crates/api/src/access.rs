@@ -66,6 +66,29 @@ pub fn read_access(
     patient_id: &str,
     now_ms: u64,
 ) -> ApiResult<ReadAccess> {
+    let access = entitled_access(conn, reader, patient_id, now_ms)?;
+    // An erased patient answers 410 to whoever could read them; to anyone else, the
+    // same refusal as ever (no oracle of who existed).
+    if let Some(height) = medchain_records::query::erased_at(conn, patient_id)? {
+        return Err(erased(patient_id, height));
+    }
+    Ok(access)
+}
+
+/// The answer to any read of an erased patient.
+pub fn erased(patient_id: &str, height: u64) -> ApiError {
+    ApiError::gone(format!(
+        "{patient_id}'s data was erased at their request (block {height}); nothing of it \
+         can be read any more"
+    ))
+}
+
+fn entitled_access(
+    conn: &Connection,
+    reader: &UserRow,
+    patient_id: &str,
+    now_ms: u64,
+) -> ApiResult<ReadAccess> {
     match reader.role {
         UserRole::Patient if reader.user_id == patient_id => Ok(ReadAccess::Own),
         UserRole::Patient => Err(ApiError::forbidden(

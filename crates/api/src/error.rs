@@ -99,6 +99,10 @@ impl ApiError {
             "set up two-step sign-in first (POST /api/mfa/totp/enroll)",
         )
     }
+    /// The patient's data was erased at their request.
+    pub fn gone(m: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, "erased", m)
+    }
     pub fn unavailable(m: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
     }

@@ -33,8 +33,16 @@ pub fn spawn(s: AppState) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(PASS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut erasures = None;
         loop {
             tick.tick().await;
+            // An erasure anywhere: no key of the erased patient stays in memory here.
+            if let Ok(n) = s.lookup(|c| Ok(query::erasure_count(c)?)) {
+                if erasures.is_some_and(|before| n > before) {
+                    s.inner.keys.forget_all();
+                }
+                erasures = Some(n);
+            }
             if let Err(e) = pass(&s).await {
                 tracing::debug!(error = %e.message, "key steward pass");
             }

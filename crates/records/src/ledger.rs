@@ -18,11 +18,17 @@ use crate::tx::{Batch, Envelope, Transaction as Tx};
 #[derive(Debug)]
 pub struct Ledger {
     genesis: Genesis,
+    /// A block just applied erased a patient: the store is to checkpoint and truncate
+    /// its WAL, whose older frames still hold the erased bytes.
+    erased: bool,
 }
 
 impl Ledger {
     pub fn new(genesis: Genesis) -> Self {
-        Ledger { genesis }
+        Ledger {
+            genesis,
+            erased: false,
+        }
     }
 }
 
@@ -47,7 +53,15 @@ impl StateMachine for Ledger {
             };
             apply_request(&request)?;
         }
+        let erased: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM erasures WHERE height = ?1")?
+            .query_row(params![block.height() as i64], |r| r.get(0))?;
+        self.erased |= erased > 0;
         Ok(())
+    }
+
+    fn take_wal_truncate(&mut self) -> bool {
+        std::mem::take(&mut self.erased)
     }
 }
 

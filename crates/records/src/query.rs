@@ -954,3 +954,18 @@ pub fn key_work(
     }
     Ok(out)
 }
+
+/// The block at which `patient` was erased, if they were.
+pub fn erased_at(conn: &Connection, patient: &str) -> rusqlite::Result<Option<u64>> {
+    conn.prepare_cached("SELECT height FROM erasures WHERE patient = ?1")?
+        .query_row(params![patient], |r| r.get::<_, i64>(0))
+        .optional()
+        .map(|h| h.map(|h| h as u64))
+}
+
+/// How many patients were erased (a node drops its cached keys when this grows).
+pub fn erasure_count(conn: &Connection) -> rusqlite::Result<u64> {
+    conn.prepare_cached("SELECT COUNT(*) FROM erasures")?
+        .query_row([], |r| r.get::<_, i64>(0))
+        .map(|n| n as u64)
+}

@@ -138,6 +138,14 @@ CREATE TABLE IF NOT EXISTS patient_keys (
     height       INTEGER NOT NULL,
     PRIMARY KEY (patient, epoch, organisation)
 );
+-- Patients erased at their request (ErasePatient): their content, sealed keys and name
+-- are gone from the state; their records' metadata and the audit trail stay.
+CREATE TABLE IF NOT EXISTS erasures (
+    patient     TEXT PRIMARY KEY,
+    proposal_id TEXT NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    height      INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS outcomes (
     client     INTEGER NOT NULL,
     request_id INTEGER NOT NULL,
@@ -209,10 +217,11 @@ fn co_signed_proposals(_conn: &Connection) -> Result<(), ApplyError> {
     Ok(())
 }
 
-/// 5: patients' data keys sealed to organisations. The table is new (`SCHEMA` creates
+/// 5: patients' data keys sealed to organisations, and erasures. The tables are new (`SCHEMA` creates
 /// it); a chain from before has no encryption keys in its genesis and keeps its content
 /// in clear.
 fn patient_keys(_conn: &Connection) -> Result<(), ApplyError> {
+    // (`SCHEMA` creates `patient_keys` and `erasures`.)
     Ok(())
 }
 

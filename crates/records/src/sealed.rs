@@ -36,13 +36,74 @@ pub fn seal_record(
     record_id: &str,
     content: &RecordContent,
 ) -> Result<Vec<u8>, SealError> {
-    let sub = key.derive(RECORD_CONTENT_PURPOSE);
-    let envelope = medchain_seal::seal(&sub, &record_aad(patient, record_id), &content.to_bytes())?;
+    seal_under(
+        key,
+        epoch,
+        RECORD_CONTENT_PURPOSE,
+        &record_aad(patient, record_id),
+        &content.to_bytes(),
+    )
+}
+
+/// Purpose of the data key's sub-key for an erasure request's reason.
+const ERASURE_REASON_PURPOSE: &[u8] = b"medchain/v1/erasure-reason";
+
+fn erasure_aad(patient: &str, request_id: &str) -> Vec<u8> {
+    format!("medchain/v1/erasure\0{patient}\0{request_id}").into_bytes()
+}
+
+/// Encrypt the reason of `patient`'s erasure request `request_id` (shredded with the
+/// patient's keys once the erasure executes).
+pub fn seal_erasure_reason(
+    key: &DataKey,
+    epoch: u32,
+    patient: &str,
+    request_id: &str,
+    reason: &str,
+) -> Result<Vec<u8>, SealError> {
+    seal_under(
+        key,
+        epoch,
+        ERASURE_REASON_PURPOSE,
+        &erasure_aad(patient, request_id),
+        reason.as_bytes(),
+    )
+}
+
+/// Decrypt an erasure request's reason with the patient's data key of its epoch.
+pub fn open_erasure_reason(
+    key: &DataKey,
+    patient: &str,
+    request_id: &str,
+    envelope: &[u8],
+) -> Option<String> {
+    let sub = key.derive(ERASURE_REASON_PURPOSE);
+    let plain = medchain_seal::open(&sub, &erasure_aad(patient, request_id), envelope).ok()?;
+    String::from_utf8(plain.to_vec()).ok()
+}
+
+/// `"MCR1" || epoch || envelope` of `plain` under the `purpose` sub-key of `key`.
+fn seal_under(
+    key: &DataKey,
+    epoch: u32,
+    purpose: &[u8],
+    aad: &[u8],
+    plain: &[u8],
+) -> Result<Vec<u8>, SealError> {
+    let sub = key.derive(purpose);
+    let envelope = medchain_seal::seal(&sub, aad, plain)?;
     let mut out = Vec::with_capacity(8 + envelope.len());
     out.extend_from_slice(RECORD_MAGIC);
     out.extend_from_slice(&epoch.to_le_bytes());
     out.extend_from_slice(&envelope);
     Ok(out)
+}
+
+/// The key epoch and envelope of sealed bytes (`None`: not sealed).
+pub fn sealed_parts(bytes: &[u8]) -> Option<(u32, &[u8])> {
+    let rest = bytes.strip_prefix(RECORD_MAGIC)?;
+    let (epoch, envelope) = rest.split_first_chunk::<4>()?;
+    Some((u32::from_le_bytes(*epoch), envelope))
 }
 
 /// What stored content bytes are.
@@ -58,12 +119,9 @@ pub enum StoredContent<'a> {
 
 impl StoredContent<'_> {
     pub fn parse(bytes: &[u8]) -> StoredContent<'_> {
-        if let Some(rest) = bytes.strip_prefix(RECORD_MAGIC) {
-            return match rest.split_first_chunk::<4>() {
-                Some((epoch, envelope)) => StoredContent::Sealed {
-                    epoch: u32::from_le_bytes(*epoch),
-                    envelope,
-                },
+        if bytes.starts_with(RECORD_MAGIC) {
+            return match sealed_parts(bytes) {
+                Some((epoch, envelope)) => StoredContent::Sealed { epoch, envelope },
                 None => StoredContent::Unreadable,
             };
         }

@@ -244,6 +244,13 @@ pub enum ProposedAction {
     },
     /// Deactivate a department administrator of the proposer's organisation.
     DeactivateAdministrator { user_id: String },
+    /// Erase a patient's data (crypto-shredding): asked by the patient, approved by
+    /// their department. `sealed_reason` is the patient's reason, hex of an envelope
+    /// under the patient's data key, so that it is shredded with everything else.
+    ErasePatient {
+        patient: String,
+        sealed_reason: String,
+    },
 }
 
 impl ProposedAction {
@@ -251,6 +258,7 @@ impl ProposedAction {
         match self {
             ProposedAction::RegisterAdministrator { .. } => "register_administrator",
             ProposedAction::DeactivateAdministrator { .. } => "deactivate_administrator",
+            ProposedAction::ErasePatient { .. } => "erase_patient",
         }
     }
 
@@ -259,6 +267,7 @@ impl ProposedAction {
         match self {
             ProposedAction::RegisterAdministrator { user_id, .. }
             | ProposedAction::DeactivateAdministrator { user_id } => user_id,
+            ProposedAction::ErasePatient { patient, .. } => patient,
         }
     }
 }

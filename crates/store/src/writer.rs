@@ -53,6 +53,12 @@ pub trait StateMachine: Send + 'static {
     /// transaction into a recorded rejection rather than an error: an error here aborts
     /// the write and stops the replica.
     fn apply(&mut self, tx: &Transaction<'_>, block: &CommittedBlock) -> Result<(), ApplyError>;
+    /// Whether the blocks applied since the last call deleted data that must not
+    /// survive in the WAL's older frames (an erasure): the writer then checkpoints and
+    /// truncates the WAL once they are committed.
+    fn take_wal_truncate(&mut self) -> bool {
+        false
+    }
 }
 
 /// No application: the chain alone (tools and tests of the store itself).
@@ -131,6 +137,9 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     // journal: a temporary file by default, a write system call per page per
     // transaction. In memory it is a copy.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
+    // Deleted rows (erased content and keys, replaced outcomes) are overwritten with
+    // zeros, not left in free pages for anyone reading the file.
+    conn.pragma_update(None, "secure_delete", "ON")?;
     // Every statement the writer and the ledger run stays prepared (rusqlite keeps 16
     // by default, fewer than the execution path cycles through).
     conn.set_prepared_statement_cache_capacity(WRITER_STATEMENTS);
@@ -263,6 +272,9 @@ fn writer_loop(
                 let _ = checkpoints.try_send(());
             }
         }
+        if result.is_ok() && app.take_wal_truncate() {
+            truncate_wal(&conn);
+        }
         let result = result.map(|_| ());
         for (_, ack) in group {
             let _ = ack.send(result.clone());
@@ -271,6 +283,26 @@ fn writer_loop(
             return;
         }
     }
+}
+
+/// Attempts at a truncating checkpoint after an erasure, and the pause between them.
+const TRUNCATE_ATTEMPTS: usize = 50;
+const TRUNCATE_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// Copy the whole WAL into the database and cut it to zero bytes, so that no frame
+/// written before an erasure (holding the erased bytes) stays on disk. A reader in the
+/// middle of a read holds older frames; this waits for it, bounded (about a second, the
+/// writer stalls meanwhile), and says so if it never got there.
+fn truncate_wal(conn: &Connection) {
+    for _ in 0..TRUNCATE_ATTEMPTS {
+        match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+            r.get::<_, i64>(0)
+        }) {
+            Ok(0) => return,
+            Ok(_) | Err(_) => std::thread::sleep(TRUNCATE_PAUSE),
+        }
+    }
+    tracing::warn!("the WAL could not be truncated after an erasure; the next checkpoint will");
 }
 
 /// Heights whose committed content rows `KnownContent` remembers at most.

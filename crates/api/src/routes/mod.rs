@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod break_glass_review;
 pub mod chain;
 pub mod department;
+pub mod erasure;
 pub mod fhir;
 pub mod metrics;
 pub mod mfa;
@@ -91,6 +92,7 @@ pub fn rfc3339(ms: u64) -> String {
         session::login, session::refresh, session::change_password, session::logout, session::me,
         mfa::enroll, mfa::confirm, mfa::status, mfa::disable,
         proposals::list, proposals::propose, proposals::approve,
+        erasure::request, erasure::approve,
         alerts::list, alerts::review,
         security::security_log,
         records::add_record, records::validate_block, records::get_chain, records::patients,
@@ -180,6 +182,8 @@ fn session_routes() -> Router<AppState> {
             get(proposals::list).post(proposals::propose),
         )
         .route("/api/proposals/{id}/approve", post(proposals::approve))
+        .route("/api/erasure", post(erasure::request))
+        .route("/api/erasure/{request_id}/approve", post(erasure::approve))
         .route("/api/alerts", get(alerts::list))
         .route("/api/alerts/{alert_id}/review", post(alerts::review))
         .route("/api/mfa", get(mfa::status))

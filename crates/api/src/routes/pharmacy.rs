@@ -62,6 +62,9 @@ pub async fn search(
                         "{pid} has not consented to this pharmacy; ask for the prescription code"
                     )));
                 }
+                if let Some(h) = query::erased_at(c, &pid)? {
+                    return Err(crate::access::erased(&pid, h));
+                }
                 let (list, next) = query::prescriptions_of_patient_after(
                     c,
                     keys.as_ref(),
@@ -78,7 +81,10 @@ pub async fn search(
             let keys = std::sync::Arc::clone(&s.inner.keys);
             s.read(
                 move |c| match query::prescription_by_code(c, keys.as_ref(), &code)? {
-                    Some(p) => Ok((p.patient_id.clone(), vec![p], None)),
+                    Some(p) => match query::erased_at(c, &p.patient_id)? {
+                        Some(h) => Err(crate::access::erased(&p.patient_id, h)),
+                        None => Ok((p.patient_id.clone(), vec![p], None)),
+                    },
                     None => Err(ApiError::not_found("no prescription with this code")),
                 },
             )

@@ -32,6 +32,9 @@ pub struct ProposalItem {
     pub may_approve: bool,
     /// What is still missing, in words.
     pub waiting_for: String,
+    /// An erasure request's reason, opened with the patient's key at this node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -53,10 +56,41 @@ pub async fn list(
         }));
     }
     let (org, now) = (who.user.organisation, s.now_ms());
-    let open = s
-        .read(move |c| Ok(query::open_proposals(c, org, now)?))
+    let keys = std::sync::Arc::clone(&s.inner.keys);
+    let department = who.user.department.clone();
+    let (open, erasures) = s
+        .read(move |c| {
+            let open = query::open_proposals(c, org, now)?;
+            let mut admin = Vec::new();
+            let mut erasures = Vec::new();
+            for p in open {
+                match &p.action {
+                    ProposedAction::ErasePatient {
+                        patient,
+                        sealed_reason,
+                    } => {
+                        // Only the patient's own department sees (and signs) it.
+                        let mine = medchain_records::user(c, patient)?
+                            .is_some_and(|u| u.department == department);
+                        if mine {
+                            let reason =
+                                erasure_reason(c, &keys, patient, &p.proposal_id, sealed_reason);
+                            erasures.push((p, reason));
+                        }
+                    }
+                    _ => admin.push(p),
+                }
+            }
+            Ok((admin, erasures))
+        })
         .await?;
     let me = who.user.user_id;
+    let erasures = erasures.into_iter().map(|(p, reason)| ProposalItem {
+        may_approve: !p.approvals.contains(&me),
+        waiting_for: "the patient's department (POST /api/erasure/{id}/approve)".into(),
+        reason,
+        proposal: p,
+    });
     let proposals = open
         .into_iter()
         .map(|p| {
@@ -71,11 +105,31 @@ pub async fn list(
             ProposalItem {
                 may_approve: !p.approvals.contains(&me) && p.action.target() != me,
                 waiting_for,
+                reason: None,
                 proposal: p,
             }
         })
+        .chain(erasures)
         .collect();
     Ok(ApiJson(ProposalsResponse { proposals }))
+}
+
+/// An erasure request's reason in clear, if this node can open it.
+fn erasure_reason(
+    c: &medchain_store::rusqlite::Connection,
+    keys: &crate::patient_keys::PatientKeys,
+    patient: &str,
+    request_id: &str,
+    sealed_hex: &str,
+) -> Option<String> {
+    let bytes = hex::decode(sealed_hex).ok()?;
+    match medchain_records::sealed::sealed_parts(&bytes) {
+        Some((epoch, envelope)) => {
+            let key = keys.epoch_key(c, patient, epoch).ok()??;
+            medchain_records::sealed::open_erasure_reason(&key, patient, request_id, envelope)
+        }
+        None => String::from_utf8(bytes).ok(),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

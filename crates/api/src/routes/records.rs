@@ -368,15 +368,26 @@ pub async fn get_chain(
 }
 
 /// A record's content as the ledger will store it: encrypted under the patient's current
-/// data key (made first if the patient has none and this is their home organisation;
-/// waited for, bounded, if the home organisation has yet to share it), or in clear on a
-/// chain without encryption keys.
+/// data key, or in clear on a chain without encryption keys.
 pub(crate) async fn sealed_content(
     s: &AppState,
     patient: &str,
     record_id: &str,
     content: &RecordContent,
 ) -> ApiResult<Vec<u8>> {
+    match writing_key(s, patient).await? {
+        WritingKey::Clear => Ok(content.to_bytes()),
+        WritingKey::Sealed { epoch, key } => {
+            seal_record(&key, epoch, patient, record_id, content).map_err(ApiError::internal)
+        }
+    }
+}
+
+/// The key new data of `patient` is sealed under: the current epoch's (made first if the
+/// patient has none, or a new epoch started first if an organisation holding the current
+/// one is no longer entitled, when this is the patient's home organisation; waited for,
+/// bounded, when the home organisation has yet to do either).
+pub(crate) async fn writing_key(s: &AppState, patient: &str) -> ApiResult<WritingKey> {
     let deadline = tokio::time::Instant::now() + KEY_WAIT;
     loop {
         let keys = std::sync::Arc::clone(&s.inner.keys);
@@ -384,11 +395,7 @@ pub(crate) async fn sealed_content(
         let now = s.now_ms();
         let got = s.lookup(|c| Ok(keys.writing_key(c, &p, now)?))?;
         match got {
-            Ok(WritingKey::Clear) => return Ok(content.to_bytes()),
-            Ok(WritingKey::Sealed { epoch, key }) => {
-                return seal_record(&key, epoch, patient, record_id, content)
-                    .map_err(ApiError::internal)
-            }
+            Ok(key) => return Ok(key),
             Err(NoKey::NotYetMade) if s.is_home_of(patient)? => {
                 crate::key_steward::first_key(s, patient).await?;
             }

@@ -9,6 +9,8 @@
 //!   and one other active administrator of that organisation (the operator alone only
 //!   while the organisation has no other administrator, so that the first one can be
 //!   made and the last one removed).
+//! - erasing a patient's data: the patient asks (proposes), and an administrator of the
+//!   patient's own department approves.
 
 use medchain_store::rusqlite::{params, OptionalExtension};
 use medchain_types::UserRole;
@@ -21,8 +23,45 @@ use crate::outcome::{reject, Checked, Outcome};
 use crate::policy::user;
 use crate::tx::{ProposedAction, OPERATOR_APPROVER};
 
-/// Who may sign proposals of `organisation`, as the id their approval is kept under.
+/// Who may sign a proposal of `organisation`, as the id their approval is kept under.
 fn approver_id(
+    r: &Request<'_>,
+    actor: &Acting,
+    organisation: u16,
+    action: &ProposedAction,
+) -> Checked<String> {
+    match action {
+        ProposedAction::ErasePatient { patient, .. } => erasure_approver(r, actor, patient),
+        _ => administrator_approver(r, actor, organisation, action.target()),
+    }
+}
+
+/// An erasure is signed by the patient and by an administrator of the patient's own
+/// department (organisation and department).
+fn erasure_approver(r: &Request<'_>, actor: &Acting, patient: &str) -> Checked<String> {
+    let Some(p) = user(r.conn, patient)? else {
+        return reject(Outcome::NotFound, format!("no user {patient}"));
+    };
+    match actor {
+        Acting::User(u) if u.user_id == patient && u.role == UserRole::Patient => {
+            Ok(u.user_id.clone())
+        }
+        Acting::User(u)
+            if u.role == UserRole::Department
+                && u.organisation == p.organisation
+                && u.department == p.department =>
+        {
+            Ok(u.user_id.clone())
+        }
+        _ => reject(
+            Outcome::Forbidden,
+            format!("only {patient} and {patient}'s own department sign this erasure"),
+        ),
+    }
+}
+
+/// Administrator proposals: the organisation's operator and its administrators.
+fn administrator_approver(
     r: &Request<'_>,
     actor: &Acting,
     organisation: u16,
@@ -74,7 +113,13 @@ pub(super) fn propose(
         Acting::User(u) => u.organisation,
     };
     check_action(r, action, organisation)?;
-    let proposer = approver_id(r, actor, organisation, action.target())?;
+    let proposer = approver_id(r, actor, organisation, action)?;
+    if matches!(action, ProposedAction::ErasePatient { patient, .. } if *patient != proposer) {
+        return reject(
+            Outcome::Forbidden,
+            "an erasure is asked for by the patient; the department approves it",
+        );
+    }
     let exists: Option<i64> = r
         .conn
         .prepare_cached("SELECT 1 FROM proposals WHERE id = ?1")?
@@ -140,7 +185,7 @@ pub(super) fn approve(r: &Request<'_>, actor: &Acting, proposal_id: &str) -> Che
             format!("proposal {proposal_id} is unreadable"),
         );
     };
-    let approver = approver_id(r, actor, organisation, action.target())?;
+    let approver = approver_id(r, actor, organisation, &action)?;
     if let Some(h) = executed {
         return reject(
             Outcome::Conflict,
@@ -188,7 +233,7 @@ fn sign_and_maybe_execute(
     if !rule_met(r, proposal_id, organisation, action)? {
         return Ok(());
     }
-    execute(r, action, organisation)?;
+    execute(r, proposal_id, action, organisation)?;
     exec(
         r.conn,
         "UPDATE proposals SET executed_height = ?2 WHERE id = ?1",
@@ -212,6 +257,21 @@ fn rule_met(
         .prepare_cached("SELECT approver FROM proposal_approvals WHERE proposal_id = ?1")?
         .query_map(params![proposal_id], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    if let ProposedAction::ErasePatient { patient, .. } = action {
+        let Some(p) = user(r.conn, patient)? else {
+            return Ok(false);
+        };
+        let mut department = false;
+        for s in signers.iter().filter(|s| *s != patient) {
+            if let Some(u) = user(r.conn, s)? {
+                department |= u.active
+                    && u.role == UserRole::Department
+                    && u.organisation == p.organisation
+                    && u.department == p.department;
+            }
+        }
+        return Ok(department && signers.iter().any(|s| s == patient));
+    }
     let operator = signers.iter().any(|s| s == OPERATOR_APPROVER);
     let mut admins = 0;
     for s in signers
@@ -259,12 +319,87 @@ fn check_action(r: &Request<'_>, action: &ProposedAction, organisation: u16) -> 
             ),
             None => reject(Outcome::NotFound, format!("no user {user_id}")),
         },
+        ProposedAction::ErasePatient {
+            patient,
+            sealed_reason,
+        } => {
+            if sealed_reason.len() > ERASURE_REASON_MAX_HEX {
+                return reject(Outcome::Invalid, "sealed_reason is too long");
+            }
+            match user(r.conn, patient)? {
+                Some(u) if u.role == UserRole::Patient && u.organisation == organisation => {}
+                Some(_) => {
+                    return reject(
+                        Outcome::Forbidden,
+                        format!("{patient} is not a patient of organisation {organisation}"),
+                    )
+                }
+                None => return reject(Outcome::NotFound, format!("no user {patient}")),
+            }
+            if erased(r, patient)? {
+                return reject(Outcome::Conflict, format!("{patient} was already erased"));
+            }
+            Ok(())
+        }
     }
 }
 
-fn execute(r: &Request<'_>, action: &ProposedAction, organisation: u16) -> Checked {
+/// Longest sealed erasure reason (hex of an envelope of at most 500 characters).
+const ERASURE_REASON_MAX_HEX: usize = 2 * (4 * 500 + medchain_seal::envelope::OVERHEAD);
+
+fn erased(r: &Request<'_>, patient: &str) -> Checked<bool> {
+    let row: Option<i64> = r
+        .conn
+        .prepare_cached("SELECT 1 FROM erasures WHERE patient = ?1")?
+        .query_row(params![patient], |row| row.get(0))
+        .optional()?;
+    Ok(row.is_some())
+}
+
+/// Crypto-shredding: delete the patient's record content and every sealed copy of their
+/// data keys (without which no copy of the content anywhere opens), blank their name,
+/// and deactivate them. Records' metadata, proposals and the audit trail stay, naming
+/// only the patient's id.
+fn erase(r: &Request<'_>, proposal_id: &str, patient: &str) -> Checked {
+    exec(
+        r.conn,
+        "INSERT INTO erasures (patient, proposal_id, at_ms, height) VALUES (?1, ?2, ?3, ?4)",
+        params![patient, proposal_id, r.now_ms as i64, r.height as i64],
+    )?;
+    exec(
+        r.conn,
+        "DELETE FROM content WHERE (height, hash) IN
+             (SELECT height, content_hash FROM records WHERE patient = ?1)",
+        params![patient],
+    )?;
+    exec(
+        r.conn,
+        "DELETE FROM content WHERE (height, hash) IN
+             (SELECT height, hash FROM patient_keys WHERE patient = ?1)",
+        params![patient],
+    )?;
+    exec(
+        r.conn,
+        "DELETE FROM patient_keys WHERE patient = ?1",
+        params![patient],
+    )?;
+    exec(
+        r.conn,
+        "UPDATE users SET display_name = '', active = 0 WHERE user_id = ?1",
+        params![patient],
+    )?;
+    Ok(())
+}
+
+fn execute(
+    r: &Request<'_>,
+    proposal_id: &str,
+    action: &ProposedAction,
+    organisation: u16,
+) -> Checked {
     check_action(r, action, organisation)?;
     match action {
+        ProposedAction::ErasePatient { patient, .. } => erase(r, proposal_id, patient),
         ProposedAction::RegisterAdministrator {
             user_id,
             department,
