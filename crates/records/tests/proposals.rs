@@ -276,3 +276,117 @@ fn replicas_executing_the_same_approvals_reach_the_same_state() {
         .iter()
         .any(|r| r.starts_with("proposal_approvals: ")));
 }
+
+fn erase(proposal: &str, patient: &str, ttl_ms: u64) -> Transaction {
+    Transaction::Propose {
+        proposal_id: proposal.into(),
+        action: ProposedAction::ErasePatient {
+            patient: patient.into(),
+            sealed_reason: hex::encode(b"a reason sealed under the patient's key"),
+        },
+        ttl_ms,
+    }
+}
+
+fn content_rows(run: &Run, patient: &str) -> i64 {
+    run.chain
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM content c JOIN records r
+               ON c.height = r.height AND c.hash = r.content_hash WHERE r.patient = ?1",
+            [patient],
+            |r| r.get(0),
+        )
+        .expect("count")
+}
+
+/// The erasure rule: the patient asks, an administrator of the patient's own department
+/// approves; nobody else's signature counts, another organisation cannot act for either,
+/// it executes once, and an expired request cannot be completed.
+#[test]
+fn an_erasure_needs_the_patient_and_their_own_department() {
+    let mut run = Run::new();
+    let record = Transaction::AddRecord {
+        record_id: "r-erase".into(),
+        patient: "p-card".into(),
+        content_hash: common::sample_content_hash(),
+        consent_code: None,
+        amends: None,
+        prescription_code_hash: None,
+    };
+    assert_eq!(run.next(via(0, "d-card", record.clone())).0, OK);
+    assert_eq!(content_rows(&run, "p-card"), 1);
+
+    assert_eq!(
+        run.next(via(0, "dep-card", erase("e0", "p-card", HOUR_MS)))
+            .0,
+        Forbidden
+    );
+    assert_eq!(
+        run.next(via(1, "p-card", erase("e1", "p-card", HOUR_MS))).0,
+        Forbidden
+    );
+    assert_eq!(
+        run.next(via(0, "p-card", erase("e2", "p-card", HOUR_MS))).0,
+        OK
+    );
+    let erased = |run: &Run| medchain_records::query::erased_at(run.chain.conn(), "p-card");
+    assert_eq!(erased(&run).expect("query"), None, "asked is not erased");
+
+    for (org, who) in [
+        (1, "dep-onc"),
+        (0, "d-card"),
+        (1, "dep-card"),
+        (0, "p-card2"),
+    ] {
+        let (outcome, message) = run.next(via(org, who, approve("e2")));
+        assert!(
+            matches!(outcome, Forbidden | NotFound),
+            "{who} via {org}: {outcome:?} {message}"
+        );
+    }
+    assert_eq!(
+        run.next(via(0, "p-card", approve("e2"))).0,
+        Conflict,
+        "once each"
+    );
+    assert_eq!(erased(&run).expect("query"), None);
+
+    assert_eq!(run.next(via(0, "dep-card", approve("e2"))).0, OK);
+    assert!(erased(&run).expect("query").is_some());
+    assert_eq!(
+        content_rows(&run, "p-card"),
+        0,
+        "the record's content is deleted"
+    );
+    let p = user(run.chain.conn(), "p-card")
+        .expect("read")
+        .expect("the id stays");
+    assert!(!p.active && p.display_name.is_empty(), "{p:?}");
+    assert_eq!(run.next(via(0, "dep-card", approve("e2"))).0, Conflict);
+    let Transaction::AddRecord { content_hash, .. } = record else {
+        unreachable!("an AddRecord")
+    };
+    let again = Transaction::AddRecord {
+        record_id: "r-after".into(),
+        patient: "p-card".into(),
+        content_hash,
+        consent_code: None,
+        amends: None,
+        prescription_code_hash: None,
+    };
+    assert_eq!(
+        run.next(via(0, "d-card", again)).0,
+        Forbidden,
+        "no new data"
+    );
+
+    // An expired request cannot be completed.
+    assert_eq!(
+        run.next(via(0, "p-card2", erase("e3", "p-card2", 500))).0,
+        OK
+    );
+    assert_eq!(run.next(via(0, "dep-card", approve("e3"))).0, Conflict);
+    let kept = medchain_records::query::erased_at(run.chain.conn(), "p-card2").expect("query");
+    assert_eq!(kept, None);
+}

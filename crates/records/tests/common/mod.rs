@@ -204,6 +204,14 @@ impl Chain {
             .expect("journal mode");
         conn.pragma_update(None, "synchronous", "OFF")
             .expect("synchronous");
+        // The store's content table (as `medchain-store` lays it out): the ledger reads
+        // sealed keys from it and an erasure deletes from it.
+        conn.execute_batch(
+            "CREATE TABLE content (id INTEGER PRIMARY KEY, height INTEGER NOT NULL,
+                                   hash BLOB NOT NULL, bytes BLOB NOT NULL);
+             CREATE UNIQUE INDEX content_at ON content(height, hash);",
+        )
+        .expect("content table");
         let mut ledger = Ledger::new(g);
         ledger.migrate(&conn).expect("migrate a fresh database");
         Chain {
@@ -222,6 +230,16 @@ impl Chain {
         let requests: Vec<SignedRequest> = subs.iter().map(|s| self.sign(s)).collect();
         let block = block(self.height, now_ms, requests.clone());
         let tx = self.conn.transaction().expect("begin");
+        // As the store does: the block's content beside it, in the same transaction.
+        for r in &block.requests {
+            for (hash, bytes) in r.request.content_hashes.iter().zip(&r.content) {
+                tx.execute(
+                    "INSERT OR IGNORE INTO content (height, hash, bytes) VALUES (?1, ?2, ?3)",
+                    medchain_store::rusqlite::params![self.height as i64, &hash.0[..], bytes],
+                )
+                .expect("content");
+            }
+        }
         self.ledger.apply(&tx, &block).expect("apply never fails");
         tx.commit().expect("commit");
         requests.iter().map(|r| self.recorded(r)).collect()
@@ -265,7 +283,8 @@ impl Chain {
     /// Every row of every table but the outcomes: what a rejected transaction must not
     /// change.
     pub fn state(&self) -> Vec<String> {
-        self.dump(|t| t != "outcomes")
+        // Content is the store's, written for every request whatever its outcome.
+        self.dump(|t| t != "outcomes" && t != "content")
     }
 
     /// Every row of every table, outcomes included: what replicas must agree on.
