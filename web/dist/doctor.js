@@ -14,6 +14,7 @@ import {
 } from './ui.js';
 import { timeline } from './records.js';
 import { codeField, normaliseCode } from './mfa.js';
+import { approvalsCard } from './approvals.js';
 
 /** @typedef {import('./api.js').PatientSummary} PatientSummary */
 /** @typedef {import('./api.js').AccessStatus} AccessStatus */
@@ -45,16 +46,22 @@ export function render(main, { session }) {
     results: h('div', { id: 'patient-results', class: 'mt-4', 'aria-live': 'polite' }),
   };
   const search = patientSearch(view);
+  const approvals = approvalsCard({
+    propose: false,
+    intro: 'Emergency accesses your colleagues asked for beyond their daily limit: one signature of another doctor (or the patient’s department) opens each. Sign only an emergency you can vouch for.',
+  });
   main.append(
     pageTitle('Patients', [session.display_name, session.department].filter(Boolean).join(' · ')),
     h('div', { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
       h('div', { class: 'space-y-6' }, search.el, validateBlockCard(),
+        approvals.el,
         approveCard({
           self: session.user_id,
           intro: 'A colleague who reached the daily limit of emergency accesses needs a second approver for one more. Approve only an emergency you can vouch for: your approval is written to the ledger.',
         })),
       h('div', { class: 'lg:col-span-2' }, view.panel)));
   search.find();
+  approvals.load();
 }
 
 // ---- find a patient ---------------------------------------------------------------
@@ -374,7 +381,10 @@ function breakGlassCard(view, pid, summary) {
       }), 'Recording on the ledger…');
       openPatient(view, pid, summary, `Emergency access granted until ${fmtTime(r.until_ms)} (block #${r.block_height}). The patient and the department can see this.`);
     } catch (e) {
-      if (isLimitRefusal(e)) msg.show('error', limitExplanation(e, view.doctorId, pid));
+      if (isLimitRefusal(e)) {
+        msg.show('error', limitExplanation(e, view.doctorId, pid));
+        msg.el.append(askCoSignature());
+      }
       else if (e instanceof ApiError && (e.code === 'step_up_required' || e.code === 'step_up_failed')) {
         totp.setError(e.code === 'step_up_failed'
           ? 'That code is wrong, expired or already used. Enter the code the app shows now.'
@@ -386,6 +396,26 @@ function breakGlassCard(view, pid, summary) {
       markField(e, { reason, minutes, totp });
     }
   });
+  /** Beyond the limit: ask a colleague or the department to co-sign this very access. */
+  function askCoSignature() {
+    const ask = button('Ask a colleague or the department to co-sign', { variant: 'secondary', id: 'bg-request' });
+    ask.addEventListener('click', async () => {
+      const code = normaliseCode(totp.input.value);
+      try {
+        /** @type {{ request_id: string, block_height: number }} */
+        const r = await busy(ask, () => post('/api/break_glass/request', {
+          patient_id: pid, reason: reason.input.value.trim(), minutes: Number(minutes.input.value), ...(code ? { totp: code } : {}),
+        }), 'Recording the request on the ledger…');
+        msg.show('success', `Request ${r.request_id} recorded (block #${r.block_height}). It opens as soon as another doctor of your organisation or the patient’s department signs it in their Approvals list.`);
+      } catch (e) {
+        if (e instanceof ApiError && (e.code === 'step_up_required' || e.code === 'step_up_failed')) {
+          totp.setError('Enter a fresh code from your authenticator app for the request.');
+          totp.input.focus();
+        } else msg.error(e);
+      }
+    });
+    return h('div', { class: 'mt-2' }, ask);
+  }
   return card('No consent',
     h('p', { class: 'text-slate-700' },
       'This patient has not given you consent, so their records stay hidden. Ask the patient to grant you access in their MedChain account, or for a one-time code to add a record below.'),

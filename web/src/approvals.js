@@ -14,7 +14,7 @@ import { codeField, normaliseCode } from './mfa.js';
  * @typedef {object} Proposal
  * @property {string} proposal_id
  * @property {string} kind
- * @property {{ kind: string, user_id: string, department?: string, display_name?: string }} action
+ * @property {{ kind: string, user_id?: string, department?: string, display_name?: string, patient?: string, reason?: string, duration_ms?: number }} action
  * @property {string} proposer
  * @property {number} created_ms
  * @property {number} expires_ms
@@ -22,9 +22,10 @@ import { codeField, normaliseCode } from './mfa.js';
  * @property {string[]} approvals
  * @property {boolean} may_approve
  * @property {string} waiting_for
+ * @property {string} [reason] an erasure request's reason, opened by this node
  */
 
-/** @typedef {{ proposal_id: string, executed: boolean, block_height: number }} ProposalDone */
+/** @typedef {{ proposal_id: string, executed: boolean, block_height: number }} ProposalDone a co-signed administrator change */
 
 /** @param {string} who an approver id as the ledger keeps it */
 const approverName = (who) => (who === '@operator' ? 'the operator' : who);
@@ -34,11 +35,26 @@ function describe(p) {
   if (p.action.kind === 'register_administrator') {
     return `Add ${p.action.display_name || p.action.user_id} (${p.action.user_id}) as administrator of ${p.action.department}`;
   }
+  if (p.action.kind === 'open_break_glass') {
+    return `Emergency access by ${p.proposer} to patient ${p.action.patient} for ${Math.round((p.action.duration_ms || 0) / 60000)} minutes, beyond their daily limit: “${p.action.reason || ''}”`;
+  }
+  if (p.action.kind === 'erase_patient') {
+    return `Erase all data of patient ${p.action.patient}, at their request${p.reason ? `: “${p.reason}”` : ''}`;
+  }
   return `Deactivate administrator ${p.action.user_id}`;
 }
 
-/** The approvals card: open proposals of the organisation, and a form to propose. */
-export function approvalsCard() {
+/** @param {Proposal} p the path that signs it */
+const approvePath = (p) => (p.action.kind === 'erase_patient'
+  ? `/api/erasure/${encodeURIComponent(p.proposal_id)}/approve`
+  : `/api/proposals/${encodeURIComponent(p.proposal_id)}/approve`);
+
+/**
+ * The approvals card: what waits for the caller's signature, and (for a department
+ * administrator) a form to propose a new administrator.
+ * @param {{ propose?: boolean, intro?: string }} [opts]
+ */
+export function approvalsCard({ propose = true, intro } = {}) {
   const msg = notice();
   const box = h('div', { id: 'proposals', 'aria-live': 'polite' }, loading());
 
@@ -74,9 +90,9 @@ export function approvalsCard() {
       totp.setError('');
       const code = normaliseCode(totp.input.value);
       try {
-        /** @type {ProposalDone} */
-        const r = await busy(sign, () => post(`/api/proposals/${encodeURIComponent(p.proposal_id)}/approve`, code ? { totp: code } : {}), 'Signing on the ledger…');
-        msg.show('success', r.executed
+        /** @type {{ executed?: boolean, erased?: boolean, block_height: number }} */
+        const r = await busy(sign, () => post(approvePath(p), code ? { totp: code } : {}), 'Signing on the ledger…');
+        msg.show('success', (r.executed || r.erased)
           ? `${describe(p)}: done (block #${r.block_height}).`
           : `Signed (block #${r.block_height}); it still waits for ${p.waiting_for}.`);
         load();
@@ -92,9 +108,9 @@ export function approvalsCard() {
   }
 
   const el = card('Approvals',
-    h('p', { class: 'mb-3 text-sm text-slate-700' },
-      'Changes that take two people: adding or removing a department administrator needs the organisation’s operator and another administrator. Each signature is a ledger transaction.'),
-    msg.el, box, proposeForm(load));
+    h('p', { class: 'mb-3 text-sm text-slate-700' }, intro
+      || 'Changes that take two people: adding or removing a department administrator needs the organisation’s operator and another administrator; a patient’s request to erase their data, or a doctor’s emergency access beyond the daily limit, needs the department’s approval. Each signature is a ledger transaction.'),
+    msg.el, box, propose ? proposeForm(load) : null);
   return { el, load };
 }
 

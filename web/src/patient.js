@@ -36,7 +36,7 @@ export function render(main, { session }) {
     pageTitle('My health record', `${session.display_name || me} · Patient ID ${me}`),
     h('div', { class: 'grid grid-cols-1 gap-6 lg:grid-cols-3' },
       h('div', { class: 'space-y-6 lg:col-span-2' }, records.el, audit.el, breakGlass.el),
-      h('div', { class: 'space-y-6' }, consents.el, oneTimeCodeCard(), downloadCard(me))));
+      h('div', { class: 'space-y-6' }, consents.el, oneTimeCodeCard(), downloadCard(me), erasureCard())));
 
   // The audit trail is read after the records, so that it can include this very read.
   records.load().then(audit.load);
@@ -181,6 +181,33 @@ function oneTimeCodeCard() {
   return actionCard('One-time code',
     'Seeing a doctor who has no access? A one-time code lets them add a single record without seeing your history.',
     codeBtn, codeMsg.el, codeOut);
+}
+
+/** Asking for one's data to be erased: the department approves, then it is gone for good. */
+function erasureCard() {
+  const msg = notice();
+  const reason = field({ label: 'Why do you ask?', id: 'erasure-reason', type: 'textarea', rows: 2, required: true, maxlength: 500,
+    hint: 'Your department reads this when it approves. It is encrypted and erased with everything else.' });
+  const ask = button('Ask to erase my data', { type: 'submit', id: 'erasure-ask', variant: 'danger' });
+  const form = h('form', { class: 'mt-4 space-y-3', novalidate: true }, reason.el, ask, msg.el);
+  onSubmit(form, async () => {
+    msg.clear();
+    reason.setError('');
+    const text = reason.input.value.trim();
+    if (showErrors(text ? [] : [[reason, 'Say why you ask.']], msg)) return;
+    try {
+      /** @type {{ request_id: string, block_height: number }} */
+      const r = await busy(ask, () => post('/api/erasure', { reason: text }), 'Recording your request on the ledger…');
+      msg.show('success', `Request ${r.request_id} recorded (block #${r.block_height}). Once your department approves it, your records and your name are erased on every replica and can no longer be read by anyone.`);
+      reason.input.value = '';
+    } catch (e) {
+      if (!markField(e, { reason })) msg.error(e);
+    }
+  });
+  return card('Erase my data',
+    h('p', { class: 'text-sm text-slate-700' },
+      'Your records are encrypted under keys only entitled organisations hold. Erasure deletes those keys and the encrypted records everywhere; the audit trail of who read your data stays, under your patient ID only.'),
+    form);
 }
 
 /** Most pages of the FHIR export one download follows. */

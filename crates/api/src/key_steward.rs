@@ -107,10 +107,26 @@ pub async fn new_epoch(s: &AppState, patient: &str, epoch: u32) -> ApiResult<()>
     }
 }
 
+/// Publish `key` as `patient`'s first data key (their name was sealed under it at
+/// registration).
+pub async fn first_key_with(s: &AppState, patient: &str, key: DataKey) -> ApiResult<()> {
+    publish(
+        s,
+        patient.to_string(),
+        0,
+        s.inner.keys.organisation(),
+        Arc::new(key),
+    )
+    .await
+}
+
 async fn perform(s: &AppState, work: KeyWork) -> ApiResult<()> {
     let keys = &s.inner.keys;
     let home = keys.organisation();
     let (patient, epoch, to, key) = match work {
+        KeyWork::FirstKey { patient } if keys.is_registering(&patient) => {
+            return Err(ApiError::conflict("the registration publishes this key"))
+        }
         KeyWork::FirstKey { patient } => (patient, 0, home, Arc::new(DataKey::random())),
         KeyWork::NewEpoch { patient, epoch } => (patient, epoch, home, Arc::new(DataKey::random())),
         KeyWork::Share {
@@ -127,6 +143,19 @@ async fn perform(s: &AppState, work: KeyWork) -> ApiResult<()> {
             (patient, epoch, organisation, key)
         }
     };
+    publish(s, patient, epoch, to, key).await
+}
+
+/// Seal `key` (`patient`'s data key of `epoch`) to organisation `to` and submit it.
+async fn publish(
+    s: &AppState,
+    patient: String,
+    epoch: u32,
+    to: u16,
+    key: Arc<DataKey>,
+) -> ApiResult<()> {
+    let keys = &s.inner.keys;
+    let home = keys.organisation();
     let sealed = keys
         .seal_to(to, &patient, epoch, &key)
         .map_err(ApiError::internal)?;

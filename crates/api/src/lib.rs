@@ -20,6 +20,7 @@ pub mod routes;
 pub mod security_log;
 pub mod state;
 pub mod throttle;
+pub mod user_search;
 pub mod web;
 
 pub use error::{ApiError, ApiResult};

@@ -18,6 +18,9 @@ use medchain_types::Genesis;
 /// is one X25519 operation, ~50 µs).
 const CACHE_MAX_KEYS: usize = 16_384;
 
+/// What a node shows for a patient's name it holds no key for.
+pub const SEALED_NAME_PLACEHOLDER: &str = "(name sealed)";
+
 /// Why this node cannot encrypt for a patient now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NoKey {
@@ -58,6 +61,12 @@ pub struct PatientKeys {
     secret: Option<OrgSecretKey>,
     /// Opened data keys by the hash of their sealed bytes.
     cache: Mutex<HashMap<Vec<u8>, Arc<DataKey>>>,
+    /// Patients' names as opened here, by user id: the in-memory index name search
+    /// reads (names are never written in clear).
+    names: Mutex<HashMap<String, String>>,
+    /// Patients being registered here whose first key (already sealing their name) is
+    /// about to be published: no other first key may be made for them meanwhile.
+    registering: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for PatientKeys {
@@ -109,6 +118,8 @@ impl PatientKeys {
             publics,
             secret,
             cache: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+            registering: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -119,6 +130,8 @@ impl PatientKeys {
             publics: Vec::new(),
             secret: None,
             cache: Mutex::new(HashMap::new()),
+            names: Mutex::new(HashMap::new()),
+            registering: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -234,9 +247,64 @@ impl PatientKeys {
         cache.insert(sealed_hash, key);
     }
 
-    /// Drop every cached key (an erasure, or a key rotation).
+    /// Drop every cached key and name (an erasure, or a key rotation).
     pub fn forget_all(&self) {
         self.lock().clear();
+        self.names_lock().clear();
+    }
+
+    /// A user's display name as this node may show it: a patient's sealed name opened
+    /// with the patient's key (or a placeholder when this organisation holds none), any
+    /// other name as stored.
+    pub fn display_name(&self, conn: &Connection, user_id: &str, stored: &str) -> String {
+        let Some((epoch, envelope)) = medchain_records::sealed::sealed_name_parts(stored) else {
+            return stored.to_string();
+        };
+        if let Some(n) = self.names_lock().get(user_id) {
+            return n.clone();
+        }
+        let opened = self
+            .epoch_key(conn, user_id, epoch)
+            .ok()
+            .flatten()
+            .and_then(|k| medchain_records::sealed::open_name(&k, user_id, &envelope));
+        match opened {
+            Some(name) => {
+                let mut names = self.names_lock();
+                if names.len() >= CACHE_MAX_KEYS {
+                    names.clear();
+                }
+                names.insert(user_id.to_string(), name.clone());
+                name
+            }
+            None => SEALED_NAME_PLACEHOLDER.to_string(),
+        }
+    }
+
+    /// Mark `patient` as being registered (their first key is this node's to publish);
+    /// `false` if already marked.
+    pub fn start_registering(&self, patient: &str) -> bool {
+        self.registering_lock().insert(patient.to_string())
+    }
+
+    pub fn done_registering(&self, patient: &str) {
+        self.registering_lock().remove(patient);
+    }
+
+    pub fn is_registering(&self, patient: &str) -> bool {
+        self.registering_lock().contains(patient)
+    }
+
+    fn registering_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.registering
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn names_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.names
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Arc<DataKey>>> {

@@ -166,6 +166,20 @@ impl AppState {
         }
     }
 
+    /// `u` with its display name as this node may show it (a patient's sealed name
+    /// opened with the patient's key).
+    pub fn with_shown_name(&self, mut u: medchain_records::UserRow) -> medchain_records::UserRow {
+        if u.display_name
+            .starts_with(medchain_records::sealed::SEALED_NAME_PREFIX)
+        {
+            let keys = Arc::clone(&self.inner.keys);
+            if let Ok(n) = self.lookup(|c| Ok(keys.display_name(c, &u.user_id, &u.display_name))) {
+                u.display_name = n;
+            }
+        }
+        u
+    }
+
     /// Whether `patient` is a patient of this node's organisation.
     pub fn is_home_of(&self, patient: &str) -> ApiResult<bool> {
         let u = self.lookup(|c| Ok(medchain_records::user(c, patient)?))?;

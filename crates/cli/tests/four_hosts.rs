@@ -359,7 +359,7 @@ fn four_organisations_on_four_hosts_survive_a_partition_and_a_crash() {
             common::tail(&hosts.log(i))
         );
     }
-    // No host's folder holds another's private keys: each holds exactly its own three.
+    // No host's folder holds another's private keys: each holds exactly its own.
     for (i, d) in hosts.dirs.iter().enumerate() {
         let mut keys: Vec<String> = std::fs::read_dir(d.join("keys"))
             .expect("keys")
@@ -368,7 +368,13 @@ fn four_organisations_on_four_hosts_survive_a_partition_and_a_crash() {
         keys.sort();
         assert_eq!(
             keys,
-            ["api-tls.key", "gateway.key", "operator.key", "replica.key"],
+            [
+                "api-tls.key",
+                "encryption.key",
+                "gateway.key",
+                "operator.key",
+                "replica.key"
+            ],
             "host {i}"
         );
     }

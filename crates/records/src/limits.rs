@@ -17,6 +17,10 @@ pub const USER_ID_MAX_CHARS: usize = 64;
 pub const RECORD_ID_MAX_BYTES: usize = 64;
 /// Longest display name of a user.
 pub const DISPLAY_NAME_MAX_CHARS: usize = 100;
+/// Longest sealed display name: the prefix, then hex of the header, the envelope's
+/// overhead and a name of `DISPLAY_NAME_MAX_CHARS` characters of up to 4 bytes each.
+pub const SEALED_DISPLAY_NAME_MAX_CHARS: usize =
+    7 + 2 * (8 + medchain_seal::envelope::OVERHEAD + 4 * DISPLAY_NAME_MAX_CHARS);
 /// Longest department name.
 pub const DEPARTMENT_MAX_CHARS: usize = 64;
 /// Longest free-text reason (audit, break-glass).

@@ -637,14 +637,35 @@ pub fn open_proposals(
     organisation: u16,
     now_ms: u64,
 ) -> rusqlite::Result<Vec<ProposalView>> {
+    open_proposals_where(conn, Some(organisation), None, now_ms)
+}
+
+/// Open proposals of `kind` in every organisation (at most 64 open per organisation),
+/// for those who sign across organisations (a patient's department co-signs another
+/// organisation's doctor's break-glass).
+pub fn open_proposals_of_kind(
+    conn: &Connection,
+    kind: &str,
+    now_ms: u64,
+) -> rusqlite::Result<Vec<ProposalView>> {
+    open_proposals_where(conn, None, Some(kind), now_ms)
+}
+
+fn open_proposals_where(
+    conn: &Connection,
+    organisation: Option<u16>,
+    kind: Option<&str>,
+    now_ms: u64,
+) -> rusqlite::Result<Vec<ProposalView>> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, organisation, kind, action, proposer, created_ms, expires_ms, height
          FROM proposals
-         WHERE organisation = ?1 AND executed_height IS NULL AND expires_ms >= ?2
+         WHERE (?1 IS NULL OR organisation = ?1) AND (?3 IS NULL OR kind = ?3)
+           AND executed_height IS NULL AND expires_ms >= ?2
          ORDER BY height, id",
     )?;
     let rows = stmt
-        .query_map(params![organisation, now_ms as i64], |r| {
+        .query_map(params![organisation, now_ms as i64, kind], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, u16>(1)?,

@@ -82,6 +82,47 @@ pub fn open_erasure_reason(
     String::from_utf8(plain.to_vec()).ok()
 }
 
+/// How a patient's sealed display name starts in the ledger's `display_name` field; the
+/// rest is the hex of `"MCR1" || epoch || envelope` under the patient's data key.
+pub const SEALED_NAME_PREFIX: &str = "sealed:";
+/// Purpose of the data key's sub-key for the patient's name.
+const NAME_PURPOSE: &[u8] = b"medchain/v1/display-name";
+
+fn name_aad(patient: &str) -> Vec<u8> {
+    format!("medchain/v1/display-name\0{patient}").into_bytes()
+}
+
+/// `patient`'s display name as the ledger stores it: sealed under their data key.
+pub fn seal_name(
+    key: &DataKey,
+    epoch: u32,
+    patient: &str,
+    name: &str,
+) -> Result<String, SealError> {
+    let bytes = seal_under(
+        key,
+        epoch,
+        NAME_PURPOSE,
+        &name_aad(patient),
+        name.as_bytes(),
+    )?;
+    Ok(format!("{SEALED_NAME_PREFIX}{}", hex::encode(bytes)))
+}
+
+/// The key epoch and envelope of a sealed display name (`None`: stored in clear).
+pub fn sealed_name_parts(stored: &str) -> Option<(u32, Vec<u8>)> {
+    let bytes = hex::decode(stored.strip_prefix(SEALED_NAME_PREFIX)?).ok()?;
+    let (epoch, envelope) = sealed_parts(&bytes)?;
+    Some((epoch, envelope.to_vec()))
+}
+
+/// Decrypt a sealed display name with the patient's data key of its epoch.
+pub fn open_name(key: &DataKey, patient: &str, envelope: &[u8]) -> Option<String> {
+    let sub = key.derive(NAME_PURPOSE);
+    let plain = medchain_seal::open(&sub, &name_aad(patient), envelope).ok()?;
+    String::from_utf8(plain.to_vec()).ok()
+}
+
 /// `"MCR1" || epoch || envelope` of `plain` under the `purpose` sub-key of `key`.
 fn seal_under(
     key: &DataKey,

@@ -251,6 +251,14 @@ pub enum ProposedAction {
         patient: String,
         sealed_reason: String,
     },
+    /// Open break-glass access beyond the doctor's daily limit: the doctor (the proposer)
+    /// asks, another doctor of their organisation or the patient's department co-signs,
+    /// and the opening executes with that second signature.
+    OpenBreakGlass {
+        patient: String,
+        reason: String,
+        duration_ms: u64,
+    },
 }
 
 impl ProposedAction {
@@ -259,6 +267,7 @@ impl ProposedAction {
             ProposedAction::RegisterAdministrator { .. } => "register_administrator",
             ProposedAction::DeactivateAdministrator { .. } => "deactivate_administrator",
             ProposedAction::ErasePatient { .. } => "erase_patient",
+            ProposedAction::OpenBreakGlass { .. } => "open_break_glass",
         }
     }
 
@@ -267,7 +276,8 @@ impl ProposedAction {
         match self {
             ProposedAction::RegisterAdministrator { user_id, .. }
             | ProposedAction::DeactivateAdministrator { user_id } => user_id,
-            ProposedAction::ErasePatient { patient, .. } => patient,
+            ProposedAction::ErasePatient { patient, .. }
+            | ProposedAction::OpenBreakGlass { patient, .. } => patient,
         }
     }
 }

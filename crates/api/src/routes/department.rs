@@ -51,10 +51,12 @@ pub async fn list_users(
     let page = params.page();
     let dept = (q.role.as_deref() != Some("pharmacy")).then(|| d.user.department.clone());
     let organisation = d.user.organisation;
+    let keys = std::sync::Arc::clone(&s.inner.keys);
     let users = s
         .read(move |c| {
-            Ok(query::users(
+            crate::user_search::users(
                 c,
+                &keys,
                 dept.as_deref().map(|department| DepartmentRef {
                     organisation,
                     department,
@@ -62,7 +64,7 @@ pub async fn list_users(
                 q.role.as_deref(),
                 q.search.as_deref(),
                 page,
-            )?)
+            )
         })
         .await?;
     Ok((next_of(&uri, params, &users), ApiJson(users.items)))
@@ -123,16 +125,37 @@ pub async fn register(
     tokio::task::spawn_blocking(move || auth_state.inner.auth.set_password(&uid, &pw))
         .await
         .map_err(ApiError::internal)??;
+    // A patient's name is sealed under the data key made for them here, before it
+    // reaches the ledger; the key's first copy is published right after the
+    // registration commits.
+    let first_key =
+        (role == UserRole::Patient && s.inner.keys.encrypts()).then(medchain_seal::DataKey::random);
+    let display_name = match &first_key {
+        Some(key) => medchain_records::sealed::seal_name(key, 0, &req.user_id, &req.display_name)
+            .map_err(ApiError::internal)?,
+        None => req.display_name,
+    };
+    let patient = req.user_id.clone();
     let env = Envelope {
         actor: Actor::User(d.user.user_id.clone()),
         tx: Transaction::RegisterUser {
             user_id: req.user_id,
             role,
             department,
-            display_name: req.display_name,
+            display_name,
         },
     };
-    let c = s.commit(&env, Vec::new()).await?;
+    let registering = first_key.is_some() && s.inner.keys.start_registering(&patient);
+    let committed = s.commit(&env, Vec::new()).await;
+    let published = match (&committed, first_key) {
+        (Ok(_), Some(key)) => crate::key_steward::first_key_with(&s, &patient, key).await,
+        _ => Ok(()),
+    };
+    if registering {
+        s.inner.keys.done_registering(&patient);
+    }
+    let c = committed?;
+    published?;
     Ok(ApiJson(Done {
         ok: true,
         block_height: c.height,

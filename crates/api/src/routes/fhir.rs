@@ -22,11 +22,11 @@ fn block_hex(conn: &Connection, height: u64) -> ApiResult<String> {
         .unwrap_or_default())
 }
 
-fn person(conn: &Connection, id: &str) -> ApiResult<Option<fhir::Person>> {
+fn person(conn: &Connection, s: &AppState, id: &str) -> ApiResult<Option<fhir::Person>> {
     Ok(medchain_records::user(conn, id)?.map(|u| fhir::Person {
         organisation: format!("org-{}", u.organisation),
         department: Some(u.department),
-        display_name: u.display_name,
+        display_name: s.inner.keys.display_name(conn, &u.user_id, &u.display_name),
         active: u.active,
         user_id: u.user_id,
     }))
@@ -85,7 +85,7 @@ fn export(
     now: u64,
     at: &ExportCursor,
 ) -> ApiResult<(fhir::PatientExport, Option<ExportCursor>)> {
-    let patient = person(conn, pid)?.ok_or_else(|| ApiError::not_found("no such patient"))?;
+    let patient = person(conn, s, pid)?.ok_or_else(|| ApiError::not_found("no such patient"))?;
     let (records, audit_after, next) = match at {
         ExportCursor::AuditAfter(id) => (Vec::new(), Some(Some(*id)), None),
         ExportCursor::Start | ExportCursor::RecordsAfter(_) => {
@@ -118,7 +118,7 @@ fn export(
             (audits(conn, page.items)?, next)
         }
     };
-    let practitioners = practitioners(conn, &records)?;
+    let practitioners = practitioners(conn, s, &records)?;
     let organizations = organizations(s);
     let (records, dispenses) = records_and_dispenses(conn, records)?;
     let consents = if *at == ExportCursor::Start {
@@ -143,13 +143,17 @@ fn export(
 
 /// The doctors who wrote the records, once each; a doctor no longer registered is left
 /// out (the records still name them by identifier).
-fn practitioners(conn: &Connection, records: &[RecordView]) -> ApiResult<Vec<fhir::Person>> {
+fn practitioners(
+    conn: &Connection,
+    s: &AppState,
+    records: &[RecordView],
+) -> ApiResult<Vec<fhir::Person>> {
     let mut practitioner_ids: Vec<String> = records.iter().map(|r| r.doctor_id.clone()).collect();
     practitioner_ids.sort();
     practitioner_ids.dedup();
     let mut practitioners = Vec::new();
     for id in &practitioner_ids {
-        if let Some(p) = person(conn, id)? {
+        if let Some(p) = person(conn, s, id)? {
             practitioners.push(p);
         }
     }

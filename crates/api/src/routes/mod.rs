@@ -96,7 +96,7 @@ pub fn rfc3339(ms: u64) -> String {
         alerts::list, alerts::review,
         security::security_log,
         records::add_record, records::validate_block, records::get_chain, records::patients,
-        records::access_status, records::break_glass,
+        records::access_status, records::break_glass, records::request_break_glass,
         break_glass_review::alerts, break_glass_review::review, break_glass_review::approve,
         patient::list_consents, patient::grant_consent, patient::revoke_consent,
         patient::create_consent_code, patient::audit, patient::break_glass_events,
@@ -216,6 +216,10 @@ fn record_routes() -> Router<AppState> {
         .route("/api/consent_codes", post(patient::create_consent_code))
         .route("/api/audit", get(patient::audit))
         .route("/api/break_glass/alerts", get(break_glass_review::alerts))
+        .route(
+            "/api/break_glass/request",
+            post(records::request_break_glass),
+        )
         .route(
             "/api/break_glass/approve",
             post(break_glass_review::approve),

@@ -42,76 +42,98 @@ pub struct ProposalsResponse {
     pub proposals: Vec<ProposalItem>,
 }
 
-/// What waits for the caller: the open proposals of their organisation (department
-/// administrators; other roles have none today).
+/// What waits for the caller: for a department administrator, the open administrator
+/// proposals of their organisation and the erasure and break-glass requests on their
+/// department's patients; for a doctor, their organisation's doctors' break-glass
+/// requests beyond the daily limit (their own included, as signed).
 #[utoipa::path(get, path = "/api/proposals",
     responses((status = 200, body = ProposalsResponse)), security(("bearer" = [])), tag = "proposals")]
 pub async fn list(
     State(s): State<AppState>,
     who: Session,
 ) -> ApiResult<ApiJson<ProposalsResponse>> {
-    if who.user.role != UserRole::Department {
+    if !matches!(who.user.role, UserRole::Department | UserRole::Doctor) {
         return Ok(ApiJson(ProposalsResponse {
             proposals: Vec::new(),
         }));
     }
-    let (org, now) = (who.user.organisation, s.now_ms());
+    let now = s.now_ms();
     let keys = std::sync::Arc::clone(&s.inner.keys);
-    let department = who.user.department.clone();
-    let (open, erasures) = s
+    let me = who.user.clone();
+    let items = s
         .read(move |c| {
-            let open = query::open_proposals(c, org, now)?;
-            let mut admin = Vec::new();
-            let mut erasures = Vec::new();
-            for p in open {
+            let mine = |patient: &str| -> ApiResult<bool> {
+                Ok(medchain_records::user(c, patient)?.is_some_and(|u| {
+                    u.organisation == me.organisation && u.department == me.department
+                }))
+            };
+            let mut items = Vec::new();
+            if me.role == UserRole::Doctor {
+                for p in query::open_proposals(c, me.organisation, now)? {
+                    if matches!(p.action, ProposedAction::OpenBreakGlass { .. }) {
+                        items.push(item(&me.user_id, p, None));
+                    }
+                }
+                return Ok(items);
+            }
+            for p in query::open_proposals(c, me.organisation, now)? {
                 match &p.action {
                     ProposedAction::ErasePatient {
                         patient,
                         sealed_reason,
                     } => {
                         // Only the patient's own department sees (and signs) it.
-                        let mine = medchain_records::user(c, patient)?
-                            .is_some_and(|u| u.department == department);
-                        if mine {
+                        if mine(patient)? {
                             let reason =
                                 erasure_reason(c, &keys, patient, &p.proposal_id, sealed_reason);
-                            erasures.push((p, reason));
+                            items.push(item(&me.user_id, p, reason));
                         }
                     }
-                    _ => admin.push(p),
+                    // Listed below, with those of other organisations' doctors.
+                    ProposedAction::OpenBreakGlass { .. } => {}
+                    _ => items.push(item(&me.user_id, p, None)),
                 }
             }
-            Ok((admin, erasures))
+            for p in query::open_proposals_of_kind(c, "open_break_glass", now)? {
+                if mine(p.action.target())? {
+                    items.push(item(&me.user_id, p, None));
+                }
+            }
+            Ok(items)
         })
         .await?;
-    let me = who.user.user_id;
-    let erasures = erasures.into_iter().map(|(p, reason)| ProposalItem {
-        may_approve: !p.approvals.contains(&me),
-        waiting_for: "the patient's department (POST /api/erasure/{id}/approve)".into(),
-        reason,
-        proposal: p,
-    });
-    let proposals = open
-        .into_iter()
-        .map(|p| {
+    Ok(ApiJson(ProposalsResponse { proposals: items }))
+}
+
+/// A proposal as `me` sees it: whether they may sign, and what it still waits for.
+fn item(me: &str, p: ProposalView, reason: Option<String>) -> ProposalItem {
+    let signed = p.approvals.iter().any(|a| a == me);
+    let (may_approve, waiting_for) = match &p.action {
+        ProposedAction::ErasePatient { .. } => (
+            !signed,
+            "the patient's department (POST /api/erasure/{id}/approve)".to_string(),
+        ),
+        ProposedAction::OpenBreakGlass { .. } => (
+            !signed,
+            "another doctor of the organisation or the patient's department".to_string(),
+        ),
+        _ => {
             let operator = p.approvals.iter().any(|a| a == OPERATOR_APPROVER);
             let admin = p.approvals.iter().any(|a| a != OPERATOR_APPROVER);
             let waiting_for = match (operator, admin) {
                 (false, false) => "the operator and an administrator",
                 (false, true) => "the organisation's operator (medchain user approve)",
                 (true, _) => "another department administrator",
-            }
-            .to_string();
-            ProposalItem {
-                may_approve: !p.approvals.contains(&me) && p.action.target() != me,
-                waiting_for,
-                reason: None,
-                proposal: p,
-            }
-        })
-        .chain(erasures)
-        .collect();
-    Ok(ApiJson(ProposalsResponse { proposals }))
+            };
+            (!signed && p.action.target() != me, waiting_for.to_string())
+        }
+    };
+    ProposalItem {
+        proposal: p,
+        may_approve,
+        waiting_for,
+        reason,
+    }
 }
 
 /// An erasure request's reason in clear, if this node can open it.
@@ -206,10 +228,18 @@ pub struct ApproveProposalRequest {
 pub async fn approve(
     State(s): State<AppState>,
     ClientAddr(addr): ClientAddr,
-    Department(d): Department,
+    d: Session,
     Path(id): Path<String>,
     ApiJson(req): ApiJson<ApproveProposalRequest>,
 ) -> ApiResult<ApiJson<ProposalDone>> {
+    // Department administrators sign administrator changes, erasures and break-glass;
+    // doctors sign their colleagues' break-glass. The ledger decides which counts.
+    if !matches!(d.user.role, UserRole::Department | UserRole::Doctor) {
+        return Err(ApiError::forbidden(format!(
+            "not allowed for the {} role",
+            d.user.role.as_str()
+        )));
+    }
     check_text("id", &id, USER_ID_MAX_CHARS, true)?;
     crate::routes::mfa::step_up(&s, &d, req.totp.as_deref(), addr, "/api/proposals/approve")?;
     let env = Envelope {

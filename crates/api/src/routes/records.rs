@@ -435,6 +435,77 @@ pub(crate) async fn wait_for_keys(s: &AppState, patient: &str) -> ApiResult<()> 
     }
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakGlassRequested {
+    /// The proposal a colleague or the patient's department signs
+    /// (`POST /api/proposals/{id}/approve`); the access opens with that signature.
+    pub request_id: String,
+    pub block_height: u64,
+}
+
+/// How long a break-glass request beyond the limit waits for its second signature.
+const BREAK_GLASS_REQUEST_TTL_MS: u64 = 30 * 60 * 1000;
+
+/// Ask for break-glass beyond the daily limit: a co-signed proposal that another doctor of
+/// the organisation or the patient's department approves; the access opens with that
+/// signature. Needs a fresh code, as break-glass does.
+#[utoipa::path(post, path = "/api/break_glass/request", request_body = BreakGlassRequest,
+    responses((status = 200, body = BreakGlassRequested), (status = 403, body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("bearer" = [])), tag = "records")]
+pub async fn request_break_glass(
+    State(s): State<AppState>,
+    ClientAddr(addr): ClientAddr,
+    Doctor(doc): Doctor,
+    ApiJson(req): ApiJson<BreakGlassRequest>,
+) -> ApiResult<ApiJson<BreakGlassRequested>> {
+    check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
+    crate::routes::mfa::step_up(
+        &s,
+        &doc,
+        req.totp.as_deref(),
+        addr,
+        "/api/break_glass/request",
+    )?;
+    let duration_ms = break_glass_duration(&req)?;
+    let pid = req.patient_id.clone();
+    s.read(move |c| patient(c, &pid).map(|_| ())).await?;
+    let request_id = new_id("bg");
+    let env = Envelope {
+        actor: Actor::User(doc.user.user_id.clone()),
+        tx: Transaction::Propose {
+            proposal_id: request_id.clone(),
+            action: medchain_records::ProposedAction::OpenBreakGlass {
+                patient: req.patient_id,
+                reason: req.reason,
+                duration_ms,
+            },
+            ttl_ms: BREAK_GLASS_REQUEST_TTL_MS,
+        },
+    };
+    let c = s.commit(&env, Vec::new()).await?;
+    Ok(ApiJson(BreakGlassRequested {
+        request_id,
+        block_height: c.height,
+    }))
+}
+
+/// The reason and duration of a break-glass request, checked as the ledger will.
+fn break_glass_duration(req: &BreakGlassRequest) -> ApiResult<u64> {
+    check_text("reason", &req.reason, REASON_MAX_CHARS, true)?;
+    if req.reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS {
+        return Err(ApiError::invalid(format!(
+            "reason: at least {BREAK_GLASS_REASON_MIN_CHARS} characters"
+        ))
+        .with_field("reason"));
+    }
+    let minutes = req.minutes.unwrap_or(60);
+    if !(1..=60).contains(&minutes) {
+        return Err(ApiError::invalid("minutes: 1 to 60"));
+    }
+    Ok((u64::from(minutes) * 60_000).min(BREAK_GLASS_MAX_MS))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 pub struct PatientSearch {
     /// Part of the id or name.
@@ -470,11 +541,13 @@ pub async fn patients(
     };
     let page = params.page();
     let now = s.now_ms();
+    let keys = std::sync::Arc::clone(&s.inner.keys);
     s.read(move |c| {
         let mut out = Vec::new();
         // The page is of all patients matching the search; those the doctor may not see
         // are left out, so a page may hold fewer than `limit` and still have a next one.
-        let candidates = query::users(c, None, Some("patient"), q.search.as_deref(), page)?;
+        let candidates =
+            crate::user_search::users(c, &keys, None, Some("patient"), q.search.as_deref(), page)?;
         let next = next_of(&uri, params, &candidates);
         for u in candidates.items {
             let consent = medchain_records::doctor_has_consent(c, &doc.user, &u.user_id, now)?;
@@ -531,18 +604,7 @@ pub async fn break_glass(
 ) -> ApiResult<ApiJson<BreakGlassResponse>> {
     check_text("patient_id", &req.patient_id, USER_ID_MAX_CHARS, true)?;
     crate::routes::mfa::step_up(&s, &doc, req.totp.as_deref(), addr, "/api/break_glass")?;
-    check_text("reason", &req.reason, REASON_MAX_CHARS, true)?;
-    if req.reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS {
-        return Err(ApiError::invalid(format!(
-            "reason: at least {BREAK_GLASS_REASON_MIN_CHARS} characters"
-        ))
-        .with_field("reason"));
-    }
-    let minutes = req.minutes.unwrap_or(60);
-    if !(1..=60).contains(&minutes) {
-        return Err(ApiError::invalid("minutes: 1 to 60"));
-    }
-    let duration_ms = (u64::from(minutes) * 60_000).min(BREAK_GLASS_MAX_MS);
+    let duration_ms = break_glass_duration(&req)?;
     let pid = req.patient_id.clone();
     let (doctor, now) = (doc.user.user_id.clone(), s.now_ms());
     let limit = s.inner.genesis.policy.break_glass_per_doctor_per_day;

@@ -178,7 +178,7 @@ pub async fn login(
         mfa.setup_pending(&user.user_id, user.role)?,
         now,
     )?;
-    Ok(ApiJson(LoginResponse::new(issued, user)))
+    Ok(ApiJson(LoginResponse::new(issued, s.with_shown_name(user))))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -224,7 +224,7 @@ pub async fn refresh(
         .ok_or_else(|| ApiError::unauthorized("account is not active"))?;
     session.mfa_setup = s.inner.mfa.setup_pending(&user.user_id, user.role)?;
     let issued = s.inner.auth.issue(&session, user.role.as_str(), now)?;
-    Ok(ApiJson(LoginResponse::new(issued, user)))
+    Ok(ApiJson(LoginResponse::new(issued, s.with_shown_name(user))))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -280,7 +280,10 @@ pub async fn change_password(
             .path("/api/password")
             .detail("other sessions ended"),
     );
-    Ok(ApiJson(LoginResponse::new(issued, who.user)))
+    Ok(ApiJson(LoginResponse::new(
+        issued,
+        s.with_shown_name(who.user),
+    )))
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
@@ -340,10 +343,11 @@ pub async fn me(State(s): State<AppState>, who: Session) -> ApiJson<Me> {
         .get(usize::from(who.user.organisation))
         .map(|r| r.organisation.clone())
         .unwrap_or_default();
+    let shown_name = s.with_shown_name(who.user.clone()).display_name;
     ApiJson(Me {
         user_id: who.user.user_id,
         role: who.user.role.as_str().into(),
-        display_name: who.user.display_name,
+        display_name: shown_name,
         department: who.user.department,
         organisation: who.user.organisation,
         organisation_name,

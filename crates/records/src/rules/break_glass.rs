@@ -28,6 +28,19 @@ pub(super) fn open(
         return reject(Outcome::Forbidden, "only a doctor may break the glass");
     };
     need_role(doctor, UserRole::Doctor)?;
+    check_opening(r, patient, reason, duration_ms)?;
+    within_limit_or_approved(r, doctor, patient)?;
+    record_opening(r, doctor, patient, reason, duration_ms)
+}
+
+/// What every opening must be: a reason of 10 to `REASON_MAX_CHARS` characters, at most
+/// an hour, on an active patient.
+pub(super) fn check_opening(
+    r: &Request<'_>,
+    patient: &str,
+    reason: &str,
+    duration_ms: u64,
+) -> Checked {
     if reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS {
         return reject(
             Outcome::Invalid,
@@ -38,8 +51,17 @@ pub(super) fn open(
     if duration_ms == 0 || duration_ms > BREAK_GLASS_MAX_MS {
         return reject(Outcome::Invalid, "duration: 1 ms to 1 hour");
     }
-    need_role(&active_user(r, patient)?, UserRole::Patient)?;
-    within_limit_or_approved(r, doctor, patient)?;
+    need_role(&active_user(r, patient)?, UserRole::Patient)
+}
+
+/// The opening itself, and its entry in the patient's audit trail.
+pub(super) fn record_opening(
+    r: &Request<'_>,
+    doctor: &UserRow,
+    patient: &str,
+    reason: &str,
+    duration_ms: u64,
+) -> Checked {
     let (now, h) = (r.now_ms as i64, r.height as i64);
     exec(
         r.conn,
@@ -85,7 +107,7 @@ fn within_limit_or_approved(r: &Request<'_>, doctor: &UserRow, patient: &str) ->
 
 /// The patient's department: a department administrator of the patient's own
 /// organisation and department.
-fn is_patients_department(actor: &UserRow, patient: &UserRow) -> bool {
+pub(super) fn is_patients_department(actor: &UserRow, patient: &UserRow) -> bool {
     actor.role == UserRole::Department
         && actor.organisation == patient.organisation
         && actor.department == patient.department

@@ -11,6 +11,9 @@
 //!   made and the last one removed).
 //! - erasing a patient's data: the patient asks (proposes), and an administrator of the
 //!   patient's own department approves.
+//! - break-glass beyond the doctor's daily limit: the doctor asks, and another doctor of
+//!   their organisation or the patient's department co-signs; the opening executes with
+//!   that signature (and counts towards the doctor's limit like any other).
 
 use medchain_store::rusqlite::{params, OptionalExtension};
 use medchain_types::UserRole;
@@ -32,7 +35,38 @@ fn approver_id(
 ) -> Checked<String> {
     match action {
         ProposedAction::ErasePatient { patient, .. } => erasure_approver(r, actor, patient),
+        ProposedAction::OpenBreakGlass { patient, .. } => {
+            break_glass_approver(r, actor, organisation, patient)
+        }
         _ => administrator_approver(r, actor, organisation, action.target()),
+    }
+}
+
+/// Break-glass beyond the limit is signed by the asking doctor, and by another doctor of
+/// the doctor's organisation or the patient's department.
+fn break_glass_approver(
+    r: &Request<'_>,
+    actor: &Acting,
+    organisation: u16,
+    patient: &str,
+) -> Checked<String> {
+    let Some(p) = user(r.conn, patient)? else {
+        return reject(Outcome::NotFound, format!("no user {patient}"));
+    };
+    match actor {
+        Acting::User(u) if u.role == UserRole::Doctor && u.organisation == organisation => {
+            Ok(u.user_id.clone())
+        }
+        Acting::User(u) if super::break_glass::is_patients_department(u, &p) => {
+            Ok(u.user_id.clone())
+        }
+        _ => reject(
+            Outcome::Forbidden,
+            format!(
+                "break-glass beyond the limit is co-signed by another doctor of organisation \
+                 {organisation} or by {patient}'s department"
+            ),
+        ),
     }
 }
 
@@ -118,6 +152,14 @@ pub(super) fn propose(
         return reject(
             Outcome::Forbidden,
             "an erasure is asked for by the patient; the department approves it",
+        );
+    }
+    if matches!(action, ProposedAction::OpenBreakGlass { .. })
+        && !matches!(actor, Acting::User(u) if u.role == UserRole::Doctor)
+    {
+        return reject(
+            Outcome::Forbidden,
+            "break-glass is asked for by the doctor who needs it",
         );
     }
     let exists: Option<i64> = r
@@ -257,6 +299,21 @@ fn rule_met(
         .prepare_cached("SELECT approver FROM proposal_approvals WHERE proposal_id = ?1")?
         .query_map(params![proposal_id], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    if let ProposedAction::OpenBreakGlass { patient, .. } = action {
+        let Some(p) = user(r.conn, patient)? else {
+            return Ok(false);
+        };
+        let proposer = proposer_of(r, proposal_id)?;
+        let mut second = false;
+        for s in signers.iter().filter(|s| **s != proposer) {
+            if let Some(u) = user(r.conn, s)? {
+                second |= u.active
+                    && ((u.role == UserRole::Doctor && u.organisation == organisation)
+                        || super::break_glass::is_patients_department(&u, &p));
+            }
+        }
+        return Ok(second);
+    }
     if let ProposedAction::ErasePatient { patient, .. } = action {
         let Some(p) = user(r.conn, patient)? else {
             return Ok(false);
@@ -319,6 +376,11 @@ fn check_action(r: &Request<'_>, action: &ProposedAction, organisation: u16) -> 
             ),
             None => reject(Outcome::NotFound, format!("no user {user_id}")),
         },
+        ProposedAction::OpenBreakGlass {
+            patient,
+            reason,
+            duration_ms,
+        } => super::break_glass::check_opening(r, patient, reason, *duration_ms),
         ProposedAction::ErasePatient {
             patient,
             sealed_reason,
@@ -346,6 +408,13 @@ fn check_action(r: &Request<'_>, action: &ProposedAction, organisation: u16) -> 
 
 /// Longest sealed erasure reason (hex of an envelope of at most 500 characters).
 const ERASURE_REASON_MAX_HEX: usize = 2 * (4 * 500 + medchain_seal::envelope::OVERHEAD);
+
+/// Who proposed `proposal_id` (their signature is its first).
+fn proposer_of(r: &Request<'_>, proposal_id: &str) -> Checked<String> {
+    Ok(r.conn
+        .prepare_cached("SELECT proposer FROM proposals WHERE id = ?1")?
+        .query_row(params![proposal_id], |row| row.get(0))?)
+}
 
 fn erased(r: &Request<'_>, patient: &str) -> Checked<bool> {
     let row: Option<i64> = r
@@ -400,6 +469,22 @@ fn execute(
     check_action(r, action, organisation)?;
     match action {
         ProposedAction::ErasePatient { patient, .. } => erase(r, proposal_id, patient),
+        ProposedAction::OpenBreakGlass {
+            patient,
+            reason,
+            duration_ms,
+        } => {
+            let doctor = proposer_of(r, proposal_id)?;
+            match user(r.conn, &doctor)? {
+                Some(d) if d.active && d.role == UserRole::Doctor => {
+                    super::break_glass::record_opening(r, &d, patient, reason, *duration_ms)
+                }
+                _ => reject(
+                    Outcome::Forbidden,
+                    format!("{doctor} is no longer an active doctor"),
+                ),
+            }
+        }
         ProposedAction::RegisterAdministrator {
             user_id,
             department,

@@ -11,7 +11,7 @@ use medchain_types::UserRole;
 
 use super::{need_role, text_ok, Acting, Request};
 use crate::ledger::exec;
-use crate::limits::{DEPARTMENT_MAX_CHARS, DISPLAY_NAME_MAX_CHARS};
+use crate::limits::{DEPARTMENT_MAX_CHARS, DISPLAY_NAME_MAX_CHARS, SEALED_DISPLAY_NAME_MAX_CHARS};
 use crate::outcome::{reject, Checked, Outcome};
 use crate::policy::user;
 
@@ -62,7 +62,18 @@ pub(super) fn check_new_user(r: &Request<'_>, new: &NewUser<'_>) -> Checked {
             "user_id: 1 to 64 letters, digits, '-', '_' or '.'",
         );
     }
-    text_ok(new.display_name, "display_name", DISPLAY_NAME_MAX_CHARS)?;
+    // A patient's name is sealed under their data key by their home organisation (a
+    // longer, hex field); anyone else's is in clear.
+    let sealed = new.role == UserRole::Patient
+        && new
+            .display_name
+            .starts_with(crate::sealed::SEALED_NAME_PREFIX);
+    let max = if sealed {
+        SEALED_DISPLAY_NAME_MAX_CHARS
+    } else {
+        DISPLAY_NAME_MAX_CHARS
+    };
+    text_ok(new.display_name, "display_name", max)?;
     text_ok(new.department, "department", DEPARTMENT_MAX_CHARS)?;
     for (field, value) in [
         ("display_name", new.display_name),
