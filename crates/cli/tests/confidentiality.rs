@@ -1,8 +1,9 @@
-//! Least knowledge, tested as the insurer would try it: four real replica processes; a
-//! St Mary's doctor writes records with unique clinical text; then every file of every
-//! organisation's folder (databases, WAL, logs, keys) is searched byte for byte, and
-//! Northwind Health Insurance (organisation 3) tries its own API, its own database and its
-//! own encryption key, before consent, with consent, and after revocation.
+//! Least knowledge, tested as the insurer would try it: four real replica processes; St
+//! Mary's registers a patient with a unique name and a doctor writes records with unique
+//! clinical text; then every file of every organisation's folder (databases, WAL, logs,
+//! keys) is searched byte for byte, and Northwind Health Insurance (organisation 3) tries
+//! its own API, its own database and its own encryption key, before consent, with
+//! consent, and after revocation.
 
 mod common;
 
@@ -158,6 +159,19 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
         "insurer-doctor-own",
     );
     let d001 = c.login(0, "d001", "doctor123");
+    // A patient St Mary's registers: their name is sealed before it reaches the ledger.
+    let dep001 = c.login(0, "dep001", "department123");
+    let name = "Ysolde Brackenridge";
+    let body = json!({"user_id": "p-ysolde", "role": "patient", "display_name": name,
+                      "password": "a-long-initial-pw"});
+    let (status, v) = c.post(0, "/api/users", Some(&dep001), &body.to_string());
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = c.get_with(0, "/api/users?search=brackenr", &dep001);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v[0]["display_name"], name,
+        "found by name at St Mary's: {v}"
+    );
     let first = [
         "Zebrafinch-syndrome-7f3a",
         "Notes-pangolin-91c2",
@@ -173,7 +187,7 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
     let at_insurer = stored_content(&c.db(INSURER), &r1).expect("the insurer stores the record");
     assert!(at_insurer.starts_with(b"MCR1"), "stored sealed");
     assert_eq!(insurer_decrypts(&c, "p001", &r1), None);
-    let (files, hits) = found_in_files(&c, &[&first[..], &second[..]].concat());
+    let (files, hits) = found_in_files(&c, &[&first[..], &second[..], &[name]].concat());
     assert!(files > 20, "only {files} files searched");
     assert!(hits.is_empty(), "clinical text on disk: {hits:?}");
     // A guessed diagnosis, hashed as the old format did, matches no content hash.
@@ -243,7 +257,7 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
     // Stopped cleanly (WAL checkpointed into the database files): nothing in clear in
     // any file, and every chain verifies.
     c.stop_all();
-    let (_, hits) = found_in_files(&c, &[&first[..], &second[..]].concat());
+    let (_, hits) = found_in_files(&c, &[&first[..], &second[..], &[name]].concat());
     assert!(hits.is_empty(), "clinical text on disk: {hits:?}");
     for i in 0..4 {
         let (ok, text) = c.verify(i);

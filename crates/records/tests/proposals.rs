@@ -390,3 +390,88 @@ fn an_erasure_needs_the_patient_and_their_own_department() {
     let kept = medchain_records::query::erased_at(run.chain.conn(), "p-card2").expect("query");
     assert_eq!(kept, None);
 }
+
+fn break_glass(patient: &str) -> Transaction {
+    Transaction::BreakGlass {
+        patient: patient.into(),
+        reason: "unconscious in A&E".into(),
+        duration_ms: 60_000,
+    }
+}
+
+fn ask_break_glass(proposal: &str, patient: &str) -> Transaction {
+    Transaction::Propose {
+        proposal_id: proposal.into(),
+        action: ProposedAction::OpenBreakGlass {
+            patient: patient.into(),
+            reason: "unconscious in A&E again".into(),
+            duration_ms: 60_000,
+        },
+        ttl_ms: HOUR_MS,
+    }
+}
+
+fn openings(run: &Run, doctor: &str) -> i64 {
+    run.chain
+        .conn()
+        .query_row(
+            "SELECT COUNT(*) FROM break_glass WHERE doctor = ?1",
+            [doctor],
+            |r| r.get(0),
+        )
+        .expect("count")
+}
+
+/// Break-glass beyond the daily limit as a proposal: the doctor asks; their own second
+/// signature, a doctor of another organisation and the operator do not count; the
+/// patient's department (of another organisation here) or a colleague of the doctor's
+/// organisation opens it, once.
+#[test]
+fn break_glass_beyond_the_limit_opens_with_a_second_signature() {
+    let mut run = Run::new();
+    for _ in 0..3 {
+        assert_eq!(run.next(via(0, "d-card", break_glass("p-onc"))).0, OK);
+    }
+    let (o, msg) = run.next(via(0, "d-card", break_glass("p-onc")));
+    assert_eq!(o, Forbidden, "the fourth in 24 hours: {msg}");
+    assert_eq!(
+        run.next(via(0, "dep-card", ask_break_glass("bg0", "p-onc")))
+            .0,
+        Forbidden
+    );
+    assert_eq!(
+        run.next(via(0, "d-card", ask_break_glass("bg1", "p-onc")))
+            .0,
+        OK
+    );
+    assert_eq!(openings(&run, "d-card"), 3, "asking opens nothing");
+    assert_eq!(run.next(via(0, "d-card", approve("bg1"))).0, Conflict);
+    for (org, who) in [(1, "d-onc"), (0, "dep-card"), (1, "d-card2")] {
+        let (o, msg) = run.next(via(org, who, approve("bg1")));
+        assert!(matches!(o, Forbidden), "{who} via {org}: {o:?} {msg}");
+    }
+    assert_eq!(run.next(operator(0, approve("bg1"))).0, Forbidden);
+    assert_eq!(openings(&run, "d-card"), 3);
+    // p-onc's department (organisation 1) co-signs through its own node.
+    assert_eq!(run.next(via(1, "dep-onc", approve("bg1"))).0, OK);
+    assert_eq!(openings(&run, "d-card"), 4);
+    let now = run.now;
+    assert!(
+        medchain_records::break_glass_active(run.chain.conn(), "d-card", "p-onc", now)
+            .expect("query")
+    );
+    assert_eq!(
+        run.next(via(0, "d-card2", approve("bg1"))).0,
+        Conflict,
+        "once"
+    );
+
+    // A colleague of the doctor's own organisation co-signs as well.
+    assert_eq!(
+        run.next(via(0, "d-card", ask_break_glass("bg2", "p-card2")))
+            .0,
+        OK
+    );
+    assert_eq!(run.next(via(0, "d-card2", approve("bg2"))).0, OK);
+    assert_eq!(openings(&run, "d-card"), 5);
+}
