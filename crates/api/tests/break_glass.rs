@@ -122,3 +122,95 @@ async fn alerts_patient(api: &TestApi, id: i64) -> String {
         .expect("the event")
         .to_string()
 }
+
+/// Beyond the limit, the doctor can ask instead of waiting for an approval: the request is
+/// a co-signed proposal listed to their colleagues; one colleague's signature opens the
+/// access, and the records read.
+#[tokio::test]
+async fn beyond_the_limit_a_request_opens_with_a_colleagues_signature() {
+    let api = TestApi::new();
+    let d003 = api.login("d003").await;
+    for patient in ["p001", "p001", "p001"] {
+        let (s, v) = open(&api, &d003, patient, "cardiac arrest in the ER").await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let (s, v) = open(&api, &d003, "p002", "cardiac arrest in the ER").await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/break_glass/request",
+            Some(&d003),
+            Some(json!({"patient_id": "p002", "reason": "second arrest, no pulse", "minutes": 5})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["request_id"].as_str().expect("request_id").to_string();
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/get_chain",
+            Some(&d003),
+            Some(json!({"patient_id": "p002"})),
+        )
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "not open before the second signature: {v}"
+    );
+
+    // Listed to a colleague, who may sign; listed to the asker as signed.
+    let d001 = api.login("d001").await;
+    let (_, list) = api.call("GET", "/api/proposals", Some(&d001), None).await;
+    let mine = list["proposals"]
+        .as_array()
+        .expect("proposals")
+        .iter()
+        .find(|p| p["proposal_id"] == id.as_str())
+        .cloned()
+        .expect("listed to d001");
+    assert_eq!(mine["may_approve"], true, "{mine}");
+    assert_eq!(mine["action"]["kind"], "open_break_glass");
+    let (_, list) = api.call("GET", "/api/proposals", Some(&d003), None).await;
+    assert!(list.to_string().contains(&id) && list.to_string().contains("\"may_approve\":false"));
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/proposals/{id}/approve"),
+            Some(&d003),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "the asker's second signature: {v}");
+    let ph = api.login("ph001").await;
+    let (s, _) = api
+        .call(
+            "POST",
+            &format!("/api/proposals/{id}/approve"),
+            Some(&ph),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = api
+        .call(
+            "POST",
+            &format!("/api/proposals/{id}/approve"),
+            Some(&d001),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["executed"], true, "{v}");
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/get_chain",
+            Some(&d003),
+            Some(json!({"patient_id": "p002"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["access"], "break-glass", "{v}");
+}
