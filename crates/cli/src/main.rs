@@ -4,6 +4,7 @@
 //! the PBFT client protocol (`load`), measure a cluster end to end (`bench`), and measure
 //! the access monitor on injected snooping (`monitor-eval`).
 
+mod backup;
 mod bench;
 mod ceremony;
 mod demo;
@@ -55,6 +56,11 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Copy a replica's ledger database while it runs (SQLite's online backup API).
+    Backup(backup::BackupArgs),
+    /// Put a backup in place of a stopped replica's database, re-applying every erasure
+    /// committed since the backup was taken.
+    Restore(backup::RestoreArgs),
     /// Submit records through a replica's client port and wait for their commits.
     Load(load::LoadArgs),
     /// Measure throughput, commit latency, success rate, CPU, energy and memory of a
@@ -107,6 +113,8 @@ fn main() -> std::process::ExitCode {
         Command::Node { config } => run_node(config),
         Command::Demo => demo::run(),
         Command::Verify { config } => verify::run(&config),
+        Command::Backup(a) => backup::backup(&a),
+        Command::Restore(a) => backup::restore(&a),
         Command::Load(a) => load::run(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Keygen { out } => init::keygen(&out),

@@ -212,3 +212,104 @@ fn an_approved_erasure_shreds_the_patient_everywhere_and_the_chain_still_verifie
     let (status, v) = get_chain(&c, 0, &d001, "p002");
     assert_eq!(status, 410, "{v}");
 }
+
+/// A backup taken before an erasure and restored after it does not bring the patient
+/// back: `medchain restore` shreds what the replica erased since, and the replica then
+/// catches up, verifies and answers 410.
+#[test]
+fn a_backup_restored_after_an_erasure_stays_erased() {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut c = Cluster::start_with(&["--demo"]);
+    let p002 = c.login(0, "p002", "patient456");
+    let out = c.user_add(1, "bk-doc", "doctor", "cardiology", "backup-doctor-pw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc1 = c.login_changing_password(1, "bk-doc", "backup-doctor-pw", "backup-doctor-own");
+    let grant = json!({"grantee_kind": "doctor", "grantee_id": "bk-doc"}).to_string();
+    let (status, v) = c.post(0, "/api/consents", Some(&p002), &grant);
+    assert_eq!(status, 200, "{v}");
+    let d001 = c.login(0, "d001", "doctor123");
+    let body = json!({"patient_id": "p002", "diagnosis": "Quetzal-gout-77b1",
+                      "prescription": "", "notes": ""});
+    let (status, v) = c.post(0, "/api/add_record", Some(&d001), &body.to_string());
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = get_chain(&c, 1, &doc1, "p002");
+    assert_eq!(status, 200, "{v}");
+    c.wait_same_head(0, 1, Duration::from_secs(30));
+    let needles = patient_bytes(&c.db(1), "p002");
+    assert!(!needles.is_empty());
+
+    // The backup, taken while replica 1 runs, holds p002's ciphertext.
+    let backup = c.dir.path().join("org1-backup.sqlite");
+    let out = std::process::Command::new(common::BIN)
+        .args(["backup", "--config"])
+        .arg(c.config(1))
+        .arg("--out")
+        .arg(&backup)
+        .output()
+        .expect("backup");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let copy = std::fs::read(&backup).expect("backup file");
+    assert!(needles
+        .iter()
+        .any(|(_, n)| copy.windows(n.len()).any(|w| w == n.as_slice())));
+
+    // Erased after the backup.
+    let (status, v) = c.post(
+        0,
+        "/api/erasure",
+        Some(&p002),
+        r#"{"reason":"please erase"}"#,
+    );
+    assert_eq!(status, 200, "{v}");
+    let id = v["request_id"].as_str().expect("request_id").to_string();
+    let dep001 = c.login(0, "dep001", "department123");
+    let (status, v) = c.post(
+        0,
+        &format!("/api/erasure/{id}/approve"),
+        Some(&dep001),
+        "{}",
+    );
+    assert_eq!(status, 200, "{v}");
+    c.wait_same_head(0, 1, Duration::from_secs(30));
+
+    // Replica 1 stopped, restored from the older copy: nothing of p002 in its folder.
+    c.kill9(1);
+    let out = std::process::Command::new(common::BIN)
+        .args(["restore", "--config"])
+        .arg(c.config(1))
+        .arg("--from")
+        .arg(&backup)
+        .output()
+        .expect("restore");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("p002"), "the erasure is re-applied: {said}");
+    std::fs::remove_file(&backup).expect("the operator deletes the old copy");
+    let hits = found(&c, &needles);
+    assert!(hits.is_empty(), "erased bytes back on disk: {hits:?}");
+
+    c.start_node(1);
+    c.wait_healthy(1);
+    c.wait_same_head(0, 1, Duration::from_secs(30));
+    let doc1 = c.login(1, "bk-doc", "backup-doctor-own");
+    let (status, v) = get_chain(&c, 1, &doc1, "p002");
+    assert_eq!(status, 410, "{v}");
+    c.stop_all();
+    let (ok, text) = c.verify(1);
+    assert!(ok, "{text}");
+    assert!(found(&c, &needles).is_empty());
+}
