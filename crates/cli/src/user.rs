@@ -204,16 +204,20 @@ fn run_add(
     }
     let pw = read_password()?;
     let (user_id, department, display_name) = user();
-    let env = Envelope {
-        actor: Actor::Operator,
-        tx: Transaction::RegisterUser {
-            user_id: user_id.clone(),
-            role,
-            department: department.clone(),
-            display_name,
-        },
+    let height = if role == UserRole::Patient && files.genesis.encrypts() {
+        register_sealed_patient(&files, &user_id, &department, &display_name)?
+    } else {
+        let env = Envelope {
+            actor: Actor::Operator,
+            tx: Transaction::RegisterUser {
+                user_id: user_id.clone(),
+                role,
+                department: department.clone(),
+                display_name,
+            },
+        };
+        submit_as_operator(&files, &env, "the registration")?
     };
-    let height = submit_as_operator(&files, &env, "the registration")?;
     set_password(&files, &user_id, &pw)?;
     println!(
         "registered {user_id} ({}, {department}) at height {height}; password set on replica {}",
@@ -221,6 +225,49 @@ fn run_add(
         files.id()
     );
     Ok(())
+}
+
+/// Register a patient with their name sealed under a data key made here, and publish
+/// that key's first copy (sealed to this organisation) in the same request: the ledger
+/// executes both in order, so no other first key can come between.
+fn register_sealed_patient(
+    files: &NodeFiles,
+    user_id: &str,
+    department: &str,
+    display_name: &str,
+) -> anyhow::Result<u64> {
+    let org = files.id().0;
+    let public = files.genesis.encryption_key(org).ok_or_else(|| {
+        anyhow::anyhow!("the genesis has no encryption key for this organisation")
+    })?;
+    let key = medchain_seal::DataKey::random();
+    let sealed_name = medchain_records::sealed::seal_name(&key, 0, user_id, display_name)?;
+    let sealed_key = medchain_seal::sealed::seal_key(
+        &medchain_seal::OrgPublicKey(public.0),
+        &medchain_records::sealed::key_aad(user_id, 0),
+        &key,
+    )?
+    .0;
+    let envs = [
+        Envelope {
+            actor: Actor::Operator,
+            tx: Transaction::RegisterUser {
+                user_id: user_id.to_owned(),
+                role: UserRole::Patient,
+                department: department.to_owned(),
+                display_name: sealed_name,
+            },
+        },
+        Envelope {
+            actor: Actor::User(user_id.to_owned()),
+            tx: Transaction::SharePatientKey {
+                epoch: 0,
+                organisation: org,
+                sealed_hash: medchain_types::Hash32::sha256(&sealed_key),
+            },
+        },
+    ];
+    submit_batch_as_operator(files, &envs, vec![sealed_key], "the registration")
 }
 
 /// How long an operator's proposal waits for its second signature.
@@ -264,6 +311,17 @@ fn has_administrator(files: &NodeFiles) -> anyhow::Result<bool> {
 /// Submit `env` signed with the operator key, after the last request id this operator
 /// had executed, and return the block height once the ledger accepted it (or its reason).
 fn submit_as_operator(files: &NodeFiles, env: &Envelope, what: &str) -> anyhow::Result<u64> {
+    submit_batch_as_operator(files, std::slice::from_ref(env), Vec::new(), what)
+}
+
+/// Submit `envs` as one request (executed in order, each with its own outcome) with
+/// `content`, signed with the operator key.
+fn submit_batch_as_operator(
+    files: &NodeFiles,
+    envs: &[Envelope],
+    content: Vec<Vec<u8>>,
+    what: &str,
+) -> anyhow::Result<u64> {
     let (client_id, key) = files.operator()?;
     let reader = medchain_store::Reader::open(&files.db_path())?;
     let last: Option<i64> = reader.connection().query_row(
@@ -272,17 +330,25 @@ fn submit_as_operator(files: &NodeFiles, env: &Envelope, what: &str) -> anyhow::
         |r| r.get(0),
     )?;
     let request_id = last.map_or(1, |l| l as u64 + 1);
-    let reply = submit(files, client_id, key, request_id, env)?;
-    let outcome =
-        medchain_records::query::outcome(reader.connection(), client_id.0, request_id, 0)?;
-    match outcome {
-        Some((medchain_records::Outcome::Ok, _)) => Ok(reply.height),
-        Some((o, m)) => bail!("the ledger refused {what} ({}): {m}", o.as_str()),
-        None => bail!(
-            "committed at height {} but no outcome recorded",
-            reply.height
-        ),
+    let payload = Batch(envs.to_vec()).encode();
+    let reply = submit(files, client_id, key, request_id, payload, content)?;
+    for index in 0..envs.len() {
+        let outcome = medchain_records::query::outcome(
+            reader.connection(),
+            client_id.0,
+            request_id,
+            index as u32,
+        )?;
+        match outcome {
+            Some((medchain_records::Outcome::Ok, _)) => {}
+            Some((o, m)) => bail!("the ledger refused {what} ({}): {m}", o.as_str()),
+            None => bail!(
+                "committed at height {} but no outcome recorded",
+                reply.height
+            ),
+        }
     }
+    Ok(reply.height)
 }
 
 fn parse_role(role: &str) -> anyhow::Result<UserRole> {
@@ -302,7 +368,8 @@ fn submit(
     client_id: ClientId,
     key: KeyPair,
     request_id: u64,
-    env: &Envelope,
+    payload: Vec<u8>,
+    content: Vec<Vec<u8>>,
 ) -> anyhow::Result<ClientReply> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -314,7 +381,7 @@ fn submit(
             .context("connecting to the replica (is it running?)")?;
         tokio::time::timeout(
             std::time::Duration::from_secs(30),
-            client.submit(request_id, Batch::one(env)),
+            client.submit_with_content(request_id, payload, content),
         )
         .await
         .context("no commit within 30 s")?

@@ -172,6 +172,32 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
         v[0]["display_name"], name,
         "found by name at St Mary's: {v}"
     );
+    // And one its operator registers from the command line: sealed the same way.
+    let cli_name = "Wilhelmina Orchardgate";
+    let mut add = std::process::Command::new(common::BIN)
+        .args(["user", "add", "--config"])
+        .arg(c.config(0))
+        .args(["--user-id", "p-wilhelmina", "--role", "patient"])
+        .args(["--department", "cardiology", "--display-name", cli_name])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("medchain user add");
+    {
+        use std::io::Write;
+        let mut stdin = add.stdin.take().expect("stdin");
+        stdin.write_all(b"a-long-initial-pw\n").expect("password");
+    }
+    let out = add.wait_with_output().expect("user add");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, v) = c.get_with(0, "/api/users?search=orchardg", &dep001);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v[0]["display_name"], cli_name, "{v}");
     let first = [
         "Zebrafinch-syndrome-7f3a",
         "Notes-pangolin-91c2",
@@ -187,7 +213,15 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
     let at_insurer = stored_content(&c.db(INSURER), &r1).expect("the insurer stores the record");
     assert!(at_insurer.starts_with(b"MCR1"), "stored sealed");
     assert_eq!(insurer_decrypts(&c, "p001", &r1), None);
-    let (files, hits) = found_in_files(&c, &[&first[..], &second[..], &[name]].concat());
+    let (files, hits) = found_in_files(
+        &c,
+        &[
+            &first[..],
+            &second[..],
+            &[name, cli_name, "Ocelot-ague-2b7e"],
+        ]
+        .concat(),
+    );
     assert!(files > 20, "only {files} files searched");
     assert!(hits.is_empty(), "clinical text on disk: {hits:?}");
     // A guessed diagnosis, hashed as the old format did, matches no content hash.
@@ -254,10 +288,34 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
         "{text}"
     );
 
+    // Break-glass by the insurer's doctor on p002 (no consent): St Mary's node seals
+    // p002's key to Northwind when it executes the opening, and the read waits for it.
+    let body = json!({"patient_id": "p002", "diagnosis": "Ocelot-ague-2b7e",
+                      "prescription": "", "notes": ""});
+    let (status, v) = c.post(0, "/api/add_record", Some(&d001), &body.to_string());
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = get_chain(&c, INSURER, &insurer, "p002");
+    assert_eq!(status, 403, "{v}");
+    let bg =
+        json!({"patient_id": "p002", "reason": "unconscious at the claims office", "minutes": 5});
+    let (status, v) = c.post(INSURER, "/api/break_glass", Some(&insurer), &bg.to_string());
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = get_chain(&c, INSURER, &insurer, "p002");
+    assert_eq!(status, 200, "{v}");
+    assert!(v.to_string().contains("Ocelot-ague-2b7e"), "{v}");
+
     // Stopped cleanly (WAL checkpointed into the database files): nothing in clear in
     // any file, and every chain verifies.
     c.stop_all();
-    let (_, hits) = found_in_files(&c, &[&first[..], &second[..], &[name]].concat());
+    let (_, hits) = found_in_files(
+        &c,
+        &[
+            &first[..],
+            &second[..],
+            &[name, cli_name, "Ocelot-ague-2b7e"],
+        ]
+        .concat(),
+    );
     assert!(hits.is_empty(), "clinical text on disk: {hits:?}");
     for i in 0..4 {
         let (ok, text) = c.verify(i);
