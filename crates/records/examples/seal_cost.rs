@@ -1,6 +1,6 @@
 //! What encryption costs per record, on this machine: sealing and opening a bench-sized
 //! record's content under a patient's data key, and sealing and opening a data key for
-//! an organisation (HPKE). `cargo run --release -p medchain-records --example seal_cost`
+//! an organisation (HPKE), and deriving a prescription-code key (Argon2id). `cargo run --release -p medchain-records --example seal_cost`
 //! prints the median of five rounds of each, in microseconds.
 
 use std::time::Instant;
@@ -58,6 +58,13 @@ fn main() {
         }
         hpke_open_us.push(t.elapsed().as_secs_f64() * 1e6 / KEYS as f64);
     }
+    let mut kdf_ms = Vec::new();
+    for i in 0..ROUNDS {
+        let t = Instant::now();
+        let k = medchain_seal::prescription::prescription_key("ABCDE-FGHJK", &format!("rec-{i}"));
+        assert!(k.is_ok());
+        kdf_ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
     println!(
         "seal one record's content:  {:.1} µs (median of {ROUNDS} rounds of {RECORDS})",
         median(seal_us)
@@ -68,4 +75,8 @@ fn main() {
         median(hpke_seal_us)
     );
     println!("open a data key (HPKE):     {:.1} µs", median(hpke_open_us));
+    println!(
+        "prescription-code key (Argon2id, 19 MiB, 2 passes): {:.1} ms",
+        median(kdf_ms)
+    );
 }
