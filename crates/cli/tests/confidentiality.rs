@@ -10,44 +10,21 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Cluster, SERIAL};
+use common::{read_only, Cluster, SERIAL};
 use medchain_records::sealed::{key_aad, open_record, StoredContent};
 use medchain_seal::{OrgSecretKey, SealedKey};
-use medchain_store::rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+use medchain_store::rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
 const INSURER: usize = 3;
 
-/// Every file under `dir`, recursively.
-fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
-
 /// Which of `secrets` occur in any file of the cluster's folder, as "secret in file".
 fn found_in_files(c: &Cluster, secrets: &[&str]) -> (usize, Vec<String>) {
-    let mut files = Vec::new();
-    files_under(c.dir.path(), &mut files);
-    let mut hits = Vec::new();
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap_or_default();
-        for s in secrets {
-            if bytes.windows(s.len()).any(|w| w == s.as_bytes()) {
-                hits.push(format!("{s} in {}", f.display()));
-            }
-        }
-    }
-    (files.len(), hits)
-}
-
-fn read_only(path: &Path) -> Connection {
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db")
+    let needles: Vec<(String, Vec<u8>)> = secrets
+        .iter()
+        .map(|s| (s.to_string(), s.as_bytes().to_vec()))
+        .collect();
+    common::files_holding(c.dir.path(), &needles)
 }
 
 /// The stored content bytes of `record_id` in a replica's database.

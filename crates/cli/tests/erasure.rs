@@ -10,39 +10,13 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{Cluster, SERIAL};
-use medchain_store::rusqlite::{params, Connection, OpenFlags};
+use common::{read_only, Cluster, SERIAL};
+use medchain_store::rusqlite::params;
 use serde_json::json;
-
-fn files_under(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            files_under(&path, out);
-        } else {
-            out.push(path);
-        }
-    }
-}
 
 /// Each needle found in a file of the cluster, as "label in file".
 fn found(c: &Cluster, needles: &[(String, Vec<u8>)]) -> Vec<String> {
-    let mut files = Vec::new();
-    files_under(c.dir.path(), &mut files);
-    let mut hits = Vec::new();
-    for f in &files {
-        let bytes = std::fs::read(f).unwrap_or_default();
-        for (label, n) in needles {
-            if bytes.windows(n.len()).any(|w| w == n.as_slice()) {
-                hits.push(format!("{label} in {}", f.display()));
-            }
-        }
-    }
-    hits
-}
-
-fn read_only(path: &Path) -> Connection {
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open db")
+    common::files_holding(c.dir.path(), needles).1
 }
 
 /// 32 bytes from the middle of every stored piece of `patient`'s content and sealed keys

@@ -436,3 +436,42 @@ impl Drop for Cluster {
         }
     }
 }
+
+/// Every file under `dir`, recursively (for byte searches of a replica's folder).
+pub fn files_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                todo.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Which `(label, bytes)` needles occur in which files under `dir`, as "label in file",
+/// and how many files were searched.
+pub fn files_holding(dir: &std::path::Path, needles: &[(String, Vec<u8>)]) -> (usize, Vec<String>) {
+    let files = files_under(dir);
+    let mut hits = Vec::new();
+    for f in &files {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        for (label, n) in needles {
+            if bytes.windows(n.len()).any(|w| w == n.as_slice()) {
+                hits.push(format!("{label} in {}", f.display()));
+            }
+        }
+    }
+    (files.len(), hits)
+}
+
+/// A read-only connection to a replica's database, as anyone with the file could open.
+pub fn read_only(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open db")
+}
