@@ -614,6 +614,52 @@ step('a read no ledger fact explains is flagged; the department reviews it; the 
   await again.context().close();
 });
 
+step('a patient asks for erasure; the department approves it; her data is gone', async () => {
+  const user = state.registered;
+  assert(user, 'needs the patient registered in the department step');
+  const password = 'grace changes it again';
+  const patient = await newPage('patient-asks-erasure');
+  await signIn(patient, user.id, password, 'patient');
+  await patient.click('#erasure-ask');
+  await patient.waitForSelector('#erasure-reason-error:has-text("Say why you ask")');
+  await patient.fill('#erasure-reason', 'I am moving abroad and want my records erased.');
+  await patient.click('#erasure-ask');
+  await patient.waitForSelector('[role="status"]:has-text("Once your department approves it")');
+  await checkAccessible(patient, 'erasure');
+  await patient.context().close();
+
+  // dep001 sees the request with Grace's reason (opened with her key) and approves it.
+  const dep = await newPage('department-approves-erasure');
+  await signIn(dep, 'dep001', 'department123', 'department');
+  const item = dep.locator('#proposals li', { hasText: `Erase all data of patient ${user.id}` });
+  await item.waitFor();
+  const text = (await item.textContent()) || '';
+  assert(text.includes('moving abroad'), `the reason is shown: ${text}`);
+  await item.locator('button[type="submit"]').click();
+  await dep.waitForSelector(`[role="status"]:has-text("Erase all data of patient ${user.id}")`);
+  await item.waitFor({ state: 'detached' });
+  await dep.context().close();
+
+  // Every read of her now answers 410, and she can no longer sign in.
+  const login = await fetch(`${BASE}/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: 'd002', password: 'doctor456' }),
+  }).then((r) => r.json());
+  const read = await fetch(`${BASE}/api/get_chain`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${login.token}` },
+    body: JSON.stringify({ patient_id: user.id }),
+  });
+  assert(read.status === 410, `a read of an erased patient: ${read.status} ${await read.text()}`);
+  const again = await fetch(`${BASE}/api/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username: user.id, password }),
+  });
+  assert(again.status !== 200, `an erased patient does not sign in: ${again.status}`);
+});
+
 // ---- run ----------------------------------------------------------------------------
 
 let passed = 0;
