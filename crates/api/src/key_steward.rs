@@ -156,8 +156,11 @@ async fn publish(
 ) -> ApiResult<()> {
     let keys = &s.inner.keys;
     let home = keys.organisation();
+    let recipient = s
+        .lookup(|c| Ok(keys.current_key_of(c, to)?))?
+        .ok_or_else(|| ApiError::internal("no encryption key for the organisation"))?;
     let sealed = keys
-        .seal_to(to, &patient, epoch, &key)
+        .seal_to(recipient, &patient, epoch, &key)
         .map_err(ApiError::internal)?;
     let hash = Hash32::sha256(&sealed);
     if to == home {

@@ -58,7 +58,9 @@ pub struct PatientKeys {
     organisation: u16,
     /// Each organisation's public encryption key, by replica index (empty: in clear).
     publics: Vec<OrgPublicKey>,
-    secret: Option<OrgSecretKey>,
+    /// This organisation's secrets with their public halves: the current one, and during
+    /// a key rotation the other (copies sealed to either open).
+    secrets: Vec<(OrgSecretKey, OrgPublicKey)>,
     /// Opened data keys by the hash of their sealed bytes.
     cache: Mutex<HashMap<Vec<u8>, Arc<DataKey>>>,
     /// Patients' names as opened here, by user id: the in-memory index name search
@@ -82,41 +84,43 @@ impl std::fmt::Debug for PatientKeys {
 
 impl PatientKeys {
     /// The key holder of `organisation` on the chain of `genesis`. A chain with
-    /// encryption keys needs this organisation's secret, and it must be the one whose
-    /// public half the genesis lists.
+    /// encryption keys needs this organisation's secret; one of `secrets` must be the
+    /// key the ledger lists for it now (`current`: the genesis's, or the last rotation's).
     pub fn new(
         genesis: &Genesis,
         organisation: u16,
-        secret: Option<OrgSecretKey>,
+        current: Option<[u8; 32]>,
+        secrets: Vec<OrgSecretKey>,
     ) -> Result<PatientKeys, String> {
         let publics: Vec<OrgPublicKey> = genesis
             .encryption_keys
             .iter()
             .map(|k| OrgPublicKey(k.0))
             .collect();
-        let secret = match (publics.get(usize::from(organisation)), secret) {
-            (None, _) => None,
-            (Some(_), None) => {
+        let mut pairs = Vec::new();
+        if publics.get(usize::from(organisation)).is_some() {
+            if secrets.is_empty() {
                 return Err(
                     "the genesis names encryption keys: configure this organisation's \
                      encryption_key (or MEDCHAIN_ENCRYPTION_KEY)"
                         .into(),
-                )
+                );
             }
-            (Some(expected), Some(sk)) => {
+            for sk in secrets {
                 let public = sk.public().map_err(|e| e.to_string())?;
-                if public != *expected {
-                    return Err("encryption_key is not the key the genesis lists for this \
-                         organisation"
-                        .into());
-                }
-                Some(sk)
+                pairs.push((sk, public));
             }
-        };
+            if !pairs.iter().any(|(_, p)| Some(p.0) == current) {
+                return Err("encryption_key is not the key the ledger lists for this \
+                     organisation (after a rotation, keep the new key beside the old one \
+                     as encryption_key with the suffix .next)"
+                    .into());
+            }
+        }
         Ok(PatientKeys {
             organisation,
             publics,
-            secret,
+            secrets: pairs,
             cache: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             registering: Mutex::new(std::collections::HashSet::new()),
@@ -128,7 +132,7 @@ impl PatientKeys {
         PatientKeys {
             organisation,
             publics: Vec::new(),
-            secret: None,
+            secrets: Vec::new(),
             cache: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             registering: Mutex::new(std::collections::HashSet::new()),
@@ -136,7 +140,7 @@ impl PatientKeys {
     }
 
     pub fn encrypts(&self) -> bool {
-        self.secret.is_some()
+        !self.secrets.is_empty()
     }
 
     pub fn organisation(&self) -> u16 {
@@ -150,11 +154,28 @@ impl PatientKeys {
         patient: &str,
         epoch: u32,
     ) -> rusqlite::Result<Option<Arc<DataKey>>> {
-        let Some(sk) = &self.secret else {
+        if !self.encrypts() {
+            return Ok(None);
+        }
+        let Some(copy) = query::patient_key(conn, patient, epoch, self.organisation)? else {
             return Ok(None);
         };
-        let Some((height, hash)) = query::patient_key(conn, patient, epoch, self.organisation)?
+        let (height, hash) = (copy.height, copy.hash);
+        let sealed_to = copy.recipient_key.or_else(|| {
+            self.publics
+                .get(usize::from(self.organisation))
+                .map(|p| p.0.to_vec())
+        });
+        let Some((sk, _)) = self
+            .secrets
+            .iter()
+            .find(|(_, p)| sealed_to.as_deref() == Some(&p.0[..]))
         else {
+            tracing::warn!(
+                patient,
+                epoch,
+                "a patient key is sealed to a key this node lacks"
+            );
             return Ok(None);
         };
         if let Some(k) = self.lock().get(&hash) {
@@ -223,19 +244,30 @@ impl PatientKeys {
         Ok(out)
     }
 
-    /// Seal `key` (the patient's data key of `epoch`) to `organisation`.
+    /// Seal `key` (the patient's data key of `epoch`) to `to`, an organisation's current
+    /// key (`current_key_of`).
     pub fn seal_to(
         &self,
-        organisation: u16,
+        to: [u8; 32],
         patient: &str,
         epoch: u32,
         key: &DataKey,
     ) -> Result<Vec<u8>, SealError> {
-        let to = self
+        Ok(medchain_seal::sealed::seal_key(&OrgPublicKey(to), &key_aad(patient, epoch), key)?.0)
+    }
+
+    /// Organisation `organisation`'s encryption key now, as the ledger says.
+    pub fn current_key_of(
+        &self,
+        conn: &Connection,
+        organisation: u16,
+    ) -> rusqlite::Result<Option<[u8; 32]>> {
+        let genesis: Vec<medchain_types::EncryptionKey> = self
             .publics
-            .get(usize::from(organisation))
-            .ok_or(SealError::Key("no such organisation"))?;
-        Ok(medchain_seal::sealed::seal_key(to, &key_aad(patient, epoch), key)?.0)
+            .iter()
+            .map(|p| medchain_types::EncryptionKey(p.0))
+            .collect();
+        medchain_records::policy::organisation_key(conn, &genesis, organisation)
     }
 
     /// Keep a key this node has just made, under the hash its sealed copy will have.

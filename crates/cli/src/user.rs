@@ -53,6 +53,15 @@ pub enum UserCmd {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Replace this organisation's encryption key: writes the new secret beside the
+    /// current one (`encryption_key` + `.next`, 0600) and proposes the new public key on
+    /// the ledger; it takes effect once the operators of 2f+1 organisations have signed
+    /// (`medchain user approve`). Restart this node so that it holds both keys; each
+    /// patient's home organisation then seals the keys this organisation holds again.
+    RotateEncryptionKey {
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn read_password() -> anyhow::Result<String> {
@@ -108,6 +117,7 @@ pub fn run(cmd: &UserCmd) -> anyhow::Result<()> {
             proposal_id,
         } => run_approve(config, proposal_id),
         UserCmd::RotateTokenSecret { config } => run_rotate_token_secret(config),
+        UserCmd::RotateEncryptionKey { config } => run_rotate_encryption_key(config),
         UserCmd::Add {
             config,
             user_id,
@@ -237,9 +247,14 @@ fn register_sealed_patient(
     display_name: &str,
 ) -> anyhow::Result<u64> {
     let org = files.id().0;
-    let public = files.genesis.encryption_key(org).ok_or_else(|| {
-        anyhow::anyhow!("the genesis has no encryption key for this organisation")
-    })?;
+    let reader = medchain_store::Reader::open(&files.db_path())?;
+    let public = medchain_records::policy::organisation_key(
+        reader.connection(),
+        &files.genesis.encryption_keys,
+        org,
+    )?
+    .map(medchain_types::EncryptionKey)
+    .ok_or_else(|| anyhow::anyhow!("the genesis has no encryption key for this organisation"))?;
     let key = medchain_seal::DataKey::random();
     let sealed_name = medchain_records::sealed::seal_name(&key, 0, user_id, display_name)?;
     let sealed_key = medchain_seal::sealed::seal_key(
@@ -270,6 +285,63 @@ fn register_sealed_patient(
     submit_batch_as_operator(files, &envs, vec![sealed_key], "the registration")
 }
 
+fn run_rotate_encryption_key(config: &Path) -> anyhow::Result<()> {
+    let files = NodeFiles::load(config)?;
+    let Some(current) = &files.config.encryption_key else {
+        bail!("encryption_key is not configured in {}", config.display());
+    };
+    let next = files
+        .base_dir
+        .join(medchain_node::config::next_key_path(current));
+    if next.exists() {
+        bail!(
+            "{} exists: a rotation is under way (move it into place once it has executed, \
+             or delete it to start again)",
+            next.display()
+        );
+    }
+    let (secret, public) = medchain_seal::OrgSecretKey::generate();
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&next)
+            .with_context(|| format!("creating {}", next.display()))?;
+        let text = zeroize::Zeroizing::new(format!("{}\n", hex::encode(secret.as_bytes())));
+        f.write_all(text.as_bytes())?;
+    }
+    let org = files.id().0;
+    let proposal_id = format!("key-{org}-{}", &hex::encode(public.0)[..12]);
+    let env = Envelope {
+        actor: Actor::Operator,
+        tx: Transaction::Propose {
+            proposal_id: proposal_id.clone(),
+            action: ProposedAction::RotateEncryptionKey {
+                organisation: org,
+                public_key: hex::encode(public.0),
+            },
+            ttl_ms: PROPOSAL_TTL_MS,
+        },
+    };
+    let height = submit_as_operator(&files, &env, "the key rotation")?;
+    let f = files.genesis.f();
+    println!(
+        "proposed a new encryption key for organisation {org} (proposal {proposal_id}, height \
+         {height}); the new secret is in {}.\n\
+         It takes effect once the operators of {} organisations (this one has signed) run\n  \
+         medchain user approve --config THEIR/node.toml --proposal-id {proposal_id}\n\
+         Restart this node now so that it holds both keys; once every patient key has been \
+         sealed to the new one, replace {} with it.",
+        next.display(),
+        2 * f + 1,
+        files.base_dir.join(current).display()
+    );
+    Ok(())
+}
+
 /// How long an operator's proposal waits for its second signature.
 const PROPOSAL_TTL_MS: u64 = 72 * 60 * 60 * 1000;
 
@@ -290,7 +362,7 @@ fn run_approve(config: &Path, proposal_id: &str) -> anyhow::Result<()> {
     match executed.flatten() {
         Some(h) => println!("approved {proposal_id} at height {height}: it executed in block {h}"),
         None => println!(
-            "approved {proposal_id} at height {height}; it still waits for an administrator's signature"
+            "approved {proposal_id} at height {height}; it still waits for more signatures"
         ),
     }
     Ok(())

@@ -150,6 +150,13 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// Load a key file: 64 hex digits of secret.
+/// Where the new encryption key of a rotation waits beside the current one.
+pub fn next_key_path(current: &Path) -> PathBuf {
+    let mut p = current.as_os_str().to_owned();
+    p.push(".next");
+    PathBuf::from(p)
+}
+
 pub fn load_key(path: &Path) -> Result<KeyPair, ConfigError> {
     let text = read(path)?;
     let bytes = hex::decode(text.trim()).map_err(|_| invalid(path, "not a hex key"))?;
@@ -356,6 +363,24 @@ impl NodeFiles {
         hex::decode_to_slice(text.trim(), bytes.as_mut_slice())
             .map_err(|_| invalid(&origin, "an encryption key is 32 bytes (64 hex digits)"))?;
         Ok(Some(bytes))
+    }
+
+    /// The encryption secrets this node may open patient keys with: `encryption_secret`,
+    /// and during a key rotation the new one beside it (`encryption_key` with the
+    /// suffix `.next`, written by `medchain user rotate-encryption-key`).
+    pub fn encryption_secrets(&self) -> Result<Vec<zeroize::Zeroizing<[u8; 32]>>, ConfigError> {
+        let mut out: Vec<_> = self.encryption_secret()?.into_iter().collect();
+        if let Some(p) = &self.config.encryption_key {
+            let next = self.base_dir.join(next_key_path(p));
+            if next.exists() {
+                let text = zeroize::Zeroizing::new(read(&next)?);
+                let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+                hex::decode_to_slice(text.trim(), bytes.as_mut_slice())
+                    .map_err(|_| invalid(&next, "an encryption key is 32 bytes (64 hex digits)"))?;
+                out.push(bytes);
+            }
+        }
+        Ok(out)
     }
 
     /// The operator's client id and key, if configured.

@@ -48,7 +48,7 @@ impl StateMachine for Ledger {
                 now_ms: block.header.timestamp_ms,
                 height: block.height(),
                 n_replicas: self.genesis.n(),
-                encrypts: self.genesis.encrypts(),
+                encryption_keys: &self.genesis.encryption_keys,
                 policy: &self.genesis.policy,
             };
             apply_request(&request)?;

@@ -309,3 +309,20 @@ pub fn entitled_organisations(
     }
     Ok(out)
 }
+
+/// Organisation `organisation`'s encryption key now: the last one its 2f+1 rotation put
+/// on the ledger, else the genesis's (`None`: a chain in clear, or no such organisation).
+pub fn organisation_key(
+    conn: &Connection,
+    genesis_keys: &[medchain_types::EncryptionKey],
+    organisation: u16,
+) -> rusqlite::Result<Option<[u8; 32]>> {
+    let rotated: Option<Vec<u8>> = conn
+        .prepare_cached("SELECT public_key FROM organisation_keys WHERE organisation = ?1")?
+        .query_row(params![organisation], |r| r.get(0))
+        .optional()?;
+    if let Some(k) = rotated.and_then(|k| <[u8; 32]>::try_from(k.as_slice()).ok()) {
+        return Ok(Some(k));
+    }
+    Ok(genesis_keys.get(usize::from(organisation)).map(|k| k.0))
+}

@@ -842,15 +842,28 @@ pub fn patient_key(
     patient: &str,
     epoch: u32,
     organisation: u16,
-) -> rusqlite::Result<Option<(i64, Vec<u8>)>> {
+) -> rusqlite::Result<Option<SealedCopy>> {
     conn.prepare_cached(
-        "SELECT height, hash FROM patient_keys
+        "SELECT height, hash, recipient_key FROM patient_keys
          WHERE patient = ?1 AND epoch = ?2 AND organisation = ?3",
     )?
     .query_row(params![patient, epoch, organisation], |r| {
-        Ok((r.get(0)?, r.get(1)?))
+        Ok(SealedCopy {
+            height: r.get(0)?,
+            hash: r.get(1)?,
+            recipient_key: r.get(2)?,
+        })
     })
     .optional()
+}
+
+/// One organisation's copy of a patient's data key: where its sealed bytes are, and the
+/// organisation key it is sealed to (`None`: the organisation's genesis key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealedCopy {
+    pub height: i64,
+    pub hash: Vec<u8>,
+    pub recipient_key: Option<Vec<u8>>,
 }
 
 /// The organisations holding `patient`'s data key of `epoch`.
@@ -876,7 +889,8 @@ pub enum KeyWork {
     /// An organisation holding the current epoch is no longer entitled: start epoch
     /// `epoch`, sealed only to those still entitled.
     NewEpoch { patient: String, epoch: u32 },
-    /// An entitled organisation lacks epoch `epoch`: seal it to that organisation.
+    /// An entitled organisation lacks epoch `epoch`, or holds it sealed to a key it has
+    /// since replaced: seal it to that organisation's current key.
     Share {
         patient: String,
         epoch: u32,
@@ -955,6 +969,29 @@ pub fn key_work(
                                AND k.organisation = e.org)
           ORDER BY e.patient, x.epoch, e.org LIMIT ?3"
     );
+    // Copies sealed to a key their organisation has since replaced: seal them again.
+    let stale = format!(
+        "WITH {ENTITLED}
+         SELECT k.patient, k.epoch, k.organisation FROM patient_keys k
+           JOIN users p ON p.user_id = k.patient AND p.organisation = ?1 AND p.active = 1
+           JOIN organisation_keys o ON o.organisation = k.organisation
+          WHERE (k.recipient_key IS NULL OR k.recipient_key != o.public_key)
+            AND (k.organisation = ?1 OR EXISTS (SELECT 1 FROM entitled e
+                                                 WHERE e.patient = k.patient
+                                                   AND e.org = k.organisation))
+          ORDER BY k.patient, k.epoch, k.organisation LIMIT ?3"
+    );
+    let mut reseal = conn.prepare_cached(&stale)?;
+    let rows = reseal.query_map(params![home, now_ms as i64, limit], |r| {
+        Ok(KeyWork::Share {
+            patient: r.get(0)?,
+            epoch: r.get(1)?,
+            organisation: r.get(2)?,
+        })
+    })?;
+    for w in rows {
+        out.push(w?);
+    }
     let mut share = conn.prepare_cached(&sql)?;
     let rows = share.query_map(params![home, now_ms as i64, limit], |r| {
         Ok(KeyWork::Share {

@@ -136,7 +136,15 @@ CREATE TABLE IF NOT EXISTS patient_keys (
     organisation INTEGER NOT NULL,
     hash         BLOB NOT NULL,
     height       INTEGER NOT NULL,
+    -- the organisation's encryption key the copy is sealed to (its genesis key if NULL)
+    recipient_key BLOB,
     PRIMARY KEY (patient, epoch, organisation)
+);
+-- Organisations' encryption keys replaced since the genesis (RotateEncryptionKey).
+CREATE TABLE IF NOT EXISTS organisation_keys (
+    organisation INTEGER PRIMARY KEY,
+    public_key   BLOB NOT NULL,
+    height       INTEGER NOT NULL
 );
 -- Patients erased at their request (ErasePatient): their content, sealed keys and name
 -- are gone from the state; their records' metadata and the audit trail stay.

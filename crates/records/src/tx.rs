@@ -259,6 +259,20 @@ pub enum ProposedAction {
         reason: String,
         duration_ms: u64,
     },
+    /// Replace the proposer's organisation's X25519 encryption key (hex) with a new one:
+    /// an organisation-level change, so its operator proposes and the operators of 2f+1
+    /// organisations (its own among them) must sign. Patient keys sealed to the old key
+    /// are then sealed again to the new one by each patient's home organisation.
+    RotateEncryptionKey {
+        organisation: u16,
+        public_key: String,
+    },
+}
+
+/// The approver id under which organisation `org`'s operator signs an organisation-level
+/// proposal (one signature per organisation).
+pub fn organisation_approver(org: u16) -> String {
+    format!("@operator:{org}")
 }
 
 impl ProposedAction {
@@ -268,12 +282,14 @@ impl ProposedAction {
             ProposedAction::DeactivateAdministrator { .. } => "deactivate_administrator",
             ProposedAction::ErasePatient { .. } => "erase_patient",
             ProposedAction::OpenBreakGlass { .. } => "open_break_glass",
+            ProposedAction::RotateEncryptionKey { .. } => "rotate_encryption_key",
         }
     }
 
-    /// The user the action is about.
+    /// The user the action is about (none for an organisation-level change).
     pub fn target(&self) -> &str {
         match self {
+            ProposedAction::RotateEncryptionKey { .. } => "",
             ProposedAction::RegisterAdministrator { user_id, .. }
             | ProposedAction::DeactivateAdministrator { user_id } => user_id,
             ProposedAction::ErasePatient { patient, .. }

@@ -475,3 +475,88 @@ fn break_glass_beyond_the_limit_opens_with_a_second_signature() {
     assert_eq!(run.next(via(0, "d-card2", approve("bg2"))).0, OK);
     assert_eq!(openings(&run, "d-card"), 5);
 }
+
+fn rotate(proposal: &str, org: u16, key: [u8; 32]) -> Transaction {
+    Transaction::Propose {
+        proposal_id: proposal.into(),
+        action: ProposedAction::RotateEncryptionKey {
+            organisation: org,
+            public_key: hex::encode(key),
+        },
+        ttl_ms: HOUR_MS,
+    }
+}
+
+fn org_key(run: &Run, org: u16) -> Option<[u8; 32]> {
+    medchain_records::policy::organisation_key(
+        run.chain.conn(),
+        &common::genesis().encryption_keys,
+        org,
+    )
+    .expect("query")
+}
+
+/// An organisation-level change: organisation 0's encryption key is replaced only once
+/// the operators of 2f+1 = 3 organisations (its own among them) have signed; users,
+/// another organisation proposing it, and one operator twice do not count. Copies of
+/// patient keys sealed to the old key may then be sealed again, once.
+#[test]
+fn an_organisation_key_rotation_needs_the_operators_of_2f_plus_1_organisations() {
+    let mut run = Run::new();
+    let genesis_key = org_key(&run, 0).expect("a genesis key");
+    let new_key = [42u8; 32];
+    let share = |epoch| Transaction::SharePatientKey {
+        epoch,
+        organisation: 0,
+        sealed_hash: common::sample_sealed_key_hash(),
+    };
+    assert_eq!(run.next(via(0, "p-card", share(0))).0, OK);
+
+    assert_eq!(run.next(operator(1, rotate("k0", 0, new_key))).0, Forbidden);
+    assert_eq!(
+        run.next(via(0, "dep-card", rotate("k1", 0, new_key))).0,
+        Forbidden
+    );
+    assert_eq!(run.next(operator(0, rotate("k2", 0, new_key))).0, OK);
+    assert_eq!(
+        run.next(operator(0, approve("k2"))).0,
+        Conflict,
+        "once per organisation"
+    );
+    assert_eq!(run.next(via(1, "dep-onc", approve("k2"))).0, Forbidden);
+    assert_eq!(run.next(operator(1, approve("k2"))).0, OK);
+    assert_eq!(
+        org_key(&run, 0),
+        Some(genesis_key),
+        "two of three organisations"
+    );
+    // The copy is sealed to the genesis key still: sealing it again is refused.
+    assert_eq!(run.next(via(0, "p-card", share(0))).0, Conflict);
+
+    assert_eq!(run.next(operator(2, approve("k2"))).0, OK);
+    assert_eq!(org_key(&run, 0), Some(new_key), "three of four: 2f+1");
+    let work = medchain_records::query::key_work(run.chain.conn(), 0, run.now, 64).expect("query");
+    assert!(
+        work.contains(&medchain_records::query::KeyWork::Share {
+            patient: "p-card".into(),
+            epoch: 0,
+            organisation: 0,
+        }),
+        "the home organisation seals its copy again: {work:?}"
+    );
+    assert_eq!(
+        run.next(via(0, "p-card", share(0))).0,
+        OK,
+        "sealed again to the new key"
+    );
+    assert_eq!(
+        run.next(via(0, "p-card", share(0))).0,
+        Conflict,
+        "and only once"
+    );
+    assert_eq!(
+        run.next(operator(3, approve("k2"))).0,
+        Conflict,
+        "executed already"
+    );
+}

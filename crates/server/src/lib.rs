@@ -122,12 +122,30 @@ fn api_state(h: NodeHandles<'_>) -> Result<AppState, NodeError> {
         files.config.mfa_required_for_staff,
     )
     .map_err(api)?;
-    let secret = files
-        .encryption_secret()
+    let secrets = files
+        .encryption_secrets()
         .map_err(|e| NodeError::Api(e.to_string()))?
-        .map(|b| medchain_seal::OrgSecretKey::from_bytes(*b));
-    let keys = medchain_api::patient_keys::PatientKeys::new(&files.genesis, files.id().0, secret)
-        .map_err(NodeError::Api)?;
+        .into_iter()
+        .map(|b| medchain_seal::OrgSecretKey::from_bytes(*b))
+        .collect();
+    // The key the ledger lists for this organisation now (a rotation may have replaced
+    // the genesis's).
+    let current = {
+        let c = medchain_store::rusqlite::Connection::open_with_flags(
+            files.db_path(),
+            medchain_store::rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .map_err(|e| NodeError::Api(e.to_string()))?;
+        medchain_records::policy::organisation_key(&c, &files.genesis.encryption_keys, files.id().0)
+            .map_err(|e| NodeError::Api(e.to_string()))?
+    };
+    let keys = medchain_api::patient_keys::PatientKeys::new(
+        &files.genesis,
+        files.id().0,
+        current,
+        secrets,
+    )
+    .map_err(NodeError::Api)?;
     let security_log = SecurityLog::open(&files.data_dir)?;
     secure_data_dir(&files.data_dir)?;
     Ok(AppState::new(AppConfig {

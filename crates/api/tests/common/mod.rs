@@ -245,7 +245,8 @@ impl TestApi {
             keys: medchain_api::patient_keys::PatientKeys::new(
                 &g_for_keys,
                 0,
-                Some(keys().encryption(0)),
+                g_for_keys.encryption_key(0).map(|k| k.0),
+                vec![keys().encryption(0)],
             )
             .unwrap(),
         });

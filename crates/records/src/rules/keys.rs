@@ -11,7 +11,7 @@ use medchain_types::{Hash32, UserRole};
 use super::{Acting, Request};
 use crate::ledger::exec;
 use crate::outcome::{reject, Checked, Outcome};
-use crate::policy::entitled_organisations;
+use crate::policy::{entitled_organisations, organisation_key};
 
 pub(super) fn share(
     r: &Request<'_>,
@@ -24,7 +24,7 @@ pub(super) fn share(
         UserRole::Patient,
         "only the patient's home organisation shares the patient's key",
     )?;
-    if !r.encrypts {
+    if r.encryption_keys.is_empty() {
         return reject(
             Outcome::Invalid,
             "this chain keeps content in clear (its genesis has no encryption keys)",
@@ -73,23 +73,59 @@ pub(super) fn share(
             ),
         );
     }
-    let n = exec(
+    let Some(recipient) = organisation_key(r.conn, r.encryption_keys, organisation)? else {
+        return reject(Outcome::Invalid, format!("no organisation {organisation}"));
+    };
+    // A copy exists: only a copy sealed to a key the organisation has since replaced
+    // may be sealed again (to its new key).
+    let existing: Option<Option<Vec<u8>>> = r
+        .conn
+        .prepare_cached(
+            "SELECT recipient_key FROM patient_keys
+             WHERE patient = ?1 AND epoch = ?2 AND organisation = ?3",
+        )?
+        .query_row(params![patient.user_id, epoch, organisation], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    if let Some(sealed_to) = existing {
+        let genesis = r
+            .encryption_keys
+            .get(usize::from(organisation))
+            .map(|k| k.0.to_vec());
+        if sealed_to.or(genesis).as_deref() == Some(&recipient[..]) {
+            return reject(
+                Outcome::Conflict,
+                format!("organisation {organisation} already holds key epoch {epoch}"),
+            );
+        }
+        exec(
+            r.conn,
+            "UPDATE patient_keys SET hash = ?4, height = ?5, recipient_key = ?6
+             WHERE patient = ?1 AND epoch = ?2 AND organisation = ?3",
+            params![
+                patient.user_id,
+                epoch,
+                organisation,
+                &sealed_hash.0[..],
+                r.height as i64,
+                &recipient[..]
+            ],
+        )?;
+        return Ok(());
+    }
+    exec(
         r.conn,
-        "INSERT OR IGNORE INTO patient_keys (patient, epoch, organisation, hash, height)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO patient_keys (patient, epoch, organisation, hash, height, recipient_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
             patient.user_id,
             epoch,
             organisation,
             &sealed_hash.0[..],
-            r.height as i64
+            r.height as i64,
+            &recipient[..]
         ],
     )?;
-    if n == 0 {
-        return reject(
-            Outcome::Conflict,
-            format!("organisation {organisation} already holds key epoch {epoch}"),
-        );
-    }
     Ok(())
 }

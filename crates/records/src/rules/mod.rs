@@ -31,8 +31,8 @@ pub(crate) struct Request<'a> {
     pub now_ms: u64,
     pub height: u64,
     pub n_replicas: usize,
-    /// Whether the genesis names encryption keys (patient data is sealed).
-    pub encrypts: bool,
+    /// The organisations' encryption keys of the genesis (empty: content in clear).
+    pub encryption_keys: &'a [medchain_types::EncryptionKey],
     /// The consortium's rules from the genesis.
     pub policy: &'a LedgerPolicy,
 }

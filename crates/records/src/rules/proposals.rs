@@ -14,6 +14,8 @@
 //! - break-glass beyond the doctor's daily limit: the doctor asks, and another doctor of
 //!   their organisation or the patient's department co-signs; the opening executes with
 //!   that signature (and counts towards the doctor's limit like any other).
+//! - replacing an organisation's encryption key (organisation-level): its operator
+//!   proposes, and the operators of 2f+1 organisations, its own among them, sign.
 
 use medchain_store::rusqlite::{params, OptionalExtension};
 use medchain_types::UserRole;
@@ -24,7 +26,7 @@ use crate::ledger::exec;
 use crate::limits::{PROPOSALS_OPEN_MAX, PROPOSAL_TTL_MAX_MS, USER_ID_MAX_CHARS};
 use crate::outcome::{reject, Checked, Outcome};
 use crate::policy::user;
-use crate::tx::{ProposedAction, OPERATOR_APPROVER};
+use crate::tx::{organisation_approver, ProposedAction, OPERATOR_APPROVER};
 
 /// Who may sign a proposal of `organisation`, as the id their approval is kept under.
 fn approver_id(
@@ -38,6 +40,13 @@ fn approver_id(
         ProposedAction::OpenBreakGlass { patient, .. } => {
             break_glass_approver(r, actor, organisation, patient)
         }
+        ProposedAction::RotateEncryptionKey { .. } => match actor {
+            Acting::Operator => Ok(organisation_approver(r.signer_organisation())),
+            Acting::User(_) => reject(
+                Outcome::Forbidden,
+                "organisation-level changes are signed by the organisations' operators",
+            ),
+        },
         _ => administrator_approver(r, actor, organisation, action.target()),
     }
 }
@@ -152,6 +161,13 @@ pub(super) fn propose(
         return reject(
             Outcome::Forbidden,
             "an erasure is asked for by the patient; the department approves it",
+        );
+    }
+    if matches!(action, ProposedAction::RotateEncryptionKey { organisation: o, .. } if *o != organisation)
+    {
+        return reject(
+            Outcome::Forbidden,
+            "an organisation proposes only its own key rotation",
         );
     }
     if matches!(action, ProposedAction::OpenBreakGlass { .. })
@@ -299,6 +315,16 @@ fn rule_met(
         .prepare_cached("SELECT approver FROM proposal_approvals WHERE proposal_id = ?1")?
         .query_map(params![proposal_id], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
+    if let ProposedAction::RotateEncryptionKey { .. } = action {
+        // 2f+1 organisations, each counted once by its operator's signature, the
+        // organisation itself among them (it proposed).
+        let n = r.n_replicas;
+        let quorum = 2 * (n.saturating_sub(1) / 3) + 1;
+        let orgs: std::collections::BTreeSet<u16> = (0..n as u16)
+            .filter(|o| signers.contains(&organisation_approver(*o)))
+            .collect();
+        return Ok(orgs.len() >= quorum && orgs.contains(&organisation));
+    }
     if let ProposedAction::OpenBreakGlass { patient, .. } = action {
         let Some(p) = user(r.conn, patient)? else {
             return Ok(false);
@@ -381,6 +407,24 @@ fn check_action(r: &Request<'_>, action: &ProposedAction, organisation: u16) -> 
             reason,
             duration_ms,
         } => super::break_glass::check_opening(r, patient, reason, *duration_ms),
+        ProposedAction::RotateEncryptionKey {
+            organisation: o,
+            public_key,
+        } => {
+            if r.encryption_keys.is_empty() {
+                return reject(Outcome::Invalid, "this chain keeps content in clear");
+            }
+            if usize::from(*o) >= r.n_replicas {
+                return reject(Outcome::Invalid, format!("no organisation {o}"));
+            }
+            let Some(key) = parse_key(public_key) else {
+                return reject(Outcome::Invalid, "public_key: 64 hex digits");
+            };
+            if crate::policy::organisation_key(r.conn, r.encryption_keys, *o)? == Some(key) {
+                return reject(Outcome::Conflict, "that is the organisation's key already");
+            }
+            Ok(())
+        }
         ProposedAction::ErasePatient {
             patient,
             sealed_reason,
@@ -408,6 +452,13 @@ fn check_action(r: &Request<'_>, action: &ProposedAction, organisation: u16) -> 
 
 /// Longest sealed erasure reason (hex of an envelope of at most 500 characters).
 const ERASURE_REASON_MAX_HEX: usize = 2 * (4 * 500 + medchain_seal::envelope::OVERHEAD);
+
+/// 32 bytes from 64 hex digits.
+fn parse_key(hex_key: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_key, &mut out).ok()?;
+    Some(out)
+}
 
 /// Who proposed `proposal_id` (their signature is its first).
 fn proposer_of(r: &Request<'_>, proposal_id: &str) -> Checked<String> {
@@ -469,6 +520,19 @@ fn execute(
     check_action(r, action, organisation)?;
     match action {
         ProposedAction::ErasePatient { patient, .. } => erase(r, proposal_id, patient),
+        ProposedAction::RotateEncryptionKey {
+            organisation: o,
+            public_key,
+        } => {
+            let key = parse_key(public_key).unwrap_or_default();
+            exec(
+                r.conn,
+                "INSERT OR REPLACE INTO organisation_keys (organisation, public_key, height)
+                 VALUES (?1, ?2, ?3)",
+                params![o, &key[..], r.height as i64],
+            )?;
+            Ok(())
+        }
         ProposedAction::OpenBreakGlass {
             patient,
             reason,
