@@ -60,5 +60,10 @@ pub const BREAK_GLASS_MAX_MS: u64 = 60 * 60 * 1000;
 /// A proposal waits at most a week for its approvers: long enough for a weekend, short
 /// enough that a forgotten one cannot be completed months later by surprise.
 pub const PROPOSAL_TTL_MAX_MS: u64 = 7 * 24 * 60 * 60 * 1000;
-/// Open proposals one organisation may have at once (each is a row every replica keeps).
+/// Open proposals of one kind one organisation may have at once (each is a row every
+/// replica keeps). Counted per kind, so that patients' erasure requests or doctors'
+/// break-glass requests cannot crowd out its administrators' changes.
 pub const PROPOSALS_OPEN_MAX: i64 = 64;
+/// Open proposals one proposer may have at once (a user, or an organisation's operator),
+/// so that one account cannot take a kind's whole allowance.
+pub const PROPOSALS_OPEN_PER_PROPOSER: i64 = 4;

@@ -560,3 +560,24 @@ fn an_organisation_key_rotation_needs_the_operators_of_2f_plus_1_organisations()
         "executed already"
     );
 }
+
+/// No one account fills its organisation's proposals: at most four open per proposer,
+/// and the organisation's allowance is per kind, so patients' requests never crowd out
+/// an administrator change.
+#[test]
+fn open_proposals_are_bounded_per_proposer_and_per_kind() {
+    let mut run = Run::new();
+    for i in 0..4 {
+        let (o, msg) = run.next(via(0, "p-card", erase(&format!("e{i}"), "p-card", HOUR_MS)));
+        assert_eq!(o, OK, "{msg}");
+    }
+    let (o, msg) = run.next(via(0, "p-card", erase("e4", "p-card", HOUR_MS)));
+    assert_eq!(o, Conflict, "{msg}");
+    assert!(msg.contains("4 open proposals"), "{msg}");
+    assert_eq!(
+        run.next(via(0, "p-card2", erase("f0", "p-card2", HOUR_MS)))
+            .0,
+        OK
+    );
+    assert_eq!(run.next(operator(0, register_admin("a0", "dep-rad"))).0, OK);
+}

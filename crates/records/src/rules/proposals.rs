@@ -23,7 +23,9 @@ use medchain_types::UserRole;
 use super::users::{administrators, check_new_user, insert_user, NewUser};
 use super::{text_ok, Acting, Request};
 use crate::ledger::exec;
-use crate::limits::{PROPOSALS_OPEN_MAX, PROPOSAL_TTL_MAX_MS, USER_ID_MAX_CHARS};
+use crate::limits::{
+    PROPOSALS_OPEN_MAX, PROPOSALS_OPEN_PER_PROPOSER, PROPOSAL_TTL_MAX_MS, USER_ID_MAX_CHARS,
+};
 use crate::outcome::{reject, Checked, Outcome};
 use crate::policy::user;
 use crate::tx::{organisation_approver, ProposedAction, OPERATOR_APPROVER};
@@ -193,13 +195,36 @@ pub(super) fn propose(
         .conn
         .prepare_cached(
             "SELECT COUNT(*) FROM proposals
-             WHERE organisation = ?1 AND executed_height IS NULL AND expires_ms >= ?2",
+             WHERE organisation = ?1 AND kind = ?3 AND executed_height IS NULL
+               AND expires_ms >= ?2",
         )?
-        .query_row(params![organisation, r.now_ms as i64], |row| row.get(0))?;
+        .query_row(
+            params![organisation, r.now_ms as i64, action.kind()],
+            |row| row.get(0),
+        )?;
     if open >= PROPOSALS_OPEN_MAX {
         return reject(
             Outcome::Conflict,
-            format!("organisation {organisation} has {open} open proposals; approve or let some expire first"),
+            format!(
+                "organisation {organisation} has {open} open {} proposals; approve or let some expire first",
+                action.kind()
+            ),
+        );
+    }
+    let mine: i64 = r
+        .conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM proposals
+             WHERE organisation = ?1 AND proposer = ?3 AND executed_height IS NULL
+               AND expires_ms >= ?2",
+        )?
+        .query_row(params![organisation, r.now_ms as i64, proposer], |row| {
+            row.get(0)
+        })?;
+    if mine >= PROPOSALS_OPEN_PER_PROPOSER {
+        return reject(
+            Outcome::Conflict,
+            format!("{proposer} has {mine} open proposals; wait for them or let them expire first"),
         );
     }
     let json = serde_json::to_string(action).unwrap_or_default();
