@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use medchain_node::NodeFiles;
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags};
 
 #[derive(clap::Args, Debug)]
 pub struct BackupArgs {
@@ -139,7 +139,7 @@ pub fn restore(a: &RestoreArgs) -> anyhow::Result<()> {
         if already.contains(&patient) {
             continue;
         }
-        shred(&conn, &patient)?;
+        medchain_records::sealed::shred(&conn, &patient)?;
         reapplied.push(format!("{patient} (block {height})"));
     }
     conn.execute_batch("VACUUM")?;
@@ -178,30 +178,6 @@ fn erasures(conn: &Connection) -> anyhow::Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare("SELECT patient, height FROM erasures ORDER BY height")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// What the ledger's erasure deletes of `patient` (see `rules/proposals.rs`), without
-/// its `erasures` row: the replica writes that itself when it replays the erasure's block.
-fn shred(conn: &Connection, patient: &str) -> anyhow::Result<()> {
-    conn.execute(
-        "DELETE FROM content WHERE (height, hash) IN
-             (SELECT height, content_hash FROM records WHERE patient = ?1)",
-        params![patient],
-    )?;
-    conn.execute(
-        "DELETE FROM content WHERE (height, hash) IN
-             (SELECT height, hash FROM patient_keys WHERE patient = ?1)",
-        params![patient],
-    )?;
-    conn.execute(
-        "DELETE FROM patient_keys WHERE patient = ?1",
-        params![patient],
-    )?;
-    conn.execute(
-        "UPDATE users SET display_name = '' WHERE user_id = ?1",
-        params![patient],
-    )?;
-    Ok(())
 }
 
 /// An empty owner-only file (the copy holds a replica's whole ledger).

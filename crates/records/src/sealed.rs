@@ -182,6 +182,24 @@ pub fn open_record(
     RecordContent::from_bytes(&plain)
 }
 
+/// Crypto-shredding, the part every copy of a ledger database must undergo for an erased
+/// patient: delete their record content and every sealed copy of their data keys (without
+/// which no copy of the content anywhere opens), and blank their name. The erasure rule
+/// runs it (and records the erasure); `medchain restore` runs it on an older copy.
+pub fn shred(conn: &Connection, patient: &str) -> medchain_store::rusqlite::Result<()> {
+    for sql in [
+        "DELETE FROM content WHERE (height, hash) IN
+             (SELECT height, content_hash FROM records WHERE patient = ?1)",
+        "DELETE FROM content WHERE (height, hash) IN
+             (SELECT height, hash FROM patient_keys WHERE patient = ?1)",
+        "DELETE FROM patient_keys WHERE patient = ?1",
+        "UPDATE users SET display_name = '' WHERE user_id = ?1",
+    ] {
+        conn.prepare_cached(sql)?.execute([patient])?;
+    }
+    Ok(())
+}
+
 /// How a reading node turns stored content into a record's fields: by opening the
 /// patient's data key sealed to its organisation. `None` when it cannot (it holds no key
 /// for that epoch, or the bytes do not open).

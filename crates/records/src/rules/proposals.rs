@@ -511,26 +511,10 @@ fn erase(r: &Request<'_>, proposal_id: &str, patient: &str) -> Checked {
         "INSERT INTO erasures (patient, proposal_id, at_ms, height) VALUES (?1, ?2, ?3, ?4)",
         params![patient, proposal_id, r.now_ms as i64, r.height as i64],
     )?;
+    crate::sealed::shred(r.conn, patient)?;
     exec(
         r.conn,
-        "DELETE FROM content WHERE (height, hash) IN
-             (SELECT height, content_hash FROM records WHERE patient = ?1)",
-        params![patient],
-    )?;
-    exec(
-        r.conn,
-        "DELETE FROM content WHERE (height, hash) IN
-             (SELECT height, hash FROM patient_keys WHERE patient = ?1)",
-        params![patient],
-    )?;
-    exec(
-        r.conn,
-        "DELETE FROM patient_keys WHERE patient = ?1",
-        params![patient],
-    )?;
-    exec(
-        r.conn,
-        "UPDATE users SET display_name = '', active = 0 WHERE user_id = ?1",
+        "UPDATE users SET active = 0 WHERE user_id = ?1",
         params![patient],
     )?;
     Ok(())
