@@ -75,33 +75,11 @@ pub async fn pass(s: &AppState) -> ApiResult<usize> {
     Ok(done)
 }
 
-/// Make `patient`'s first data key now (a writer at the home organisation needs it).
-pub async fn first_key(s: &AppState, patient: &str) -> ApiResult<()> {
-    match perform(
-        s,
-        KeyWork::FirstKey {
-            patient: patient.to_string(),
-        },
-    )
-    .await
-    {
-        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(()),
-        r => r,
-    }
-}
-
-/// Start `patient`'s key epoch `epoch` now (a writer at the home organisation must not
-/// seal new content to an organisation that is no longer entitled).
-pub async fn new_epoch(s: &AppState, patient: &str, epoch: u32) -> ApiResult<()> {
-    match perform(
-        s,
-        KeyWork::NewEpoch {
-            patient: patient.to_string(),
-            epoch,
-        },
-    )
-    .await
-    {
+/// Do `work` now rather than at the next pass (a writer at the home organisation needs
+/// the patient's first key, or a new epoch before it seals new content); done already by
+/// a pass or another writer counts as done.
+pub async fn now(s: &AppState, work: KeyWork) -> ApiResult<()> {
+    match perform(s, work).await {
         Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(()),
         r => r,
     }

@@ -56,8 +56,9 @@ impl std::fmt::Debug for WritingKey {
 /// The organisation's key holder.
 pub struct PatientKeys {
     organisation: u16,
-    /// Each organisation's public encryption key, by replica index (empty: in clear).
-    publics: Vec<OrgPublicKey>,
+    /// Each organisation's encryption key in the genesis, by replica index (empty: in
+    /// clear); a rotation on the ledger may have replaced some (`current_key_of`).
+    genesis_keys: Vec<medchain_types::EncryptionKey>,
     /// This organisation's secrets with their public halves: the current one, and during
     /// a key rotation the other (copies sealed to either open).
     secrets: Vec<(OrgSecretKey, OrgPublicKey)>,
@@ -92,13 +93,8 @@ impl PatientKeys {
         current: Option<[u8; 32]>,
         secrets: Vec<OrgSecretKey>,
     ) -> Result<PatientKeys, String> {
-        let publics: Vec<OrgPublicKey> = genesis
-            .encryption_keys
-            .iter()
-            .map(|k| OrgPublicKey(k.0))
-            .collect();
         let mut pairs = Vec::new();
-        if publics.get(usize::from(organisation)).is_some() {
+        if genesis.encryption_key(organisation).is_some() {
             if secrets.is_empty() {
                 return Err(
                     "the genesis names encryption keys: configure this organisation's \
@@ -119,7 +115,7 @@ impl PatientKeys {
         }
         Ok(PatientKeys {
             organisation,
-            publics,
+            genesis_keys: genesis.encryption_keys.clone(),
             secrets: pairs,
             cache: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
@@ -131,7 +127,7 @@ impl PatientKeys {
     pub fn clear(organisation: u16) -> PatientKeys {
         PatientKeys {
             organisation,
-            publics: Vec::new(),
+            genesis_keys: Vec::new(),
             secrets: Vec::new(),
             cache: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
@@ -162,9 +158,9 @@ impl PatientKeys {
         };
         let (height, hash) = (copy.height, copy.hash);
         let sealed_to = copy.recipient_key.or_else(|| {
-            self.publics
+            self.genesis_keys
                 .get(usize::from(self.organisation))
-                .map(|p| p.0.to_vec())
+                .map(|k| k.0.to_vec())
         });
         let Some((sk, _)) = self
             .secrets
@@ -262,12 +258,7 @@ impl PatientKeys {
         conn: &Connection,
         organisation: u16,
     ) -> rusqlite::Result<Option<[u8; 32]>> {
-        let genesis: Vec<medchain_types::EncryptionKey> = self
-            .publics
-            .iter()
-            .map(|p| medchain_types::EncryptionKey(p.0))
-            .collect();
-        medchain_records::policy::organisation_key(conn, &genesis, organisation)
+        medchain_records::policy::organisation_key(conn, &self.genesis_keys, organisation)
     }
 
     /// Keep a key this node has just made, under the hash its sealed copy will have.

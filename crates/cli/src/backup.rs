@@ -5,7 +5,7 @@
 //! reach is outside its erasures too, which is why restore re-applies them and the
 //! printed advice is to delete old backups.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 use medchain_node::NodeFiles;
@@ -46,7 +46,8 @@ pub fn backup(a: &BackupArgs) -> anyhow::Result<()> {
     if a.out.exists() {
         bail!("{} exists; refusing to overwrite it", a.out.display());
     }
-    create_private_file(&a.out)?;
+    // Owner-only from its first byte: the copy holds a replica's whole ledger.
+    crate::ceremony::write_private(&a.out, "")?;
     let src = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     let mut dst = Connection::open(&a.out)?;
     let bar = indicatif::ProgressBar::new(0);
@@ -108,7 +109,7 @@ pub fn restore(a: &RestoreArgs) -> anyhow::Result<()> {
     if staged.exists() {
         std::fs::remove_file(&staged)?;
     }
-    create_private_file(&staged)?;
+    crate::ceremony::write_private(&staged, "")?;
     {
         let src = Connection::open_with_flags(&a.from, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("opening {}", a.from.display()))?;
@@ -178,16 +179,4 @@ fn erasures(conn: &Connection) -> anyhow::Result<Vec<(String, i64)>> {
     let mut stmt = conn.prepare("SELECT patient, height FROM erasures ORDER BY height")?;
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// An empty owner-only file (the copy holds a replica's whole ledger).
-fn create_private_file(path: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    Ok(())
 }

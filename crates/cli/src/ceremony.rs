@@ -88,7 +88,7 @@ pub(crate) fn write_secret(path: &Path, key: &KeyPair) -> anyhow::Result<()> {
 }
 
 /// A new owner-only (0600) file; an existing file is never replaced.
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()

@@ -301,18 +301,10 @@ fn run_rotate_encryption_key(config: &Path) -> anyhow::Result<()> {
         );
     }
     let (secret, public) = medchain_seal::OrgSecretKey::generate();
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&next)
-            .with_context(|| format!("creating {}", next.display()))?;
-        let text = zeroize::Zeroizing::new(format!("{}\n", hex::encode(secret.as_bytes())));
-        f.write_all(text.as_bytes())?;
-    }
+    crate::ceremony::write_private(
+        &next,
+        &zeroize::Zeroizing::new(format!("{}\n", hex::encode(secret.as_bytes()))),
+    )?;
     let org = files.id().0;
     let proposal_id = format!("key-{org}-{}", &hex::encode(public.0)[..12]);
     let env = Envelope {

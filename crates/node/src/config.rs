@@ -150,6 +150,14 @@ fn read(path: &Path) -> Result<String, ConfigError> {
 }
 
 /// Load a key file: 64 hex digits of secret.
+/// An encryption secret from its hex text (read from `origin`), in zeroizing memory.
+fn decode_secret(text: &str, origin: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, ConfigError> {
+    let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
+    hex::decode_to_slice(text.trim(), bytes.as_mut_slice())
+        .map_err(|_| invalid(origin, "an encryption key is 32 bytes (64 hex digits)"))?;
+    Ok(bytes)
+}
+
 /// Where the new encryption key of a rotation waits beside the current one.
 pub fn next_key_path(current: &Path) -> PathBuf {
     let mut p = current.as_os_str().to_owned();
@@ -359,10 +367,7 @@ impl NodeFiles {
                 None => return Ok(None),
             },
         };
-        let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(text.trim(), bytes.as_mut_slice())
-            .map_err(|_| invalid(&origin, "an encryption key is 32 bytes (64 hex digits)"))?;
-        Ok(Some(bytes))
+        decode_secret(&text, &origin).map(Some)
     }
 
     /// The encryption secrets this node may open patient keys with: `encryption_secret`,
@@ -373,11 +378,10 @@ impl NodeFiles {
         if let Some(p) = &self.config.encryption_key {
             let next = self.base_dir.join(next_key_path(p));
             if next.exists() {
-                let text = zeroize::Zeroizing::new(read(&next)?);
-                let mut bytes = zeroize::Zeroizing::new([0u8; 32]);
-                hex::decode_to_slice(text.trim(), bytes.as_mut_slice())
-                    .map_err(|_| invalid(&next, "an encryption key is 32 bytes (64 hex digits)"))?;
-                out.push(bytes);
+                out.push(decode_secret(
+                    &zeroize::Zeroizing::new(read(&next)?),
+                    &next,
+                )?);
             }
         }
         Ok(out)

@@ -41,6 +41,7 @@ impl StateMachine for Ledger {
     }
 
     fn apply(&mut self, tx: &Transaction<'_>, block: &CommittedBlock) -> Result<(), ApplyError> {
+        let erased = std::cell::Cell::new(false);
         for r in &block.requests {
             let request = Request {
                 conn: tx,
@@ -50,13 +51,11 @@ impl StateMachine for Ledger {
                 n_replicas: self.genesis.n(),
                 encryption_keys: &self.genesis.encryption_keys,
                 policy: &self.genesis.policy,
+                erased: &erased,
             };
             apply_request(&request)?;
         }
-        let erased: i64 = tx
-            .prepare_cached("SELECT COUNT(*) FROM erasures WHERE height = ?1")?
-            .query_row(params![block.height() as i64], |r| r.get(0))?;
-        self.erased |= erased > 0;
+        self.erased |= erased.get();
         Ok(())
     }
 

@@ -19,6 +19,7 @@ use medchain_records::{Actor, Envelope, Medication, RecordContent, Transaction};
 
 use crate::key_steward::{KEY_POLL, KEY_WAIT};
 use crate::patient_keys::{NoKey, WritingKey};
+use medchain_records::query::KeyWork;
 use medchain_types::Hash32;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -397,10 +398,15 @@ pub(crate) async fn writing_key(s: &AppState, patient: &str) -> ApiResult<Writin
         match got {
             Ok(key) => return Ok(key),
             Err(NoKey::NotYetMade) if s.is_home_of(patient)? => {
-                crate::key_steward::first_key(s, patient).await?;
+                let patient = patient.to_string();
+                crate::key_steward::now(s, KeyWork::FirstKey { patient }).await?;
             }
             Err(NoKey::RotationDue { next_epoch }) if s.is_home_of(patient)? => {
-                crate::key_steward::new_epoch(s, patient, next_epoch).await?;
+                let work = KeyWork::NewEpoch {
+                    patient: patient.to_string(),
+                    epoch: next_epoch,
+                };
+                crate::key_steward::now(s, work).await?;
             }
             Err(_) if tokio::time::Instant::now() >= deadline => {
                 return Err(ApiError::unavailable(format!(

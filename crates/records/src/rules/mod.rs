@@ -35,6 +35,9 @@ pub(crate) struct Request<'a> {
     pub encryption_keys: &'a [medchain_types::EncryptionKey],
     /// The consortium's rules from the genesis.
     pub policy: &'a LedgerPolicy,
+    /// Set when a transaction of the block erases a patient (the store then truncates
+    /// its WAL once the block is committed).
+    pub erased: &'a std::cell::Cell<bool>,
 }
 
 impl Request<'_> {

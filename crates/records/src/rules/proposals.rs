@@ -512,6 +512,7 @@ fn erase(r: &Request<'_>, proposal_id: &str, patient: &str) -> Checked {
         params![patient, proposal_id, r.now_ms as i64, r.height as i64],
     )?;
     crate::sealed::shred(r.conn, patient)?;
+    r.erased.set(true);
     exec(
         r.conn,
         "UPDATE users SET active = 0 WHERE user_id = ?1",
