@@ -497,9 +497,9 @@ function recordSaved(res) {
   const rx = res.prescription_code
     ? h('div', { id: 'rx-code-box', class: 'mt-3 rounded-md border-2 border-teal-600 bg-white p-4 text-slate-900' },
       h('p', { class: 'text-lg' }, 'Prescription code: ',
-        h('strong', { id: 'rx-code', class: 'font-mono text-2xl tracking-wider' }, res.prescription_code),
+        h('strong', { id: 'rx-code', class: 'font-mono text-xl tracking-wider break-all' }, res.prescription_code),
         ' — give this to the patient'),
-      h('p', { class: 'mt-1 text-sm text-slate-700' }, 'The pharmacy needs this code to dispense. It is shown only now.'))
+      h('p', { class: 'mt-1 text-sm text-slate-700' }, 'Any pharmacy the patient gives this code to can read and dispense this prescription, and nothing else of the record. It is shown only now and stored nowhere in clear.'))
     : null;
   return [saved, rx];
 }

@@ -35,7 +35,7 @@ function lookupCard(results, me) {
   const msg = notice();
   const byCode = h('input', { type: 'radio', name: 'rx-by', id: 'rx-by-code', value: 'code', checked: true, class: 'size-4' });
   const byPatient = h('input', { type: 'radio', name: 'rx-by', id: 'rx-by-patient', value: 'patient', class: 'size-4' });
-  const term = field({ label: 'Prescription code', id: 'rx-term', required: true, autocomplete: 'off', maxlength: 64, placeholder: 'ABCDE-FGHJK' });
+  const term = field({ label: 'Prescription code', id: 'rx-term', required: true, autocomplete: 'off', maxlength: 64, placeholder: 'ABCDE-FGHJK-LMNPQ-RSTUV-WXYZ2' });
   const termInput = /** @type {HTMLInputElement} */ (term.input);
   const labelText = /** @type {Text} */ (/** @type {HTMLLabelElement} */ (term.el.querySelector('label')).firstChild);
   const setMode = () => {

@@ -347,7 +347,9 @@ impl ContentOpener for PatientKeys {
     ) -> Option<RecordContent> {
         match StoredContent::parse(bytes) {
             StoredContent::Clear(c) => Some(c),
-            StoredContent::Sealed { epoch, envelope } => {
+            StoredContent::Sealed {
+                epoch, envelope, ..
+            } => {
                 let key = self.epoch_key(conn, patient, epoch).ok()??;
                 open_record(&key, patient, record_id, envelope)
             }

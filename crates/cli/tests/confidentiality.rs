@@ -45,7 +45,10 @@ fn stored_content(db: &Path, record_id: &str) -> Option<Vec<u8>> {
 fn insurer_decrypts(c: &Cluster, patient: &str, record_id: &str) -> Option<String> {
     let db = c.db(INSURER);
     let bytes = stored_content(&db, record_id)?;
-    let StoredContent::Sealed { epoch, envelope } = StoredContent::parse(&bytes) else {
+    let StoredContent::Sealed {
+        epoch, envelope, ..
+    } = StoredContent::parse(&bytes)
+    else {
         panic!("record {record_id} is not stored sealed at the insurer");
     };
     let hex_key = std::fs::read_to_string(
@@ -98,7 +101,14 @@ fn get_chain(c: &Cluster, i: usize, token: &str, patient: &str) -> (u16, serde_j
     )
 }
 
-fn add_record(c: &Cluster, token: &str, diagnosis: &str, notes: &str, drug: &str) -> String {
+/// Write a prescribing record for p001 at St Mary's: its id and prescription code.
+fn add_record(
+    c: &Cluster,
+    token: &str,
+    diagnosis: &str,
+    notes: &str,
+    drug: &str,
+) -> (String, String) {
     let body = json!({
         "patient_id": "p001",
         "diagnosis": diagnosis,
@@ -108,7 +118,9 @@ fn add_record(c: &Cluster, token: &str, diagnosis: &str, notes: &str, drug: &str
     });
     let (status, v) = c.post(0, "/api/add_record", Some(token), &body.to_string());
     assert_eq!(status, 200, "{v}");
-    v["record_id"].as_str().expect("record_id").to_string()
+    let id = v["record_id"].as_str().expect("record_id").to_string();
+    let code = v["prescription_code"].as_str().expect("a code").to_string();
+    (id, code)
 }
 
 fn converge(c: &Cluster) {
@@ -181,21 +193,36 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
         "Quokkazine-44",
     ];
     let second = ["Okapi-fever-5521", "Notes-narwhal-08d9", "Axolotlamide-17"];
-    let r1 = add_record(&c, &d001, first[0], first[1], first[2]);
+    let (r1, code1) = add_record(&c, &d001, first[0], first[1], first[2]);
 
     // The insurer, without consent: refused by its API, ciphertext in its database.
     let (status, v) = get_chain(&c, INSURER, &insurer, "p001");
     assert_eq!(status, 403, "{v}");
     converge(&c);
     let at_insurer = stored_content(&c.db(INSURER), &r1).expect("the insurer stores the record");
-    assert!(at_insurer.starts_with(b"MCR1"), "stored sealed");
+    assert!(
+        matches!(
+            StoredContent::parse(&at_insurer),
+            StoredContent::Sealed {
+                prescription: Some(_),
+                ..
+            }
+        ),
+        "stored sealed, with the prescription's envelope"
+    );
     assert_eq!(insurer_decrypts(&c, "p001", &r1), None);
     let (files, hits) = found_in_files(
         &c,
         &[
             &first[..],
             &second[..],
-            &[name, cli_name, "Ocelot-ague-2b7e"],
+            &[
+                name,
+                cli_name,
+                "Ocelot-ague-2b7e",
+                &code1,
+                &code1.replace('-', ""),
+            ],
         ]
         .concat(),
     );
@@ -219,6 +246,57 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
         .expect("query");
     assert_eq!(n, 0);
 
+    // A pharmacy of Riverside (organisation 1, no key of p001's at all) given the code:
+    // the code opens the medication lines, and nothing else, at its own node.
+    let out = c.user_add(1, "ph-river", "pharmacy", "pharmacy", "river-pharmacy-pw");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ph = c.login_changing_password(1, "ph-river", "river-pharmacy-pw", "river-pharmacy-own");
+    let search = |code: &str| {
+        let body = json!({ "code": code }).to_string();
+        c.post(1, "/api/prescriptions/search", Some(&ph), &body)
+    };
+    let (status, v) = search(&code1.to_lowercase());
+    assert_eq!(status, 200, "{v}");
+    let rx = &v["prescriptions"][0];
+    assert_eq!(rx["record_id"], r1.as_str(), "{v}");
+    assert_eq!(rx["medications"][0]["name"], first[2], "{v}");
+    assert_eq!(rx["prescription"], format!("{} 10 mg daily", first[2]));
+    assert!(!v.to_string().contains(first[0]) && !v.to_string().contains(first[1]));
+    // A wrong code (of the right shape) learns nothing: the same answer as a code that
+    // names nothing, for the search and for a dispense of the real prescription.
+    let mut wrong = code1.clone().into_bytes();
+    wrong[0] = if wrong[0] == b'A' { b'B' } else { b'A' };
+    let wrong = String::from_utf8(wrong).expect("ascii");
+    let (status, miss) = search(&wrong);
+    assert_eq!(status, 404, "{miss}");
+    let dispense = |record: &str, code: &str| {
+        let body = json!({ "code": code }).to_string();
+        let path = format!("/api/prescriptions/{record}/dispense");
+        c.post(1, &path, Some(&ph), &body)
+    };
+    let (s_real, real) = dispense(&r1, &wrong);
+    let (s_none, none) = dispense("rec-does-not-exist", &wrong);
+    assert_eq!(
+        (s_real, &real["error"]),
+        (s_none, &none["error"]),
+        "{real} / {none}"
+    );
+    assert_eq!(s_real, 404);
+    assert_eq!(
+        real["error"], miss["error"],
+        "search and dispense answer alike"
+    );
+    let (status, v) = dispense(&r1, &code1);
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = dispense(&r1, &code1);
+    assert_eq!(status, 409, "dispensed once: {v}");
+    // The code itself reaches no replica's file (the byte searches here and after the
+    // stop include it): the ledger holds only its proof.
+
     // p001 consents to the insurer's doctor: St Mary's node seals the key to
     // Northwind, and the record reads there, through the API and with its own key.
     let p001 = c.login(0, "p001", "patient123");
@@ -240,7 +318,7 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
     let revoke = json!({"grantee_kind": "doctor", "grantee_id": "ins-doc"}).to_string();
     let (status, v) = c.post(0, "/api/consents/revoke", Some(&p001), &revoke);
     assert_eq!(status, 200, "{v}");
-    let r2 = add_record(&c, &d001, second[0], second[1], second[2]);
+    let (r2, _) = add_record(&c, &d001, second[0], second[1], second[2]);
     let (status, v) = get_chain(&c, INSURER, &insurer, "p001");
     assert_eq!(status, 403, "{v}");
     converge(&c);
@@ -289,7 +367,13 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
         &[
             &first[..],
             &second[..],
-            &[name, cli_name, "Ocelot-ague-2b7e"],
+            &[
+                name,
+                cli_name,
+                "Ocelot-ague-2b7e",
+                &code1,
+                &code1.replace('-', ""),
+            ],
         ]
         .concat(),
     );

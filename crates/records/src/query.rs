@@ -10,7 +10,10 @@ use serde::Serialize;
 use crate::outcome::Outcome;
 use crate::policy::{role_column, GranteeKey, UserRow};
 use crate::sealed::ContentOpener;
-use crate::tx::{prescription_code_hash, Medication, ProposedAction};
+use crate::sealed::{open_prescription, StoredContent};
+use crate::tx::{
+    normalise_code, prescription_code_hash, prescription_code_proof, Medication, ProposedAction,
+};
 
 /// Largest page any list returns.
 pub const MAX_PAGE: u32 = 200;
@@ -368,21 +371,62 @@ pub fn prescriptions_of_patient_after(
     ))
 }
 
-/// The prescription a code names, if any.
+/// The length of prescription codes written before codes had proofs.
+const LEGACY_CODE_SYMBOLS: usize = 10;
+
+/// The prescription a code names, if any, and what the ledger knows the code by: its
+/// proof (`tx::prescription_code_proof`), or for a prescription written before codes had
+/// proofs, the code itself.
+pub fn prescription_code_on_ledger(
+    conn: &Connection,
+    code: &str,
+) -> rusqlite::Result<Option<(String, String)>> {
+    // Codes of before (10 symbols) were published as themselves; a proof (32 symbols) is
+    // never taken for one, so the proof a dispense revealed finds nothing.
+    let legacy = Some(normalise_code(code)).filter(|c| c.len() == LEGACY_CODE_SYMBOLS);
+    let proof = prescription_code_proof(code);
+    for on_ledger in std::iter::once(proof).chain(legacy) {
+        let hash = prescription_code_hash(&on_ledger);
+        let id: Option<String> = conn
+            .prepare_cached("SELECT record_id FROM records WHERE rx_code_hash = ?1")?
+            .query_row(params![&hash.0[..]], |r| r.get(0))
+            .optional()?;
+        if let Some(id) = id {
+            return Ok(Some((id, on_ledger)));
+        }
+    }
+    Ok(None)
+}
+
+/// The prescription a code names, if any, with its medication lines opened by the code
+/// (so a pharmacy of an organisation that holds no key of the patient reads them), or by
+/// `opener` for content without a code's envelope (a chain without encryption keys).
 pub fn prescription_by_code(
     conn: &Connection,
     opener: &dyn ContentOpener,
     code: &str,
 ) -> rusqlite::Result<Option<PrescriptionView>> {
-    let hash = prescription_code_hash(code);
-    let id: Option<String> = conn
-        .prepare_cached("SELECT record_id FROM records WHERE rx_code_hash = ?1")?
-        .query_row(params![&hash.0[..]], |r| r.get(0))
-        .optional()?;
-    match id {
-        Some(id) => Ok(record(conn, opener, &id)?.and_then(prescription_from)),
-        None => Ok(None),
+    let Some((id, _)) = prescription_code_on_ledger(conn, code)? else {
+        return Ok(None);
+    };
+    let Some(mut view) = record(conn, opener, &id)? else {
+        return Ok(None);
+    };
+    let (height, hash): (i64, Vec<u8>) = conn
+        .prepare_cached("SELECT height, content_hash FROM records WHERE record_id = ?1")?
+        .query_row(params![&id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let bytes = content_bytes(conn, height, &hash)?;
+    if let Some(StoredContent::Sealed {
+        prescription: Some(rx),
+        ..
+    }) = bytes.as_deref().map(StoredContent::parse)
+    {
+        if let Some(lines) = open_prescription(code, &view.patient_id, &id, rx) {
+            view.prescription = lines.prescription;
+            view.medications = lines.medications;
+        }
     }
+    Ok(prescription_from(view))
 }
 
 /// A patient's consents, newest first, with whether each is active at `now_ms`.

@@ -9,10 +9,18 @@
 use medchain_seal::{DataKey, SealError};
 use medchain_store::rusqlite::Connection;
 
-use crate::tx::RecordContent;
+use serde::{Deserialize, Serialize};
+
+use crate::tx::{normalise_code, Medication, RecordContent};
 
 /// The first bytes of encrypted record content.
 pub const RECORD_MAGIC: &[u8; 4] = b"MCR1";
+/// The first bytes of encrypted content of a record that prescribes: `"MCR2" || epoch ||
+/// length of the record's envelope (u32 LE) || that envelope || the prescription's
+/// envelope`, the last sealed under the prescription code's key
+/// (`medchain_seal::prescription`), so that a pharmacy given the code opens the
+/// medication lines and nothing else.
+pub const PRESCRIBING_MAGIC: &[u8; 4] = b"MCR2";
 /// Purpose of the data key's sub-key for record content (HKDF info).
 const RECORD_CONTENT_PURPOSE: &[u8] = b"medchain/v1/record-content";
 
@@ -28,21 +36,74 @@ fn record_aad(patient: &str, record_id: &str) -> Vec<u8> {
     format!("medchain/v1/record\0{patient}\0{record_id}").into_bytes()
 }
 
-/// Encrypt a record's content under the patient's data key of `epoch`.
+/// Associated data of a prescription's medication lines under its code's key.
+fn prescription_aad(patient: &str, record_id: &str) -> Vec<u8> {
+    format!("medchain/v1/prescription\0{patient}\0{record_id}").into_bytes()
+}
+
+/// What a prescription code opens: the lines a pharmacy dispenses, never the diagnosis
+/// or the notes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PrescriptionLines {
+    pub prescription: String,
+    #[serde(default)]
+    pub medications: Vec<Medication>,
+}
+
+/// Encrypt a record's content under the patient's data key of `epoch`, and, when the
+/// record prescribes with `prescription_code`, its medication lines again under that
+/// code's key.
 pub fn seal_record(
     key: &DataKey,
     epoch: u32,
     patient: &str,
     record_id: &str,
     content: &RecordContent,
+    prescription_code: Option<&str>,
 ) -> Result<Vec<u8>, SealError> {
-    seal_under(
+    let sealed = seal_under(
         key,
         epoch,
         RECORD_CONTENT_PURPOSE,
         &record_aad(patient, record_id),
         &content.to_bytes(),
-    )
+    )?;
+    let Some(code) = prescription_code else {
+        return Ok(sealed);
+    };
+    let envelope = &sealed[8..];
+    let lines = PrescriptionLines {
+        prescription: content.prescription.clone(),
+        medications: content.medications.clone(),
+    };
+    let rx_key = medchain_seal::prescription::prescription_key(&normalise_code(code), record_id);
+    let rx = medchain_seal::seal(
+        &rx_key,
+        &prescription_aad(patient, record_id),
+        &serde_json::to_vec(&lines).unwrap_or_default(),
+    )?;
+    let length = u32::try_from(envelope.len()).map_err(|_| SealError::Key("content too long"))?;
+    let mut out = Vec::with_capacity(12 + envelope.len() + rx.len());
+    out.extend_from_slice(PRESCRIBING_MAGIC);
+    out.extend_from_slice(&epoch.to_le_bytes());
+    out.extend_from_slice(&length.to_le_bytes());
+    out.extend_from_slice(envelope);
+    out.extend_from_slice(&rx);
+    Ok(out)
+}
+
+/// Decrypt a prescription's medication lines with the code the patient presented
+/// (`None` for a wrong code, as for damaged bytes).
+pub fn open_prescription(
+    code: &str,
+    patient: &str,
+    record_id: &str,
+    envelope: &[u8],
+) -> Option<PrescriptionLines> {
+    let rx_key = medchain_seal::prescription::prescription_key(&normalise_code(code), record_id);
+    let plain =
+        medchain_seal::open(&rx_key, &prescription_aad(patient, record_id), envelope).ok()?;
+    serde_json::from_slice(&plain).ok()
 }
 
 /// Purpose of the data key's sub-key for an erasure request's reason.
@@ -152,8 +213,13 @@ pub fn sealed_parts(bytes: &[u8]) -> Option<(u32, &[u8])> {
 pub enum StoredContent<'a> {
     /// Content a chain without encryption keys stored in clear (JSON).
     Clear(RecordContent),
-    /// Encrypted under the patient's data key of `epoch`.
-    Sealed { epoch: u32, envelope: &'a [u8] },
+    /// Encrypted under the patient's data key of `epoch`; a prescribing record's lines
+    /// also under its code's key (`prescription`).
+    Sealed {
+        epoch: u32,
+        envelope: &'a [u8],
+        prescription: Option<&'a [u8]>,
+    },
     /// Neither: damaged, or of a format this build does not read.
     Unreadable,
 }
@@ -162,12 +228,38 @@ impl StoredContent<'_> {
     pub fn parse(bytes: &[u8]) -> StoredContent<'_> {
         if bytes.starts_with(RECORD_MAGIC) {
             return match sealed_parts(bytes) {
-                Some((epoch, envelope)) => StoredContent::Sealed { epoch, envelope },
+                Some((epoch, envelope)) => StoredContent::Sealed {
+                    epoch,
+                    envelope,
+                    prescription: None,
+                },
                 None => StoredContent::Unreadable,
             };
         }
+        if let Some(rest) = bytes.strip_prefix(PRESCRIBING_MAGIC) {
+            return prescribing_parts(rest).map_or(
+                StoredContent::Unreadable,
+                |(epoch, envelope, rx)| StoredContent::Sealed {
+                    epoch,
+                    envelope,
+                    prescription: Some(rx),
+                },
+            );
+        }
         RecordContent::from_bytes(bytes).map_or(StoredContent::Unreadable, StoredContent::Clear)
     }
+}
+
+/// `epoch || length || envelope || prescription envelope`, split (`None`: truncated).
+fn prescribing_parts(rest: &[u8]) -> Option<(u32, &[u8], &[u8])> {
+    let (epoch, rest) = rest.split_first_chunk::<4>()?;
+    let (length, rest) = rest.split_first_chunk::<4>()?;
+    let length = usize::try_from(u32::from_le_bytes(*length)).ok()?;
+    if length > rest.len() {
+        return None;
+    }
+    let (envelope, rx) = rest.split_at(length);
+    Some((u32::from_le_bytes(*epoch), envelope, rx))
 }
 
 /// Decrypt a record's envelope with the patient's data key of its epoch.
@@ -242,8 +334,13 @@ mod tests {
     #[test]
     fn sealed_content_opens_only_with_its_key_patient_and_record() {
         let key = DataKey::random();
-        let bytes = seal_record(&key, 3, "p1", "r1", &content()).expect("seals");
-        let StoredContent::Sealed { epoch, envelope } = StoredContent::parse(&bytes) else {
+        let bytes = seal_record(&key, 3, "p1", "r1", &content(), None).expect("seals");
+        let StoredContent::Sealed {
+            epoch,
+            envelope,
+            prescription: None,
+        } = StoredContent::parse(&bytes)
+        else {
             panic!("not sealed");
         };
         assert_eq!(epoch, 3);
@@ -254,6 +351,66 @@ mod tests {
         let text = String::from_utf8_lossy(&bytes);
         assert!(!text.contains("Takotsubo"), "{text}");
         assert_eq!(ClearOnly.open_bytes(&bytes), None);
+    }
+
+    #[test]
+    fn a_prescription_code_opens_the_lines_and_nothing_else() {
+        let key = DataKey::random();
+        let mut c = content();
+        c.prescription = "Bisoprolol 2.5 mg each morning".into();
+        c.medications = vec![Medication {
+            name: "bisoprolol".into(),
+            dose: "2.5 mg".into(),
+            ..Medication::default()
+        }];
+        let code = "K7QM2-XR4PA-BCDEF-GHJKL-MNPQR";
+        let bytes = seal_record(&key, 1, "p1", "r1", &c, Some(code)).expect("seals");
+        let StoredContent::Sealed {
+            epoch: 1,
+            envelope,
+            prescription: Some(rx),
+        } = StoredContent::parse(&bytes)
+        else {
+            panic!("not a prescribing envelope");
+        };
+        // The patient's key still opens the whole record.
+        assert_eq!(open_record(&key, "p1", "r1", envelope), Some(c.clone()));
+        let lines = open_prescription("k7qm2 xr4pa bcdef ghjkl mnpqr", "p1", "r1", rx);
+        assert_eq!(
+            lines,
+            Some(PrescriptionLines {
+                prescription: c.prescription.clone(),
+                medications: c.medications.clone(),
+            })
+        );
+        // The code's lines say nothing of the diagnosis.
+        let text = String::from_utf8_lossy(rx);
+        assert!(!text.contains("Takotsubo"));
+        assert_eq!(
+            open_prescription("K7QM2-XR4PA-BCDEF-GHJKL-MNPQS", "p1", "r1", rx),
+            None
+        );
+        assert_eq!(open_prescription(code, "p1", "r2", rx), None);
+        assert_eq!(open_prescription(code, "p2", "r1", rx), None);
+        // The code opens nothing of the record's own envelope.
+        assert_eq!(open_prescription(code, "p1", "r1", envelope), None);
+        // Truncated anywhere: unreadable or unopenable, never a panic.
+        for cut in 0..bytes.len() {
+            match StoredContent::parse(&bytes[..cut]) {
+                StoredContent::Sealed {
+                    envelope,
+                    prescription,
+                    ..
+                } => {
+                    let whole = open_record(&key, "p1", "r1", envelope).is_some()
+                        && prescription
+                            .and_then(|rx| open_prescription(code, "p1", "r1", rx))
+                            .is_some();
+                    assert!(!whole, "cut at {cut} still opened");
+                }
+                StoredContent::Unreadable | StoredContent::Clear(_) => {}
+            }
+        }
     }
 
     #[test]

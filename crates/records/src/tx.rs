@@ -143,7 +143,8 @@ pub enum Transaction {
     /// The actor (a pharmacy) dispenses the prescription of `record_id`.
     Dispense {
         record_id: String,
-        /// The prescription code, when the patient presents it instead of consenting.
+        /// The prescription code's proof (`prescription_code_proof`), when the patient
+        /// presents the code instead of consenting.
         code: Option<String>,
     },
     /// The actor read `patient`'s data: the audit trail is itself on the ledger.
@@ -353,6 +354,14 @@ pub fn prescription_code_hash(code: &str) -> Hash32 {
         b"medchain/v1/prescription-code",
         normalise_code(code).as_bytes(),
     )
+}
+
+/// What the ledger sees of a prescription code: its proof (`medchain_seal::prescription`),
+/// hashed in the record ([`prescription_code_hash`] of it) and given in clear to dispense.
+/// The code itself, which also derives the key of the prescription's medication lines,
+/// stays with the patient, the doctor and the pharmacy.
+pub fn prescription_code_proof(code: &str) -> String {
+    medchain_seal::prescription::prescription_proof(&normalise_code(code))
 }
 
 /// Codes are read aloud and typed: ignore case, spaces and dashes.

@@ -511,10 +511,11 @@ fn dispense_rows() -> Vec<Row> {
         row("dispense: by prescription code, at another organisation's pharmacy",
             by("ph-1", dispense("rx-1", Some("rx 1111"))), OK)
             .after(vec![prescription("rx-1", "RX-1111")]),
-        row("dispense: wrong code", by("ph-0", dispense("rx-1", Some("RX-2222"))), Forbidden)
+        // A wrong code is refused as a missing prescription: no existence oracle.
+        row("dispense: wrong code", by("ph-0", dispense("rx-1", Some("RX-2222"))), NotFound)
             .after(vec![prescription("rx-1", "RX-1111")]),
         row("dispense: another prescription's code",
-            by("ph-0", dispense("rx-1", Some("RX-2222"))), Forbidden)
+            by("ph-0", dispense("rx-1", Some("RX-2222"))), NotFound)
             .after(vec![prescription("rx-1", "RX-1111"), prescription("rx-2", "RX-2222")]),
         row("dispense: after the pharmacy's consent is revoked",
             by("ph-0", dispense("rx-1", None)), Forbidden)

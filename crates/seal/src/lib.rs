@@ -9,8 +9,8 @@
 //! bound to where it belongs by associated data); [`keys`] the data keys and their
 //! derivation (HKDF-SHA256), zeroized on drop; [`sealed`] sealing a data key to an
 //! organisation (HPKE, RFC 9180: DHKEM-X25519, HKDF-SHA256, ChaCha20-Poly1305);
-//! [`prescription`] the key a prescription code opens (Argon2id, salted by the record
-//! id). No primitive here is hand-made: this crate only composes RustCrypto and `hpke`.
+//! [`prescription`] the key a prescription code opens and the proof it gives the ledger
+//! (HKDF-SHA256 over a 125-bit code, the key salted by the record id). No primitive here is hand-made: this crate only composes RustCrypto and `hpke`.
 
 pub mod envelope;
 pub mod keys;

@@ -3,7 +3,7 @@
 //! place is refused.
 
 use medchain_seal::envelope::{is_envelope, OVERHEAD};
-use medchain_seal::prescription::prescription_key;
+use medchain_seal::prescription::{prescription_key, prescription_proof};
 use medchain_seal::sealed::{open_key, seal_key};
 use medchain_seal::{open, seal, DataKey, OrgSecretKey, SealError};
 use proptest::prelude::*;
@@ -89,23 +89,36 @@ fn derived_keys_differ_by_purpose_and_are_stable() {
 
 #[test]
 fn a_prescription_code_opens_its_prescription_only() {
-    let rx = prescription_key("K7QM2XR4PA", "rec-1").expect("derive");
+    let rx = prescription_key("K7QM2XR4PA", "rec-1");
     let env = seal(&rx, b"rec-1/medications", b"amlodipine 5 mg").expect("seal");
-    let again = prescription_key("K7QM2XR4PA", "rec-1").expect("derive");
+    let again = prescription_key("K7QM2XR4PA", "rec-1");
     assert_eq!(
         open(&again, b"rec-1/medications", &env)
             .expect("open")
             .as_slice(),
         b"amlodipine 5 mg"
     );
-    let wrong = prescription_key("K7QM2XR4PB", "rec-1").expect("derive");
+    let wrong = prescription_key("K7QM2XR4PB", "rec-1");
     assert_eq!(
         open(&wrong, b"rec-1/medications", &env),
         Err(SealError::CannotOpen)
     );
     // The same code for another record is another key.
-    let other = prescription_key("K7QM2XR4PA", "rec-2").expect("derive");
+    let other = prescription_key("K7QM2XR4PA", "rec-2");
     assert_ne!(other, again);
+}
+
+#[test]
+fn a_prescription_proof_is_stable_and_says_nothing_of_the_key() {
+    let proof = prescription_proof("K7QM2XR4PA");
+    assert_eq!(proof, prescription_proof("K7QM2XR4PA"));
+    assert_ne!(proof, prescription_proof("K7QM2XR4PB"));
+    assert_eq!(proof.len(), 32);
+    let key = prescription_key("K7QM2XR4PA", "rec-1");
+    assert!(!hex::encode_upper(key.as_bytes()).contains(&proof));
+    // The proof used as if it were the code opens nothing.
+    let env = seal(&key, b"aad", b"amlodipine 5 mg").expect("seal");
+    assert!(open(&prescription_key(&proof, "rec-1"), b"aad", &env).is_err());
 }
 
 #[test]

@@ -138,14 +138,25 @@ pub async fn dispense(
     ApiJson(req): ApiJson<DispenseRequest>,
 ) -> ApiResult<ApiJson<DispenseResponse>> {
     check_text("record_id", &record_id, RECORD_ID_MAX_BYTES, true)?;
-    if let Some(c) = &req.code {
-        check_text("code", c, CODE_MAX_CHARS, true)?;
-    }
+    // The ledger is given the code's proof, never the code (which opens the lines). A code
+    // that does not name this prescription answers as a missing one, before the ledger
+    // (which would refuse it alike).
+    let on_ledger = match &req.code {
+        None => None,
+        Some(code) => {
+            check_text("code", code, CODE_MAX_CHARS, true)?;
+            let found = s.lookup(|c| Ok(query::prescription_code_on_ledger(c, code)?))?;
+            match found {
+                Some((id, on_ledger)) if id == record_id => Some(on_ledger),
+                _ => return Err(ApiError::not_found("no prescription with this code")),
+            }
+        }
+    };
     let env = Envelope {
         actor: Actor::User(ph.user.user_id.clone()),
         tx: Transaction::Dispense {
             record_id: record_id.clone(),
-            code: req.code,
+            code: on_ledger,
         },
     };
     let c = s.commit(&env, Vec::new()).await?;

@@ -14,8 +14,9 @@ use medchain_records::limits::{
 };
 use medchain_records::query::{self, RecordView};
 use medchain_records::sealed::seal_record;
-use medchain_records::tx::prescription_code_hash;
+use medchain_records::tx::{prescription_code_hash, prescription_code_proof};
 use medchain_records::{Actor, Envelope, Medication, RecordContent, Transaction};
+use medchain_seal::prescription::CODE_SYMBOLS;
 
 use crate::key_steward::{KEY_POLL, KEY_WAIT};
 use crate::patient_keys::{NoKey, WritingKey};
@@ -141,9 +142,18 @@ pub async fn add_record(
         notes: req.notes,
         medications: req.medications,
     };
-    let prescription_code = content.prescribes().then(|| random_code(10));
+    // The code goes to the doctor (and so the patient) only: the ledger sees the hash of
+    // its proof, and the medication lines sealed under its key.
+    let prescription_code = content.prescribes().then(|| random_code(CODE_SYMBOLS));
     let record_id = new_id("rec");
-    let bytes = sealed_content(&s, &req.patient_id, &record_id, &content).await?;
+    let bytes = sealed_content(
+        &s,
+        &req.patient_id,
+        &record_id,
+        &content,
+        prescription_code.as_deref(),
+    )
+    .await?;
     let env = Envelope {
         actor: Actor::User(doc.user.user_id.clone()),
         tx: Transaction::AddRecord {
@@ -152,7 +162,9 @@ pub async fn add_record(
             content_hash: Hash32::sha256(&bytes),
             consent_code: req.consent_code,
             amends: req.amends,
-            prescription_code_hash: prescription_code.as_deref().map(prescription_code_hash),
+            prescription_code_hash: prescription_code
+                .as_deref()
+                .map(|c| prescription_code_hash(&prescription_code_proof(c))),
         },
     };
     if s.inner.manual_validation {
@@ -375,11 +387,13 @@ pub(crate) async fn sealed_content(
     patient: &str,
     record_id: &str,
     content: &RecordContent,
+    prescription_code: Option<&str>,
 ) -> ApiResult<Vec<u8>> {
     match writing_key(s, patient).await? {
         WritingKey::Clear => Ok(content.to_bytes()),
         WritingKey::Sealed { epoch, key } => {
-            seal_record(&key, epoch, patient, record_id, content).map_err(ApiError::internal)
+            seal_record(&key, epoch, patient, record_id, content, prescription_code)
+                .map_err(ApiError::internal)
         }
     }
 }

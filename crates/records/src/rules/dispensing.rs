@@ -1,5 +1,6 @@
 //! Dispensing: a pharmacy dispenses a record's prescription once, when the patient
-//! consented to that pharmacy or presented the prescription code. The ledger refuses the
+//! consented to that pharmacy or presented the prescription code (which the ledger sees
+//! as its proof, `tx::prescription_code_proof`). The ledger refuses the
 //! second dispense, also when two pharmacies race on two replicas.
 
 use medchain_store::rusqlite::{params, OptionalExtension};
@@ -23,18 +24,33 @@ pub(super) fn dispense(
         .prepare_cached("SELECT patient, rx_code_hash FROM records WHERE record_id = ?1")?
         .query_row(params![record_id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
+    // With a code, every refusal reads alike: a wrong code must not tell whether the
+    // prescription exists.
+    let not_found = || {
+        let why = match code {
+            Some(_) => "no prescription with this code".to_string(),
+            None => format!("no prescription {record_id}"),
+        };
+        reject(Outcome::NotFound, why)
+    };
     let Some((patient, rx_hash)) = row else {
-        return reject(Outcome::NotFound, format!("no prescription {record_id}"));
+        return not_found();
     };
     let Some(rx_hash) = rx_hash else {
-        return reject(
-            Outcome::NotFound,
-            format!("record {record_id} prescribes nothing"),
-        );
+        return match code {
+            Some(_) => not_found(),
+            None => reject(
+                Outcome::NotFound,
+                format!("record {record_id} prescribes nothing"),
+            ),
+        };
     };
     let by_code = code.is_some_and(|c| prescription_code_hash(c).0[..] == rx_hash[..]);
     let grantee = GranteeKey::pharmacy(&pharmacy.user_id);
     if !(by_code || consent_active(r.conn, &patient, &grantee, r.now_ms)?) {
+        if code.is_some() {
+            return not_found();
+        }
         return reject(
             Outcome::Forbidden,
             "no consent from the patient and no valid prescription code",
