@@ -356,4 +356,9 @@ impl ContentOpener for PatientKeys {
             StoredContent::Unreadable => None,
         }
     }
+
+    fn open_reason(&self, patient: &str, piece: &[u8]) -> Option<String> {
+        let secrets: Vec<&OrgSecretKey> = self.secrets.iter().map(|(sk, _)| sk).collect();
+        medchain_records::sealed::open_reason(piece, self.organisation, &secrets, patient)
+    }
 }

@@ -41,6 +41,31 @@ fn stored_content(db: &Path, record_id: &str) -> Option<Vec<u8>> {
         .expect("query")
 }
 
+/// Organisation `org`'s own encryption secret, from its key folder.
+fn secret_of(c: &Cluster, org: usize) -> OrgSecretKey {
+    let hex_key =
+        std::fs::read_to_string(c.dir.path().join(format!("org{org}/keys/encryption.key")))
+            .expect("the organisation's own key");
+    let mut secret = [0u8; 32];
+    hex::decode_to_slice(hex_key.trim(), &mut secret).expect("hex key");
+    OrgSecretKey::from_bytes(secret)
+}
+
+/// The sealed reason pieces about `patient` in replica `i`'s database.
+fn reason_pieces(c: &Cluster, i: usize, patient: &str) -> Vec<Vec<u8>> {
+    read_only(&c.db(i))
+        .prepare(
+            "SELECT c.bytes FROM reason_pieces p JOIN content c
+               ON c.height = p.height AND c.hash = p.hash
+             WHERE p.patient = ?1",
+        )
+        .expect("prepare")
+        .query_map(params![patient], |r| r.get(0))
+        .expect("query")
+        .flatten()
+        .collect()
+}
+
 /// What the insurer can decrypt of `record_id` with its own key and database alone.
 fn insurer_decrypts(c: &Cluster, patient: &str, record_id: &str) -> Option<String> {
     let db = c.db(INSURER);
@@ -51,15 +76,7 @@ fn insurer_decrypts(c: &Cluster, patient: &str, record_id: &str) -> Option<Strin
     else {
         panic!("record {record_id} is not stored sealed at the insurer");
     };
-    let hex_key = std::fs::read_to_string(
-        c.dir
-            .path()
-            .join(format!("org{INSURER}/keys/encryption.key")),
-    )
-    .expect("the insurer's own key");
-    let mut secret = [0u8; 32];
-    hex::decode_to_slice(hex_key.trim(), &mut secret).expect("hex key");
-    let sk = OrgSecretKey::from_bytes(secret);
+    let sk = secret_of(c, INSURER);
     let conn = read_only(&db);
     let sealed: Option<Vec<u8>> = conn
         .query_row(
@@ -303,6 +320,9 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
     let grant = json!({"grantee_kind": "doctor", "grantee_id": "ins-doc"}).to_string();
     let (status, v) = c.post(0, "/api/consents", Some(&p001), &grant);
     assert_eq!(status, 200, "{v}");
+    // (The consent commits at St Mary's node; Northwind's executes the block a moment
+    // later.)
+    converge(&c);
     let (status, v) = get_chain(&c, INSURER, &insurer, "p001");
     assert_eq!(status, 200, "{v}");
     let records = v["records"].as_array().expect("records");
@@ -358,6 +378,36 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
     let (status, v) = get_chain(&c, INSURER, &insurer, "p002");
     assert_eq!(status, 200, "{v}");
     assert!(v.to_string().contains("Ocelot-ague-2b7e"), "{v}");
+    // The reason is in no block: sealed to St Mary's and Northwind, beside the
+    // transaction. The patient and her department read it at St Mary's; Northwind opens
+    // it with its own key; Riverside, with its own, does not.
+    let p002 = c.login(0, "p002", "patient456");
+    let (status, v) = c.get_with(0, "/api/break_glass", &p002);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v[0]["reason"], bg["reason"], "{v}");
+    let (status, v) = c.get_with(0, "/api/break_glass/alerts", &dep001);
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v.to_string().contains("unconscious at the claims office"),
+        "{v}"
+    );
+    converge(&c);
+    let pieces = reason_pieces(&c, 1, "p002");
+    assert_eq!(pieces.len(), 1, "one sealed reason");
+    let open = |org: usize| {
+        medchain_records::sealed::open_reason(
+            &pieces[0],
+            org as u16,
+            &[&secret_of(&c, org)],
+            "p002",
+        )
+    };
+    assert_eq!(
+        open(INSURER).as_deref(),
+        Some("unconscious at the claims office")
+    );
+    assert_eq!(open(0).as_deref(), Some("unconscious at the claims office"));
+    assert_eq!(open(1), None);
 
     // Stopped cleanly (WAL checkpointed into the database files): nothing in clear in
     // any file, and every chain verifies.

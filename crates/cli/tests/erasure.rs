@@ -19,8 +19,8 @@ fn found(c: &Cluster, needles: &[(String, Vec<u8>)]) -> Vec<String> {
     common::files_holding(c.dir.path(), needles).1
 }
 
-/// 32 bytes from the middle of every stored piece of `patient`'s content and sealed keys
-/// at replica 0: what must be gone everywhere afterwards.
+/// 32 bytes from the middle of every stored piece of `patient`'s content, sealed keys and
+/// sealed reasons at replica 0: what must be gone everywhere afterwards.
 fn patient_bytes(db: &Path, patient: &str) -> Vec<(String, Vec<u8>)> {
     let conn = read_only(db);
     let mut out = Vec::new();
@@ -34,6 +34,11 @@ fn patient_bytes(db: &Path, patient: &str) -> Vec<(String, Vec<u8>)> {
             "sealed key",
             "SELECT c.bytes FROM patient_keys k JOIN content c
                ON c.height = k.height AND c.hash = k.hash WHERE k.patient = ?1",
+        ),
+        (
+            "sealed reason",
+            "SELECT c.bytes FROM reason_pieces p JOIN content c
+               ON c.height = p.height AND c.hash = p.hash WHERE p.patient = ?1",
         ),
     ] {
         let mut stmt = conn.prepare(sql).expect("prepare");
@@ -92,12 +97,25 @@ fn an_approved_erasure_shreds_the_patient_everywhere_and_the_chain_still_verifie
         assert_eq!(status, 200, "org {org}: {v}");
         assert!(v.to_string().contains(diagnosis), "org {org}: {v}");
     }
+    // Riverside's doctor also breaks the glass: the reason is sealed beside the block.
+    let reason = "Reason-heron-77b1, collapsed in the lobby";
+    let bg = json!({"patient_id": "p002", "reason": reason, "minutes": 5}).to_string();
+    let (status, v) = c.post(1, "/api/break_glass", Some(&doctors[1].1), &bg);
+    assert_eq!(status, 200, "{v}");
     for i in 1..4 {
         c.wait_same_head(0, i, Duration::from_secs(30));
     }
     let mut needles = patient_bytes(&c.db(0), "p002");
-    assert!(needles.len() >= 5, "record and key copies: {needles:?}");
+    assert!(
+        needles.len() >= 6,
+        "record, key copies and reason: {needles:?}"
+    );
+    assert!(
+        needles.iter().any(|(l, _)| l == "sealed reason"),
+        "{needles:?}"
+    );
     needles.push(("diagnosis".into(), diagnosis.as_bytes().to_vec()));
+    needles.push(("reason".into(), reason.as_bytes().to_vec()));
 
     // The patient asks; the wrong department cannot approve, p002's own does.
     let (status, v) = c.post(
@@ -156,12 +174,13 @@ fn an_approved_erasure_shreds_the_patient_everywhere_and_the_chain_still_verifie
     for i in 0..4 {
         let n: i64 = read_only(&c.db(i))
             .query_row(
-                "SELECT COUNT(*) FROM patient_keys WHERE patient = 'p002'",
+                "SELECT (SELECT COUNT(*) FROM patient_keys WHERE patient = 'p002')
+                      + (SELECT COUNT(*) FROM reason_pieces WHERE patient = 'p002')",
                 [],
                 |r| r.get(0),
             )
             .expect("query");
-        assert_eq!(n, 0, "replica {i} keeps sealed keys of p002");
+        assert_eq!(n, 0, "replica {i} keeps sealed keys or reasons of p002");
     }
 
     // Stopped: every chain verifies and reports the erased content; restarted, p002

@@ -463,6 +463,7 @@ pub fn consents_of_patient(
 
 fn audit_rows(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     filter: &str,
     order: &str,
     args: Vec<Value>,
@@ -489,7 +490,44 @@ fn audit_rows(
             block_height: r.get::<_, i64>(7)? as u64,
         })
     })?;
-    Ok(page.cut(rows.collect::<rusqlite::Result<_>>()?))
+    let mut items: Vec<AuditView> = rows.collect::<rusqlite::Result<_>>()?;
+    for a in &mut items {
+        a.reason = reason_text(conn, opener, &a.patient_id, std::mem::take(&mut a.reason))?;
+    }
+    Ok(page.cut(items))
+}
+
+/// What a reader is shown for a sealed reason it cannot open.
+pub const REASON_SEALED_ELSEWHERE: &str =
+    "(sealed: readable at the patient's and the doctor's organisations)";
+/// What a reader is shown for a sealed reason whose patient was erased.
+pub const REASON_ERASED: &str = "(erased)";
+
+/// A reason as stored (in clear, or the name of a piece sealed to organisations), as
+/// this node can show it.
+pub fn reason_text(
+    conn: &Connection,
+    opener: &dyn ContentOpener,
+    patient: &str,
+    stored: String,
+) -> rusqlite::Result<String> {
+    let Some(hash) = crate::sealed::parse_reason_ref(&stored) else {
+        return Ok(stored);
+    };
+    let height: Option<i64> = conn
+        .prepare_cached("SELECT height FROM reason_pieces WHERE hash = ?1")?
+        .query_row(params![&hash.0[..]], |r| r.get(0))
+        .optional()?;
+    let piece = match height {
+        Some(h) => content_bytes(conn, h, &hash.0)?,
+        None => None,
+    };
+    Ok(match piece {
+        None => REASON_ERASED.to_string(),
+        Some(piece) => opener
+            .open_reason(patient, &piece)
+            .unwrap_or_else(|| REASON_SEALED_ELSEWHERE.to_string()),
+    })
 }
 
 /// `select WHERE filter ORDER BY order LIMIT .. OFFSET ..` with the filter's own
@@ -532,11 +570,13 @@ impl DepartmentRef<'_> {
 /// Who read a patient's data, newest first.
 pub fn audit_of_patient(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     patient: &str,
     page: Page,
 ) -> rusqlite::Result<Paged<AuditView>> {
     audit_rows(
         conn,
+        opener,
         "a.patient = ?1",
         "a.id DESC",
         vec![Value::Text(patient.to_string())],
@@ -549,12 +589,14 @@ pub fn audit_of_patient(
 /// the earlier ones.
 pub fn audit_of_patient_after(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     patient: &str,
     after_id: Option<i64>,
     limit: u32,
 ) -> rusqlite::Result<Paged<AuditView>> {
     audit_rows(
         conn,
+        opener,
         "a.patient = ?1 AND a.id > ?2",
         "a.id",
         vec![
@@ -568,11 +610,13 @@ pub fn audit_of_patient_after(
 /// Reads of the department's patients, newest first.
 pub fn audit_of_department(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     dept: DepartmentRef<'_>,
     page: Page,
 ) -> rusqlite::Result<Paged<AuditView>> {
     audit_rows(
         conn,
+        opener,
         "a.patient IN (SELECT user_id FROM users
                        WHERE organisation = ?1 AND department = ?2 AND role = 'patient')",
         "a.id DESC",
@@ -583,6 +627,7 @@ pub fn audit_of_department(
 
 fn break_glass_rows(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     filter: &str,
     args: Vec<Value>,
     page: Page,
@@ -612,16 +657,22 @@ fn break_glass_rows(
             reviewed_at_ms: r.get::<_, Option<i64>>(10)?.map(|t| t as u64),
         })
     })?;
-    Ok(page.cut(rows.collect::<rusqlite::Result<_>>()?))
+    let mut items: Vec<BreakGlassView> = rows.collect::<rusqlite::Result<_>>()?;
+    for b in &mut items {
+        b.reason = reason_text(conn, opener, &b.patient_id, std::mem::take(&mut b.reason))?;
+    }
+    Ok(page.cut(items))
 }
 
 pub fn break_glass_of_patient(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     patient: &str,
     page: Page,
 ) -> rusqlite::Result<Paged<BreakGlassView>> {
     break_glass_rows(
         conn,
+        opener,
         "patient = ?1",
         vec![Value::Text(patient.to_string())],
         page,
@@ -631,11 +682,13 @@ pub fn break_glass_of_patient(
 /// Break-glass events by the department's doctors or on its patients.
 pub fn break_glass_of_department(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     dept: DepartmentRef<'_>,
     page: Page,
 ) -> rusqlite::Result<Paged<BreakGlassView>> {
     break_glass_rows(
         conn,
+        opener,
         "(department = ?2 AND doctor IN (SELECT user_id FROM users WHERE organisation = ?1))
          OR patient IN (SELECT user_id FROM users WHERE organisation = ?1 AND department = ?2)",
         dept.args(),
@@ -647,11 +700,13 @@ pub fn break_glass_of_department(
 /// not reviewed yet, newest first.
 pub fn break_glass_alerts(
     conn: &Connection,
+    opener: &dyn ContentOpener,
     dept: DepartmentRef<'_>,
     page: Page,
 ) -> rusqlite::Result<Paged<BreakGlassView>> {
     break_glass_rows(
         conn,
+        opener,
         "reviewed_by IS NULL
          AND patient IN (SELECT user_id FROM users WHERE organisation = ?1 AND department = ?2)",
         dept.args(),

@@ -154,6 +154,14 @@ CREATE TABLE IF NOT EXISTS erasures (
     at_ms       INTEGER NOT NULL,
     height      INTEGER NOT NULL
 );
+-- Break-glass reasons sealed to organisations: content of block `height` under `hash`,
+-- about `patient` (shredded with the patient's keys).
+CREATE TABLE IF NOT EXISTS reason_pieces (
+    hash    BLOB PRIMARY KEY,
+    patient TEXT NOT NULL,
+    height  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS reason_pieces_patient ON reason_pieces(patient);
 CREATE TABLE IF NOT EXISTS outcomes (
     client     INTEGER NOT NULL,
     request_id INTEGER NOT NULL,
@@ -168,7 +176,7 @@ CREATE TABLE IF NOT EXISTS outcomes (
 
 /// The records state's layout version, kept in `records_meta` (the store's own tables
 /// are versioned by SQLite's `user_version`).
-pub const RECORDS_SCHEMA_VERSION: i64 = 5;
+pub const RECORDS_SCHEMA_VERSION: i64 = 6;
 
 /// Upgrades from version `i + 1` to `i + 2`. Each must give exactly the state that
 /// replaying the chain from the genesis under the current rules gives, and must be safe
@@ -178,6 +186,7 @@ const UPGRADES: &[Upgrade] = &[
     break_glass_reviews,
     co_signed_proposals,
     patient_keys,
+    sealed_reasons,
 ];
 
 /// One step of [`UPGRADES`].
@@ -230,6 +239,12 @@ fn co_signed_proposals(_conn: &Connection) -> Result<(), ApplyError> {
 /// in clear.
 fn patient_keys(_conn: &Connection) -> Result<(), ApplyError> {
     // (`SCHEMA` creates `patient_keys` and `erasures`.)
+    Ok(())
+}
+
+/// 6: break-glass reasons sealed to organisations. The table is new (`SCHEMA` creates
+/// it); a chain from before has its reasons in clear, which still read.
+fn sealed_reasons(_conn: &Connection) -> Result<(), ApplyError> {
     Ok(())
 }
 

@@ -6,8 +6,9 @@
 //! (`SharePatientKey`); this module names the formats and associated data both the writing
 //! and the reading node use, and the reader's hook (`ContentOpener`).
 
-use medchain_seal::{DataKey, SealError};
+use medchain_seal::{DataKey, OrgPublicKey, OrgSecretKey, SealError, SealedKey};
 use medchain_store::rusqlite::Connection;
+use medchain_types::Hash32;
 
 use serde::{Deserialize, Serialize};
 
@@ -140,6 +141,91 @@ pub fn open_erasure_reason(
 ) -> Option<String> {
     let sub = key.derive(ERASURE_REASON_PURPOSE);
     let plain = medchain_seal::open(&sub, &erasure_aad(patient, request_id), envelope).ok()?;
+    String::from_utf8(plain.to_vec()).ok()
+}
+
+/// How a break-glass reason sealed to organisations is named in its transaction and in
+/// the state: this prefix and the hex SHA-256 of the reason's piece, content carried
+/// beside the transaction (so an erasure deletes it).
+pub const SEALED_REASON_PREFIX: &str = "sealed-reason:";
+/// The first bytes of a sealed reason piece: `"MCB1" || n (u8) || n times (organisation
+/// u16 LE || the reason's key sealed to it) || envelope`.
+pub const REASON_MAGIC: &[u8; 4] = b"MCB1";
+/// The length of a data key sealed to an organisation (HPKE encapsulation, key, tag).
+const SEALED_KEY_LEN: usize = 80;
+
+fn reason_key_aad(patient: &str) -> Vec<u8> {
+    format!("medchain/v1/reason-key\0{patient}").into_bytes()
+}
+
+fn reason_aad(patient: &str) -> Vec<u8> {
+    format!("medchain/v1/reason\0{patient}").into_bytes()
+}
+
+/// What a transaction says in place of a sealed reason: the piece's hash.
+pub fn reason_ref(piece: &[u8]) -> String {
+    format!("{SEALED_REASON_PREFIX}{}", Hash32::sha256(piece).to_hex())
+}
+
+/// The hash a sealed reason's name refers to (`None`: a reason in clear).
+pub fn parse_reason_ref(stored: &str) -> Option<Hash32> {
+    let bytes = hex::decode(stored.strip_prefix(SEALED_REASON_PREFIX)?).ok()?;
+    Some(Hash32(bytes.try_into().ok()?))
+}
+
+/// Seal a free-text reason about `patient` to each of `recipients` (organisation and its
+/// current encryption key): a fresh key encrypts the text and is sealed to each.
+pub fn seal_reason(
+    recipients: &[(u16, OrgPublicKey)],
+    patient: &str,
+    reason: &str,
+) -> Result<Vec<u8>, SealError> {
+    let count = u8::try_from(recipients.len()).map_err(|_| SealError::Key("recipients"))?;
+    let key = DataKey::random();
+    let mut out = Vec::new();
+    out.extend_from_slice(REASON_MAGIC);
+    out.push(count);
+    for (organisation, public) in recipients {
+        let sealed = medchain_seal::sealed::seal_key(public, &reason_key_aad(patient), &key)?;
+        out.extend_from_slice(&organisation.to_le_bytes());
+        out.extend_from_slice(&sealed.0);
+    }
+    out.extend_from_slice(&medchain_seal::seal(
+        &key,
+        &reason_aad(patient),
+        reason.as_bytes(),
+    )?);
+    Ok(out)
+}
+
+/// Open a sealed reason piece as `organisation`, with one of its secrets (`None`: not
+/// sealed to it, or damaged).
+pub fn open_reason(
+    piece: &[u8],
+    organisation: u16,
+    secrets: &[&OrgSecretKey],
+    patient: &str,
+) -> Option<String> {
+    let rest = piece.strip_prefix(REASON_MAGIC)?;
+    let (&count, mut rest) = rest.split_first()?;
+    let mut mine = Vec::new();
+    for _ in 0..count {
+        let (org, after) = rest.split_first_chunk::<2>()?;
+        if after.len() < SEALED_KEY_LEN {
+            return None;
+        }
+        let (sealed, after) = after.split_at(SEALED_KEY_LEN);
+        if u16::from_le_bytes(*org) == organisation {
+            mine.push(SealedKey(sealed.to_vec()));
+        }
+        rest = after;
+    }
+    let key = mine.iter().find_map(|sealed| {
+        secrets.iter().find_map(|sk| {
+            medchain_seal::sealed::open_key(sk, &reason_key_aad(patient), sealed).ok()
+        })
+    })?;
+    let plain = medchain_seal::open(&key, &reason_aad(patient), rest).ok()?;
     String::from_utf8(plain.to_vec()).ok()
 }
 
@@ -276,7 +362,8 @@ pub fn open_record(
 
 /// Crypto-shredding, the part every copy of a ledger database must undergo for an erased
 /// patient: delete their record content and every sealed copy of their data keys (without
-/// which no copy of the content anywhere opens), and blank their name. The erasure rule
+/// which no copy of the content anywhere opens) and of the reasons sealed about them,
+/// and blank their name. The erasure rule
 /// runs it (and records the erasure); `medchain restore` runs it on an older copy.
 pub fn shred(conn: &Connection, patient: &str) -> medchain_store::rusqlite::Result<()> {
     for sql in [
@@ -288,6 +375,21 @@ pub fn shred(conn: &Connection, patient: &str) -> medchain_store::rusqlite::Resu
         "UPDATE users SET display_name = '' WHERE user_id = ?1",
     ] {
         conn.prepare_cached(sql)?.execute([patient])?;
+    }
+    // A copy from before sealed reasons (records schema 5) has no such table.
+    let reasons: i64 = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'reason_pieces'",
+        [],
+        |r| r.get(0),
+    )?;
+    if reasons > 0 {
+        for sql in [
+            "DELETE FROM content WHERE (height, hash) IN
+                 (SELECT height, hash FROM reason_pieces WHERE patient = ?1)",
+            "DELETE FROM reason_pieces WHERE patient = ?1",
+        ] {
+            conn.prepare_cached(sql)?.execute([patient])?;
+        }
     }
     Ok(())
 }
@@ -303,6 +405,12 @@ pub trait ContentOpener: Send + Sync {
         record_id: &str,
         bytes: &[u8],
     ) -> Option<RecordContent>;
+
+    /// A reason about `patient` sealed to organisations (`seal_reason`), if this node's
+    /// organisation is among them.
+    fn open_reason(&self, _patient: &str, _piece: &[u8]) -> Option<String> {
+        None
+    }
 }
 
 /// A reader without keys: it reads content stored in clear and nothing else.
@@ -411,6 +519,38 @@ mod tests {
                 StoredContent::Unreadable | StoredContent::Clear(_) => {}
             }
         }
+    }
+
+    #[test]
+    fn a_sealed_reason_opens_for_its_organisations_only() {
+        let (home, home_pk) = OrgSecretKey::generate();
+        let (doctors, doctors_pk) = OrgSecretKey::generate();
+        let (insurer, _) = OrgSecretKey::generate();
+        let text = "unconscious, brought in by ambulance";
+        let piece = seal_reason(&[(0, home_pk), (2, doctors_pk)], "p1", text).expect("seals");
+        assert!(!String::from_utf8_lossy(&piece).contains("ambulance"));
+        assert_eq!(
+            open_reason(&piece, 0, &[&home], "p1").as_deref(),
+            Some(text)
+        );
+        assert_eq!(
+            open_reason(&piece, 2, &[&insurer, &doctors], "p1").as_deref(),
+            Some(text)
+        );
+        assert_eq!(open_reason(&piece, 3, &[&insurer], "p1"), None);
+        // Another organisation's secret under a listed number opens nothing either.
+        assert_eq!(open_reason(&piece, 0, &[&insurer], "p1"), None);
+        assert_eq!(open_reason(&piece, 0, &[&home], "p2"), None);
+        for cut in 0..piece.len() {
+            assert_eq!(open_reason(&piece[..cut], 0, &[&home], "p1"), None);
+        }
+        let mut flipped = piece.clone();
+        let last = flipped.len() - 1;
+        flipped[last] ^= 1;
+        assert_eq!(open_reason(&flipped, 0, &[&home], "p1"), None);
+        let named = reason_ref(&piece);
+        assert_eq!(parse_reason_ref(&named), Some(Hash32::sha256(&piece)));
+        assert_eq!(parse_reason_ref(text), None);
     }
 
     #[test]

@@ -10,8 +10,8 @@
 mod common;
 
 use common::{
-    home_of, sample_content_hash, sample_sealed_key_hash, Chain, Payload, Signer, Submission,
-    START_MS,
+    home_of, sample_content_hash, sample_reason_ref, sample_sealed_key_hash, Chain, Payload,
+    Signer, Submission, START_MS,
 };
 use medchain_records::limits::{
     BATCH_MAX_BYTES, BATCH_MAX_TXS, BREAK_GLASS_MAX_MS, CONSENT_CODE_TTL_MS, REASON_MAX_CHARS,
@@ -775,6 +775,24 @@ fn key_rows() -> Vec<Row> {
             OK,
         )
         .after(vec![first(), by("p-card", grant(doctor("d-onc")))]),
+        row(
+            "key: break-glass with a sealed reason the request carries",
+            by("d-onc", break_glass("p-card", &sample_reason_ref(), 60_000)),
+            OK,
+        ),
+        row(
+            "key: break-glass naming a sealed reason the request does not carry",
+            by(
+                "d-onc",
+                break_glass(
+                    "p-card",
+                    &medchain_records::sealed::reason_ref(b"some other piece"),
+                    60_000,
+                ),
+            ),
+            Invalid,
+        )
+        .saying("sealed reason"),
         row(
             "key: to the organisation of a doctor with open break-glass",
             by("p-card", share_key(0, 1)),

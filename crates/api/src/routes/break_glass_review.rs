@@ -32,13 +32,14 @@ pub async fn alerts(
 ) -> ApiResult<(NextLink, ApiJson<Vec<BreakGlassView>>)> {
     let page = params.page();
     let (organisation, dept) = (d.user.organisation, d.user.department.clone());
+    let keys = std::sync::Arc::clone(&s.inner.keys);
     let alerts = s
         .read(move |c| {
             let at = DepartmentRef {
                 organisation,
                 department: &dept,
             };
-            Ok(query::break_glass_alerts(c, at, page)?)
+            Ok(query::break_glass_alerts(c, keys.as_ref(), at, page)?)
         })
         .await?;
     audit_department_read(

@@ -109,7 +109,13 @@ fn export(
     let (audits, next) = match audit_after {
         None => (Vec::new(), next),
         Some(after) => {
-            let page = query::audit_of_patient_after(conn, pid, after, EXPORT_PAGE_ENTRIES)?;
+            let page = query::audit_of_patient_after(
+                conn,
+                s.inner.keys.as_ref(),
+                pid,
+                after,
+                EXPORT_PAGE_ENTRIES,
+            )?;
             let next = if page.more {
                 page.items.last().map(|a| ExportCursor::AuditAfter(a.id))
             } else {

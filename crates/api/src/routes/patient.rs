@@ -181,15 +181,24 @@ pub async fn audit(
     Query(params): Query<PageParams>,
 ) -> ApiResult<(NextLink, ApiJson<Vec<AuditView>>)> {
     let page = params.page();
+    let keys = std::sync::Arc::clone(&s.inner.keys);
     let entries = match who.user.role {
         UserRole::Patient => {
-            s.read(move |c| Ok(query::audit_of_patient(c, &who.user.user_id, page)?))
-                .await?
+            s.read(move |c| {
+                Ok(query::audit_of_patient(
+                    c,
+                    keys.as_ref(),
+                    &who.user.user_id,
+                    page,
+                )?)
+            })
+            .await?
         }
         UserRole::Department => {
             s.read(move |c| {
                 Ok(query::audit_of_department(
                     c,
+                    keys.as_ref(),
                     DepartmentRef {
                         organisation: who.user.organisation,
                         department: &who.user.department,
@@ -220,10 +229,18 @@ pub async fn break_glass_events(
     Query(params): Query<PageParams>,
 ) -> ApiResult<(NextLink, ApiJson<Vec<BreakGlassView>>)> {
     let page = params.page();
+    let keys = std::sync::Arc::clone(&s.inner.keys);
     let events = match who.user.role {
         UserRole::Patient => {
-            s.read(move |c| Ok(query::break_glass_of_patient(c, &who.user.user_id, page)?))
-                .await?
+            s.read(move |c| {
+                Ok(query::break_glass_of_patient(
+                    c,
+                    keys.as_ref(),
+                    &who.user.user_id,
+                    page,
+                )?)
+            })
+            .await?
         }
         UserRole::Department => {
             let dept = who.user.department.clone();
@@ -234,7 +251,12 @@ pub async fn break_glass_events(
                         organisation,
                         department: &dept,
                     };
-                    Ok(query::break_glass_of_department(c, at, page)?)
+                    Ok(query::break_glass_of_department(
+                        c,
+                        keys.as_ref(),
+                        at,
+                        page,
+                    )?)
                 })
                 .await?;
             crate::audit::audit_department_read(

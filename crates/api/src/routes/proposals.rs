@@ -71,7 +71,8 @@ pub async fn list(
             if me.role == UserRole::Doctor {
                 for p in query::open_proposals(c, me.organisation, now)? {
                     if matches!(p.action, ProposedAction::OpenBreakGlass { .. }) {
-                        items.push(item(&me.user_id, p, None));
+                        let reason = break_glass_reason(c, &keys, &p.action)?;
+                        items.push(item(&me.user_id, p, reason));
                     }
                 }
                 return Ok(items);
@@ -96,7 +97,8 @@ pub async fn list(
             }
             for p in query::open_proposals_of_kind(c, "open_break_glass", now)? {
                 if mine(p.action.target())? {
-                    items.push(item(&me.user_id, p, None));
+                    let reason = break_glass_reason(c, &keys, &p.action)?;
+                    items.push(item(&me.user_id, p, reason));
                 }
             }
             Ok(items)
@@ -134,6 +136,22 @@ fn item(me: &str, p: ProposalView, reason: Option<String>) -> ProposalItem {
         waiting_for,
         reason,
     }
+}
+
+/// A break-glass request's reason as this node can show it (opened, when it was sealed
+/// to this organisation).
+fn break_glass_reason(
+    c: &medchain_store::rusqlite::Connection,
+    keys: &crate::patient_keys::PatientKeys,
+    action: &ProposedAction,
+) -> medchain_store::rusqlite::Result<Option<String>> {
+    let ProposedAction::OpenBreakGlass {
+        patient, reason, ..
+    } = action
+    else {
+        return Ok(None);
+    };
+    query::reason_text(c, keys, patient, reason.clone()).map(Some)
 }
 
 /// An erasure request's reason in clear, if this node can open it.

@@ -16,6 +16,7 @@ use crate::limits::{
 };
 use crate::outcome::{reject, Checked, Outcome};
 use crate::policy::{break_glass_standing, user, UserRow};
+use crate::sealed::parse_reason_ref;
 
 pub(super) fn open(
     r: &Request<'_>,
@@ -33,25 +34,53 @@ pub(super) fn open(
     record_opening(r, doctor, patient, reason, duration_ms)
 }
 
-/// What every opening must be: a reason of 10 to `REASON_MAX_CHARS` characters, at most
-/// an hour, on an active patient.
+/// What every opening must be: a reason of 10 to `REASON_MAX_CHARS` characters (or one
+/// sealed, carried beside the transaction), at most an hour, on an active patient.
 pub(super) fn check_opening(
     r: &Request<'_>,
     patient: &str,
     reason: &str,
     duration_ms: u64,
 ) -> Checked {
-    if reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS {
-        return reject(
-            Outcome::Invalid,
-            format!("reason: at least {BREAK_GLASS_REASON_MIN_CHARS} characters"),
-        );
-    }
     text_ok(reason, "reason", REASON_MAX_CHARS)?;
     if duration_ms == 0 || duration_ms > BREAK_GLASS_MAX_MS {
         return reject(Outcome::Invalid, "duration: 1 ms to 1 hour");
     }
-    need_role(&active_user(r, patient)?, UserRole::Patient)
+    need_role(&active_user(r, patient)?, UserRole::Patient)?;
+    match parse_reason_ref(reason) {
+        // Sealed (to the patient's organisation and the doctor's): the ledger cannot read
+        // it, so the writing node checked its length; the ledger keeps the piece, which
+        // the request must carry, for the erasure to find.
+        Some(hash) => {
+            if !r.signed.request.content_hashes.contains(&hash) {
+                // Or already kept: a co-signed opening executes with the approval's
+                // request, its reason carried by the proposal's.
+                let kept: Option<i64> = r
+                    .conn
+                    .prepare_cached("SELECT 1 FROM reason_pieces WHERE hash = ?1 AND patient = ?2")?
+                    .query_row(params![&hash.0[..], patient], |row| row.get(0))
+                    .optional()?;
+                if kept.is_none() {
+                    return reject(
+                        Outcome::Invalid,
+                        "sealed reason hash is not the request's content",
+                    );
+                }
+                return Ok(());
+            }
+            exec(
+                r.conn,
+                "INSERT OR IGNORE INTO reason_pieces (hash, patient, height) VALUES (?1, ?2, ?3)",
+                params![&hash.0[..], patient, r.height as i64],
+            )?;
+            Ok(())
+        }
+        None if reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS => reject(
+            Outcome::Invalid,
+            format!("reason: at least {BREAK_GLASS_REASON_MIN_CHARS} characters"),
+        ),
+        None => Ok(()),
+    }
 }
 
 /// The opening itself, and its entry in the patient's audit trail.

@@ -111,7 +111,21 @@ impl Submission {
                 .any(|e| matches!(e.tx, Transaction::SharePatientKey { .. })),
             Payload::Raw(_) => false,
         };
+        let seals_reason = match &self.payload {
+            Payload::Batch(envs) => envs.iter().any(|e| match &e.tx {
+                Transaction::BreakGlass { reason, .. } => *reason == sample_reason_ref(),
+                Transaction::Propose {
+                    action: medchain_records::ProposedAction::OpenBreakGlass { reason, .. },
+                    ..
+                } => *reason == sample_reason_ref(),
+                _ => false,
+            }),
+            Payload::Raw(_) => false,
+        };
         let mut out = Vec::new();
+        if seals_reason {
+            out.push(SAMPLE_SEALED_REASON.to_vec());
+        }
         if adds_record {
             out.push(sample_content().to_bytes());
         }
@@ -145,6 +159,15 @@ pub const SAMPLE_SEALED_KEY: &[u8] = b"a data key sealed to an organisation";
 /// The hash under which the request carries `SAMPLE_SEALED_KEY`.
 pub fn sample_sealed_key_hash() -> Hash32 {
     Hash32::sha256(SAMPLE_SEALED_KEY)
+}
+
+/// The piece a test break-glass with a sealed reason carries (its form does not matter
+/// to the rules either).
+pub const SAMPLE_SEALED_REASON: &[u8] = b"MCB1 a reason sealed to two organisations";
+
+/// How a break-glass names `SAMPLE_SEALED_REASON`.
+pub fn sample_reason_ref() -> String {
+    medchain_records::sealed::reason_ref(SAMPLE_SEALED_REASON)
 }
 
 /// The organisation of a genesis user (panics on a typo in a test).
