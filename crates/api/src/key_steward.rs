@@ -105,7 +105,12 @@ async fn perform(s: &AppState, work: KeyWork) -> ApiResult<()> {
         KeyWork::FirstKey { patient } if keys.is_registering(&patient) => {
             return Err(ApiError::conflict("the registration publishes this key"))
         }
-        KeyWork::FirstKey { patient } => (patient, 0, home, Arc::new(DataKey::random())),
+        KeyWork::FirstKey { patient } => {
+            if let Some(sealed) = keys.first_keys().sealed_for(&patient) {
+                return publish_genesis_key(s, patient, sealed).await;
+            }
+            (patient, 0, home, Arc::new(DataKey::random()))
+        }
         KeyWork::NewEpoch { patient, epoch } => (patient, epoch, home, Arc::new(DataKey::random())),
         KeyWork::Share {
             patient,
@@ -122,6 +127,29 @@ async fn perform(s: &AppState, work: KeyWork) -> ApiResult<()> {
         }
     };
     publish(s, patient, epoch, to, key).await
+}
+
+/// Publish the first key `medchain init` made for a genesis patient (their name in the
+/// genesis is sealed under it), already sealed to this organisation; then forget it.
+async fn publish_genesis_key(s: &AppState, patient: String, sealed: Vec<u8>) -> ApiResult<()> {
+    let env = Envelope {
+        actor: Actor::User(patient.clone()),
+        tx: Transaction::SharePatientKey {
+            epoch: 0,
+            organisation: s.inner.keys.organisation(),
+            sealed_hash: Hash32::sha256(&sealed),
+        },
+    };
+    let r = s.commit(&env, vec![sealed]).await.map(|_| ());
+    match &r {
+        Ok(()) => s.inner.keys.first_keys().published(&patient),
+        // Published already (by an earlier pass): the file's copy is not needed either.
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => {
+            s.inner.keys.first_keys().published(&patient)
+        }
+        Err(_) => {}
+    }
+    r
 }
 
 /// Seal `key` (`patient`'s data key of `epoch`) to organisation `to` and submit it.

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod first_keys;
 pub mod key_steward;
 pub mod keyring;
 pub mod mfa;

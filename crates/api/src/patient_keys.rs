@@ -70,6 +70,8 @@ pub struct PatientKeys {
     /// Patients being registered here whose first key (already sealing their name) is
     /// about to be published: no other first key may be made for them meanwhile.
     registering: Mutex<std::collections::HashSet<String>>,
+    /// Genesis patients' first keys still to publish (`medchain init` leaves them).
+    first_keys: crate::first_keys::FirstKeys,
 }
 
 impl std::fmt::Debug for PatientKeys {
@@ -120,6 +122,7 @@ impl PatientKeys {
             cache: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             registering: Mutex::new(std::collections::HashSet::new()),
+            first_keys: crate::first_keys::FirstKeys::default(),
         })
     }
 
@@ -132,7 +135,18 @@ impl PatientKeys {
             cache: Mutex::new(HashMap::new()),
             names: Mutex::new(HashMap::new()),
             registering: Mutex::new(std::collections::HashSet::new()),
+            first_keys: crate::first_keys::FirstKeys::default(),
         }
+    }
+
+    /// The genesis patients' first keys this node is to publish.
+    pub fn with_first_keys(mut self, first_keys: crate::first_keys::FirstKeys) -> PatientKeys {
+        self.first_keys = first_keys;
+        self
+    }
+
+    pub fn first_keys(&self) -> &crate::first_keys::FirstKeys {
+        &self.first_keys
     }
 
     pub fn encrypts(&self) -> bool {

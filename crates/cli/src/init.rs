@@ -9,8 +9,8 @@ use medchain_types::genesis::{GenesisConsent, GenesisUser, UserRole};
 use medchain_types::ReplicaId;
 
 use crate::ceremony::{
-    assemble, create_org, fresh_key, node_config, private_dir, write_new, write_secret, OrgNewArgs,
-    GENESIS_FILE,
+    assemble, create_org, fresh_key, node_config, private_dir, write_new, write_private,
+    write_secret, OrgNewArgs, GENESIS_FILE,
 };
 
 #[derive(clap::Args, Debug)]
@@ -92,6 +92,7 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
         users.extend(u);
         consents.extend(c);
     }
+    let first_keys = seal_patient_names(&orgs, &mut users)?;
     let genesis = assemble(&orgs, users, consents)?;
     let text = toml::to_string_pretty(&genesis)?;
     write_new(&a.dir.join(GENESIS_FILE), &text)?;
@@ -109,6 +110,14 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
             toml::to_string_pretty(&config)?,
         )?;
     }
+    for (org, keys) in first_keys {
+        let data = org_dir(&a.dir, usize::from(org)).join("data");
+        private_dir(&data)?;
+        write_private(
+            &data.join(medchain_node::config::FIRST_PATIENT_KEYS_FILE),
+            &toml::to_string_pretty(&keys)?,
+        )?;
+    }
     if a.demo {
         seed_demo_passwords(&a.dir, a.replicas)?;
     }
@@ -122,6 +131,39 @@ pub fn run(a: &InitArgs) -> anyhow::Result<()> {
         genesis.hash()
     );
     Ok(())
+}
+
+/// The patients of a genesis are in a public file that every replica keeps: their names
+/// go in sealed, under a data key made here for each, and that key goes, sealed to the
+/// patient's home organisation, into that organisation's own data folder only. Its node
+/// publishes it as the patient's first key (`SharePatientKey`) once it runs, and then
+/// deletes the file, so that an erasure leaves no copy behind. Returns each
+/// organisation's sealed keys by patient (none for a chain without encryption keys).
+fn seal_patient_names(
+    orgs: &[crate::ceremony::OrgFile],
+    users: &mut [GenesisUser],
+) -> anyhow::Result<std::collections::BTreeMap<u16, std::collections::BTreeMap<String, String>>> {
+    let mut out: std::collections::BTreeMap<u16, std::collections::BTreeMap<String, String>> =
+        Default::default();
+    for u in users.iter_mut().filter(|u| u.role == UserRole::Patient) {
+        let org = u.organisation.0;
+        let Some(public) = orgs.get(usize::from(org)).and_then(|o| o.encryption_key) else {
+            continue;
+        };
+        let key = medchain_seal::DataKey::random();
+        u.display_name = medchain_records::sealed::seal_name(&key, 0, &u.user_id, &u.display_name)
+            .map_err(|e| anyhow::anyhow!("sealing {}'s name: {e}", u.user_id))?;
+        let sealed = medchain_seal::sealed::seal_key(
+            &medchain_seal::OrgPublicKey(public.0),
+            &medchain_records::sealed::key_aad(&u.user_id, 0),
+            &key,
+        )
+        .map_err(|e| anyhow::anyhow!("sealing {}'s key: {e}", u.user_id))?;
+        out.entry(org)
+            .or_default()
+            .insert(u.user_id.clone(), hex::encode(sealed.0));
+    }
+    Ok(out)
 }
 
 /// Refuses before anything is written: a bad size or port range, or a directory that

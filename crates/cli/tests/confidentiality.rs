@@ -165,6 +165,22 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
         "insurer-doctor-own",
     );
     let d001 = c.login(0, "d001", "doctor123");
+    // The demo patients' names are in the genesis sealed; St Mary's node publishes the
+    // first keys `init` left in its data folder, then deletes the file.
+    let first_keys = c.db(0).with_file_name("first-patient-keys.toml");
+    let until = Instant::now() + Duration::from_secs(20);
+    while first_keys.exists() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !first_keys.exists(),
+        "{} is still there",
+        first_keys.display()
+    );
+    let p001 = c.login(0, "p001", "patient123");
+    let (status, v) = c.get_with(0, "/api/me", &p001);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["display_name"], "Maria Santos", "{v}");
     // A patient St Mary's registers: their name is sealed before it reaches the ledger.
     let dep001 = c.login(0, "dep001", "department123");
     let name = "Ysolde Brackenridge";
@@ -239,6 +255,11 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
                 "Ocelot-ague-2b7e",
                 &code1,
                 &code1.replace('-', ""),
+            ],
+            &[
+                "Maria Santos",
+                "James Chen",
+                "unconscious at the claims office",
             ],
         ]
         .concat(),
@@ -316,7 +337,6 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
 
     // p001 consents to the insurer's doctor: St Mary's node seals the key to
     // Northwind, and the record reads there, through the API and with its own key.
-    let p001 = c.login(0, "p001", "patient123");
     let grant = json!({"grantee_kind": "doctor", "grantee_id": "ins-doc"}).to_string();
     let (status, v) = c.post(0, "/api/consents", Some(&p001), &grant);
     assert_eq!(status, 200, "{v}");
@@ -423,6 +443,11 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
                 "Ocelot-ague-2b7e",
                 &code1,
                 &code1.replace('-', ""),
+            ],
+            &[
+                "Maria Santos",
+                "James Chen",
+                "unconscious at the claims office",
             ],
         ]
         .concat(),

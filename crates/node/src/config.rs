@@ -159,6 +159,10 @@ fn decode_secret(text: &str, origin: &Path) -> Result<zeroize::Zeroizing<[u8; 32
 }
 
 /// Where the new encryption key of a rotation waits beside the current one.
+/// In a node's data folder: the sealed first keys of its genesis patients, written by
+/// `medchain init`, published by the node and then deleted (`PatientKeys`).
+pub const FIRST_PATIENT_KEYS_FILE: &str = "first-patient-keys.toml";
+
 pub fn next_key_path(current: &Path) -> PathBuf {
     let mut p = current.as_os_str().to_owned();
     p.push(".next");

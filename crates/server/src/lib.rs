@@ -130,22 +130,32 @@ fn api_state(h: NodeHandles<'_>) -> Result<AppState, NodeError> {
         .collect();
     // The key the ledger lists for this organisation now (a rotation may have replaced
     // the genesis's).
-    let current = {
-        let c = medchain_store::rusqlite::Connection::open_with_flags(
-            files.db_path(),
-            medchain_store::rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .map_err(|e| NodeError::Api(e.to_string()))?;
-        medchain_records::policy::organisation_key(&c, &files.genesis.encryption_keys, files.id().0)
-            .map_err(|e| NodeError::Api(e.to_string()))?
-    };
+    let c = medchain_store::rusqlite::Connection::open_with_flags(
+        files.db_path(),
+        medchain_store::rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .map_err(|e| NodeError::Api(e.to_string()))?;
+    let current = medchain_records::policy::organisation_key(
+        &c,
+        &files.genesis.encryption_keys,
+        files.id().0,
+    )
+    .map_err(|e| NodeError::Api(e.to_string()))?;
+    let first_keys = medchain_api::first_keys::FirstKeys::load(
+        files
+            .data_dir
+            .join(medchain_node::config::FIRST_PATIENT_KEYS_FILE),
+        &c,
+    )
+    .map_err(NodeError::Api)?;
     let keys = medchain_api::patient_keys::PatientKeys::new(
         &files.genesis,
         files.id().0,
         current,
         secrets,
     )
-    .map_err(NodeError::Api)?;
+    .map_err(NodeError::Api)?
+    .with_first_keys(first_keys);
     let security_log = SecurityLog::open(&files.data_dir)?;
     secure_data_dir(&files.data_dir)?;
     Ok(AppState::new(AppConfig {
