@@ -17,6 +17,7 @@ use medchain_store::rusqlite::{self, Connection, OptionalExtension};
 use medchain_types::{decode, CommittedBlock, Genesis, UserRole};
 
 use crate::error::{ApiError, ApiResult};
+use crate::patient_keys::PatientKeys;
 
 /// Alerts a node keeps in memory (the oldest go first); far more than a department
 /// reviews, and a bound on what a flood of reads can make the node hold.
@@ -61,13 +62,14 @@ impl AccessMonitor {
         conn: &Connection,
         db_path: &Path,
         genesis: &Genesis,
+        keys: &PatientKeys,
         read: impl FnOnce(View<'_>) -> ApiResult<T>,
     ) -> ApiResult<T> {
         let mut guard = self
             .state
             .lock()
             .map_err(|_| ApiError::internal("access monitor lock"))?;
-        let fed = guard.get_or_insert_with(|| Fed::from_genesis(genesis));
+        let fed = guard.get_or_insert_with(|| Fed::from_genesis(genesis, conn, keys));
         // Taken out while feeding (an error drops it; the next request opens it again).
         let reader = match fed.reader.take() {
             Some(r) => r,
@@ -86,7 +88,7 @@ impl AccessMonitor {
             }
             for b in &blocks {
                 for fact in facts_of_block(conn, b)? {
-                    let alerts = fed.monitor.apply(&fact);
+                    let alerts = fed.monitor.apply(&with_opened_name(conn, keys, fact));
                     fed.push(alerts);
                 }
                 let days = fed.monitor.take_reader_days();
@@ -110,7 +112,7 @@ impl AccessMonitor {
 }
 
 impl Fed {
-    fn from_genesis(genesis: &Genesis) -> Fed {
+    fn from_genesis(genesis: &Genesis, conn: &Connection, keys: &PatientKeys) -> Fed {
         let mut fed = Fed {
             monitor: Monitor::new(),
             reader: None,
@@ -119,7 +121,7 @@ impl Fed {
             days: VecDeque::new(),
         };
         for fact in genesis_facts(genesis) {
-            let alerts = fed.monitor.apply(&fact);
+            let alerts = fed.monitor.apply(&with_opened_name(conn, keys, fact));
             fed.push(alerts);
         }
         fed
@@ -142,6 +144,26 @@ impl Fed {
             self.alerts.push_back(a);
         }
     }
+}
+
+/// A registration with the user's name as this node opens it: patients' names are sealed
+/// on the ledger, and the same-surname rule compares names, never ciphertext (a name this
+/// node holds no key for counts as none).
+fn with_opened_name(conn: &Connection, keys: &PatientKeys, mut fact: Fact) -> Fact {
+    if let FactKind::UserRegistered {
+        user_id,
+        display_name,
+        ..
+    } = &mut fact.kind
+    {
+        let opened = keys.display_name(conn, user_id, display_name);
+        *display_name = if opened == crate::patient_keys::SEALED_NAME_PLACEHOLDER {
+            String::new()
+        } else {
+            opened
+        };
+    }
+    fact
 }
 
 /// The genesis's users and standing consents, as facts at height 0.

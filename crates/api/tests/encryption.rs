@@ -105,3 +105,78 @@ async fn content_and_names_are_sealed_and_still_read_and_searched() {
         "{text}"
     );
 }
+
+/// Sign in a user the department just registered, changing the initial password.
+async fn first_login(api: &TestApi, user: &str, initial: &str) -> String {
+    let (s, v) = api.login_with(user, initial).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let token = v["token"].as_str().expect("token").to_string();
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/password",
+            Some(&token),
+            Some(json!({"current_password": initial, "new_password": format!("{initial}-own")})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["token"].as_str().expect("token").to_string()
+}
+
+/// The access monitor compares names, not their ciphertext: a doctor reading a patient
+/// of the same surname is flagged although the patient's name is sealed on the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_surname_rule_sees_through_sealed_names() {
+    let api = TestApi::new();
+    let dep = api.login("dep001").await;
+    for (id, role, name) in [
+        ("p-orla", "patient", "Orla Wintergreen"),
+        ("d-wintergreen", "doctor", "Dr. Cass Wintergreen"),
+    ] {
+        let (s, v) = api
+            .call(
+                "POST",
+                "/api/users",
+                Some(&dep),
+                Some(json!({"user_id": id, "role": role, "display_name": name,
+                            "password": "longenough1"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    assert!(
+        !on_disk(&api, "Orla Wintergreen"),
+        "the name in clear on disk"
+    );
+    let patient = first_login(&api, "p-orla", "longenough1").await;
+    let doctor = first_login(&api, "d-wintergreen", "longenough1").await;
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/consents",
+            Some(&patient),
+            // A consent to the whole department: it allows the read but, unlike a consent
+            // to the doctor in person, does not explain a personal tie.
+            Some(json!({"grantee_kind": "department", "grantee_id": "cardiology"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    api.advance_ms(60_000);
+    let (s, v) = api
+        .call(
+            "POST",
+            "/api/get_chain",
+            Some(&doctor),
+            Some(json!({"patient_id": "p-orla"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = api.call("GET", "/api/alerts", Some(&dep), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let flagged = v["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .any(|a| a["user_id"] == "d-wintergreen" && a["rule"] == "same_surname");
+    assert!(flagged, "{v}");
+}

@@ -113,9 +113,12 @@ fn visible(s: &AppState, who: &Session) -> impl FnOnce(&Connection) -> ApiResult
     let (s, me) = (s.clone(), who.user.clone());
     move |c| {
         may_list(&me)?;
-        s.inner
-            .access_monitor
-            .with_caught_up(c, &s.inner.db_path, &s.inner.genesis, |m| {
+        s.inner.access_monitor.with_caught_up(
+            c,
+            &s.inner.db_path,
+            &s.inner.genesis,
+            &s.inner.keys,
+            |m| {
                 let mut alerts = Vec::new();
                 let mut more = false;
                 for a in m.alerts.iter().rev() {
@@ -140,7 +143,8 @@ fn visible(s: &AppState, who: &Session) -> impl FnOnce(&Connection) -> ApiResult
                     more,
                     caught_up: m.caught_up,
                 })
-            })
+            },
+        )
     }
 }
 
@@ -153,14 +157,16 @@ fn visible_alert(
     let (s, me) = (s.clone(), who.user.clone());
     move |c| {
         may_list(&me)?;
-        s.inner
-            .access_monitor
-            .with_caught_up(c, &s.inner.db_path, &s.inner.genesis, |m| {
-                match m.alerts.iter().rev().find(|a| a.alert_id == alert_id) {
-                    Some(a) if may_see(c, &me, a)? => Ok(Some(a.clone())),
-                    _ => Ok(None),
-                }
-            })
+        s.inner.access_monitor.with_caught_up(
+            c,
+            &s.inner.db_path,
+            &s.inner.genesis,
+            &s.inner.keys,
+            |m| match m.alerts.iter().rev().find(|a| a.alert_id == alert_id) {
+                Some(a) if may_see(c, &me, a)? => Ok(Some(a.clone())),
+                _ => Ok(None),
+            },
+        )
     }
 }
 
