@@ -22,7 +22,7 @@ import { codeField, normaliseCode } from './mfa.js';
  * @property {string[]} approvals
  * @property {boolean} may_approve
  * @property {string} waiting_for
- * @property {string} [reason] an erasure request's reason, opened by this node
+ * @property {string} [reason] an erasure or break-glass request's reason, opened by this node
  */
 
 /** @typedef {{ proposal_id: string, executed: boolean, block_height: number }} ProposalDone a co-signed administrator change */
@@ -36,7 +36,7 @@ function describe(p) {
     return `Add ${p.action.display_name || p.action.user_id} (${p.action.user_id}) as administrator of ${p.action.department}`;
   }
   if (p.action.kind === 'open_break_glass') {
-    return `Emergency access by ${p.proposer} to patient ${p.action.patient} for ${Math.round((p.action.duration_ms || 0) / 60000)} minutes, beyond their daily limit: “${p.action.reason || ''}”`;
+    return `Emergency access by ${p.proposer} to patient ${p.action.patient} for ${Math.round((p.action.duration_ms || 0) / 60000)} minutes, beyond their daily limit: “${p.reason || p.action.reason || ''}”`;
   }
   if (p.action.kind === 'erase_patient') {
     return `Erase all data of patient ${p.action.patient}, at their request${p.reason ? `: “${p.reason}”` : ''}`;
