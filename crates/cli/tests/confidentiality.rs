@@ -244,26 +244,27 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
         "stored sealed, with the prescription's envelope"
     );
     assert_eq!(insurer_decrypts(&c, "p001", &r1), None);
-    let (files, hits) = found_in_files(
-        &c,
+    // Everything written in clear that no file may hold: clinical text, names, the
+    // prescription code, the break-glass reason (written later on).
+    let code_unformatted = code1.replace('-', "");
+    let secrets: Vec<&str> = [
+        &first[..],
+        &second[..],
         &[
-            &first[..],
-            &second[..],
-            &[
-                name,
-                cli_name,
-                "Ocelot-ague-2b7e",
-                &code1,
-                &code1.replace('-', ""),
-            ],
-            &[
-                "Maria Santos",
-                "James Chen",
-                "unconscious at the claims office",
-            ],
-        ]
-        .concat(),
-    );
+            name,
+            cli_name,
+            "Ocelot-ague-2b7e",
+            &code1,
+            &code_unformatted,
+        ],
+        &[
+            "Maria Santos",
+            "James Chen",
+            "unconscious at the claims office",
+        ],
+    ]
+    .concat();
+    let (files, hits) = found_in_files(&c, &secrets);
     assert!(files > 20, "only {files} files searched");
     assert!(hits.is_empty(), "clinical text on disk: {hits:?}");
     // A guessed diagnosis, hashed as the old format did, matches no content hash.
@@ -432,26 +433,7 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
     // Stopped cleanly (WAL checkpointed into the database files): nothing in clear in
     // any file, and every chain verifies.
     c.stop_all();
-    let (_, hits) = found_in_files(
-        &c,
-        &[
-            &first[..],
-            &second[..],
-            &[
-                name,
-                cli_name,
-                "Ocelot-ague-2b7e",
-                &code1,
-                &code1.replace('-', ""),
-            ],
-            &[
-                "Maria Santos",
-                "James Chen",
-                "unconscious at the claims office",
-            ],
-        ]
-        .concat(),
-    );
+    let (_, hits) = found_in_files(&c, &secrets);
     assert!(hits.is_empty(), "clinical text on disk: {hits:?}");
     for i in 0..4 {
         let (ok, text) = c.verify(i);
