@@ -18,6 +18,7 @@ pub mod private_files;
 pub mod read_budget;
 pub mod refusal_log;
 pub mod routes;
+pub mod sealed_text;
 pub mod security_log;
 pub mod state;
 pub mod throttle;

@@ -429,6 +429,22 @@ fn no_replica_keeps_clinical_text_and_the_insurer_reads_only_what_consent_gives_
     );
     assert_eq!(open(0).as_deref(), Some("unconscious at the claims office"));
     assert_eq!(open(1), None);
+    // The department's review note is sealed the same way, and reads at St Mary's.
+    let id = v[0]["id"].as_i64().expect("event id");
+    let note = json!({"note": "Reviewed-note-kestrel-5c1: justified"}).to_string();
+    let (status, v) = c.post(
+        0,
+        &format!("/api/break_glass/{id}/review"),
+        Some(&dep001),
+        &note,
+    );
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = c.get_with(0, "/api/break_glass", &p002);
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v[0]["review_note"], "Reviewed-note-kestrel-5c1: justified",
+        "{v}"
+    );
 
     // Stopped cleanly (WAL checkpointed into the database files): nothing in clear in
     // any file, and every chain verifies.

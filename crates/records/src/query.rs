@@ -497,14 +497,14 @@ fn audit_rows(
     Ok(page.cut(items))
 }
 
-/// What a reader is shown for a sealed reason it cannot open.
+/// What a reader is shown for a sealed reason or note it cannot open.
 pub const REASON_SEALED_ELSEWHERE: &str =
-    "(sealed: readable at the patient's and the doctor's organisations)";
+    "(sealed: readable only at the organisations it was written for)";
 /// What a reader is shown for a sealed reason whose patient was erased.
 pub const REASON_ERASED: &str = "(erased)";
 
-/// A reason as stored (in clear, or the name of a piece sealed to organisations), as
-/// this node can show it.
+/// A reason or note as stored (in clear, or the name of a piece sealed to
+/// organisations), as this node can show it.
 pub fn reason_text(
     conn: &Connection,
     opener: &dyn ContentOpener,
@@ -660,6 +660,9 @@ fn break_glass_rows(
     let mut items: Vec<BreakGlassView> = rows.collect::<rusqlite::Result<_>>()?;
     for b in &mut items {
         b.reason = reason_text(conn, opener, &b.patient_id, std::mem::take(&mut b.reason))?;
+        if let Some(note) = b.review_note.take() {
+            b.review_note = Some(reason_text(conn, opener, &b.patient_id, note)?);
+        }
     }
     Ok(page.cut(items))
 }

@@ -633,6 +633,11 @@ fn break_glass_limit_rows() -> Vec<Row> {
         row("break-glass review: by the doctor", by("d-card2", review(1, "all fine")), Forbidden)
             .after(opened.clone()),
         row("break-glass review: empty note", by("dep-card", review(1, " ")), Invalid).after(opened.clone()),
+        row("break-glass review: a sealed note the request carries",
+            by("dep-card", review(1, &sample_reason_ref())), OK).after(opened.clone()),
+        row("break-glass review: a sealed note the request does not carry",
+            by("dep-card", review(1, &medchain_records::sealed::reason_ref(b"other"))), Invalid)
+            .after(opened.clone()).saying("sealed text"),
         row("break-glass review: unknown event", by("dep-card", review(99, "which one")), NotFound),
         row("faulty organisation: gateway of org 3 reviews as org 0's department",
             via(3, "dep-card", review(1, "forged review")), Forbidden).after(opened),
@@ -792,7 +797,7 @@ fn key_rows() -> Vec<Row> {
             ),
             Invalid,
         )
-        .saying("sealed reason"),
+        .saying("sealed text"),
         row(
             "key: to the organisation of a doctor with open break-glass",
             by("p-card", share_key(0, 1)),

@@ -81,19 +81,33 @@ pub struct AlertsResponse {
     pub caught_up: bool,
 }
 
-fn review_of(c: &Connection, alert_id: &str) -> ApiResult<Option<ReviewView>> {
-    Ok(c.prepare_cached(
-        "SELECT outcome, note, reviewer, at_ms FROM alert_reviews WHERE alert_id = ?1",
-    )?
-    .query_row(params![alert_id], |r| {
-        Ok(ReviewView {
-            outcome: r.get(0)?,
-            note: r.get(1)?,
-            reviewer: r.get(2)?,
-            at_ms: r.get::<_, i64>(3)? as u64,
+fn review_of(
+    c: &Connection,
+    keys: &crate::patient_keys::PatientKeys,
+    alert_id: &str,
+) -> ApiResult<Option<ReviewView>> {
+    let row = c
+        .prepare_cached(
+            "SELECT outcome, note, reviewer, at_ms, patient FROM alert_reviews WHERE alert_id = ?1",
+        )?
+        .query_row(params![alert_id], |r| {
+            Ok((
+                ReviewView {
+                    outcome: r.get(0)?,
+                    note: r.get(1)?,
+                    reviewer: r.get(2)?,
+                    at_ms: r.get::<_, i64>(3)? as u64,
+                },
+                r.get::<_, String>(4)?,
+            ))
         })
-    })
-    .optional()?)
+        .optional()?;
+    let Some((mut view, patient)) = row else {
+        return Ok(None);
+    };
+    // A note sealed to the patient's organisation opens here, or shows as sealed.
+    view.note = medchain_records::query::reason_text(c, keys, &patient, view.note)?;
+    Ok(Some(view))
 }
 
 /// Only the patient's department and the patient see alerts.
@@ -129,7 +143,7 @@ fn visible(s: &AppState, who: &Session) -> impl FnOnce(&Connection) -> ApiResult
                         more = true;
                         break;
                     }
-                    alerts.push(view(c, a)?);
+                    alerts.push(view(c, &s.inner.keys, a)?);
                 }
                 let reader_scores = if me.role == UserRole::Department {
                     scores(c, &me, m.days)?
@@ -225,7 +239,11 @@ fn may_see(c: &Connection, me: &medchain_records::UserRow, a: &Alert) -> ApiResu
         .is_some_and(|p| p.organisation == me.organisation && p.department == me.department))
 }
 
-fn view(c: &Connection, a: &Alert) -> ApiResult<AlertView> {
+fn view(
+    c: &Connection,
+    keys: &crate::patient_keys::PatientKeys,
+    a: &Alert,
+) -> ApiResult<AlertView> {
     Ok(AlertView {
         alert_id: a.alert_id.clone(),
         user_id: a.user_id.clone(),
@@ -234,7 +252,7 @@ fn view(c: &Connection, a: &Alert) -> ApiResult<AlertView> {
         explanation: a.explanation.clone(),
         at_ms: a.at_ms,
         block_height: a.block_height,
-        review: review_of(c, &a.alert_id)?,
+        review: review_of(c, keys, &a.alert_id)?,
     })
 }
 
@@ -293,16 +311,17 @@ pub async fn review(
             "no such alert on this department's patients",
         ));
     };
+    let (note, pieces) = crate::sealed_text::seal(&s, &alert.patient_id, req.note).await?;
     let env = Envelope {
         actor: Actor::User(d.user.user_id.clone()),
         tx: Transaction::ReviewAlert {
             alert_id,
             patient: alert.patient_id,
             outcome: req.outcome,
-            note: req.note,
+            note,
         },
     };
-    let c = s.commit(&env, Vec::new()).await?;
+    let c = s.commit(&env, pieces).await?;
     Ok(ApiJson(Done {
         ok: true,
         block_height: c.height,

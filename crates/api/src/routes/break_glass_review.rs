@@ -8,11 +8,12 @@ use axum::extract::{OriginalUri, Path, Query, State};
 use medchain_records::limits::{REVIEW_NOTE_MAX_CHARS, USER_ID_MAX_CHARS};
 use medchain_records::query::{self, BreakGlassView, DepartmentRef};
 use medchain_records::{Actor, Envelope, Transaction};
+use medchain_store::rusqlite::OptionalExtension;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
 use crate::audit::audit_department_read;
-use crate::error::{check_text, ApiJson, ApiResult, ErrorBody};
+use crate::error::{check_text, ApiError, ApiJson, ApiResult, ErrorBody};
 use crate::extract::{Department, DoctorOrDepartment};
 use crate::paging::{next_of, NextLink};
 use crate::routes::session::ClientAddr;
@@ -71,11 +72,29 @@ pub async fn review(
     ApiJson(req): ApiJson<ReviewRequest>,
 ) -> ApiResult<ApiJson<Done>> {
     check_text("note", &req.note, REVIEW_NOTE_MAX_CHARS, true)?;
+    if req.note.trim().is_empty() {
+        return Err(ApiError::invalid("note: required").with_field("note"));
+    }
+    // The note is sealed to the patient's organisation (where the patient and the
+    // department read it), so the event's patient is needed first.
+    let patient: Option<String> = s
+        .read(move |c| {
+            Ok(
+                c.prepare_cached("SELECT patient FROM break_glass WHERE id = ?1")?
+                    .query_row([id as i64], |r| r.get(0))
+                    .optional()?,
+            )
+        })
+        .await?;
+    let Some(patient) = patient else {
+        return Err(ApiError::not_found(format!("no break-glass event {id}")));
+    };
+    let (note, pieces) = crate::sealed_text::seal(&s, &patient, req.note).await?;
     let env = Envelope {
         actor: Actor::User(d.user.user_id.clone()),
-        tx: Transaction::ReviewBreakGlass { id, note: req.note },
+        tx: Transaction::ReviewBreakGlass { id, note },
     };
-    let c = s.commit(&env, Vec::new()).await?;
+    let c = s.commit(&env, pieces).await?;
     Ok(ApiJson(Done {
         ok: true,
         block_height: c.height,

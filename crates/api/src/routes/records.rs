@@ -491,7 +491,7 @@ pub async fn request_break_glass(
     let pid = req.patient_id.clone();
     s.read(move |c| patient(c, &pid).map(|_| ())).await?;
     let request_id = new_id("bg");
-    let (reason, pieces) = sealed_reason(&s, &req.patient_id, req.reason).await?;
+    let (reason, pieces) = crate::sealed_text::seal(&s, &req.patient_id, req.reason).await?;
     let env = Envelope {
         actor: Actor::User(doc.user.user_id.clone()),
         tx: Transaction::Propose {
@@ -509,46 +509,6 @@ pub async fn request_break_glass(
         request_id,
         block_height: c.height,
     }))
-}
-
-/// A break-glass reason as the ledger gets it. On a chain with encryption keys it is
-/// sealed to the patient's home organisation and to the doctor's (the patient, their
-/// department and the doctor's colleagues read it there) and travels as a content piece
-/// beside the transaction, named in it by its hash, so that the patient's erasure
-/// deletes it. In clear on a chain without encryption keys.
-async fn sealed_reason(
-    s: &AppState,
-    patient: &str,
-    reason: String,
-) -> ApiResult<(String, Vec<Vec<u8>>)> {
-    if !s.inner.keys.encrypts() {
-        return Ok((reason, Vec::new()));
-    }
-    let keys = std::sync::Arc::clone(&s.inner.keys);
-    let mine = keys.organisation();
-    let p = patient.to_string();
-    let recipients = s
-        .read(move |c| {
-            let Some(home) = medchain_records::user(c, &p)?.map(|u| u.organisation) else {
-                return Err(ApiError::not_found(format!("no patient {p}")));
-            };
-            let mut out = Vec::new();
-            for org in if home == mine {
-                vec![home]
-            } else {
-                vec![home, mine]
-            } {
-                let key = keys
-                    .current_key_of(c, org)?
-                    .ok_or_else(|| ApiError::internal("an organisation without encryption key"))?;
-                out.push((org, medchain_seal::OrgPublicKey(key)));
-            }
-            Ok(out)
-        })
-        .await?;
-    let piece = medchain_records::sealed::seal_reason(&recipients, patient, &reason)
-        .map_err(ApiError::internal)?;
-    Ok((medchain_records::sealed::reason_ref(&piece), vec![piece]))
 }
 
 /// The reason and duration of a break-glass request, checked as the ledger will.
@@ -685,7 +645,7 @@ pub async fn break_glass(
         }
     })
     .await?;
-    let (reason, pieces) = sealed_reason(&s, &req.patient_id, req.reason).await?;
+    let (reason, pieces) = crate::sealed_text::seal(&s, &req.patient_id, req.reason).await?;
     let env = Envelope {
         actor: Actor::User(doc.user.user_id.clone()),
         tx: Transaction::BreakGlass {

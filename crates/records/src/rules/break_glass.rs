@@ -47,39 +47,47 @@ pub(super) fn check_opening(
         return reject(Outcome::Invalid, "duration: 1 ms to 1 hour");
     }
     need_role(&active_user(r, patient)?, UserRole::Patient)?;
-    match parse_reason_ref(reason) {
-        // Sealed (to the patient's organisation and the doctor's): the ledger cannot read
-        // it, so the writing node checked its length; the ledger keeps the piece, which
-        // the request must carry, for the erasure to find.
-        Some(hash) => {
-            if !r.signed.request.content_hashes.contains(&hash) {
-                // Or already kept: a co-signed opening executes with the approval's
-                // request, its reason carried by the proposal's.
-                let kept: Option<i64> = r
-                    .conn
-                    .prepare_cached("SELECT 1 FROM reason_pieces WHERE hash = ?1 AND patient = ?2")?
-                    .query_row(params![&hash.0[..], patient], |row| row.get(0))
-                    .optional()?;
-                if kept.is_none() {
-                    return reject(
-                        Outcome::Invalid,
-                        "sealed reason hash is not the request's content",
-                    );
-                }
-                return Ok(());
-            }
-            exec(
-                r.conn,
-                "INSERT OR IGNORE INTO reason_pieces (hash, patient, height) VALUES (?1, ?2, ?3)",
-                params![&hash.0[..], patient, r.height as i64],
-            )?;
-            Ok(())
-        }
-        None if reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS => reject(
+    // Sealed, the ledger cannot read it: the writing node checked its length.
+    if !keep_sealed_text(r, patient, reason)?
+        && reason.trim().chars().count() < BREAK_GLASS_REASON_MIN_CHARS
+    {
+        return reject(
             Outcome::Invalid,
             format!("reason: at least {BREAK_GLASS_REASON_MIN_CHARS} characters"),
+        );
+    }
+    Ok(())
+}
+
+/// Free text about `patient` (a break-glass reason, a department's review note) may come
+/// sealed to organisations, named by the hash of a piece beside the transaction
+/// (`sealed::reason_ref`): the request must carry that piece, or the ledger must keep it
+/// already (a co-signed opening executes with the approval's request, its reason carried
+/// by the proposal's). The ledger keeps it in `reason_pieces` for the patient's erasure
+/// to find. `Ok(false)`: the text is in clear, for the caller's own checks.
+pub(super) fn keep_sealed_text(r: &Request<'_>, patient: &str, text: &str) -> Checked<bool> {
+    let Some(hash) = parse_reason_ref(text) else {
+        return Ok(false);
+    };
+    if r.signed.request.content_hashes.contains(&hash) {
+        exec(
+            r.conn,
+            "INSERT OR IGNORE INTO reason_pieces (hash, patient, height) VALUES (?1, ?2, ?3)",
+            params![&hash.0[..], patient, r.height as i64],
+        )?;
+        return Ok(true);
+    }
+    let kept: Option<i64> = r
+        .conn
+        .prepare_cached("SELECT 1 FROM reason_pieces WHERE hash = ?1 AND patient = ?2")?
+        .query_row(params![&hash.0[..], patient], |row| row.get(0))
+        .optional()?;
+    match kept {
+        Some(_) => Ok(true),
+        None => reject(
+            Outcome::Invalid,
+            "sealed text hash is not the request's content",
         ),
-        None => Ok(()),
     }
 }
 
@@ -181,9 +189,6 @@ pub(super) fn review(r: &Request<'_>, actor: &Acting, id: u64, note: &str) -> Ch
             "the operator does not review break-glass",
         );
     };
-    if note.trim().is_empty() {
-        return reject(Outcome::Invalid, "note: required");
-    }
     text_ok(note, "note", REVIEW_NOTE_MAX_CHARS)?;
     let event: Option<(String, Option<String>)> = r
         .conn
@@ -204,6 +209,9 @@ pub(super) fn review(r: &Request<'_>, actor: &Acting, id: u64, note: &str) -> Ch
     }
     if let Some(by) = reviewed_by {
         return reject(Outcome::Conflict, format!("already reviewed by {by}"));
+    }
+    if !keep_sealed_text(r, &patient, note)? && note.trim().is_empty() {
+        return reject(Outcome::Invalid, "note: required");
     }
     exec(
         r.conn,

@@ -118,6 +118,8 @@ impl Submission {
                     action: medchain_records::ProposedAction::OpenBreakGlass { reason, .. },
                     ..
                 } => *reason == sample_reason_ref(),
+                Transaction::ReviewBreakGlass { note, .. }
+                | Transaction::ReviewAlert { note, .. } => *note == sample_reason_ref(),
                 _ => false,
             }),
             Payload::Raw(_) => false,
