@@ -11,13 +11,9 @@ use crate::state::AppState;
 /// patient, their department and the doctor's colleagues read it there) and travels as a
 /// content piece beside the transaction, named in it by its hash, so that the patient's
 /// erasure deletes it. In clear on a chain without encryption keys.
-pub async fn seal(
-    s: &AppState,
-    patient: &str,
-    reason: String,
-) -> ApiResult<(String, Vec<Vec<u8>>)> {
+pub async fn seal(s: &AppState, patient: &str, text: String) -> ApiResult<(String, Vec<Vec<u8>>)> {
     if !s.inner.keys.encrypts() {
-        return Ok((reason, Vec::new()));
+        return Ok((text, Vec::new()));
     }
     let keys = std::sync::Arc::clone(&s.inner.keys);
     let mine = keys.organisation();
@@ -27,12 +23,13 @@ pub async fn seal(
             let Some(home) = medchain_records::user(c, &p)?.map(|u| u.organisation) else {
                 return Err(ApiError::not_found(format!("no patient {p}")));
             };
-            let mut out = Vec::new();
-            for org in if home == mine {
+            let orgs = if home == mine {
                 vec![home]
             } else {
                 vec![home, mine]
-            } {
+            };
+            let mut out = Vec::new();
+            for org in orgs {
                 let key = keys
                     .current_key_of(c, org)?
                     .ok_or_else(|| ApiError::internal("an organisation without encryption key"))?;
@@ -41,7 +38,7 @@ pub async fn seal(
             Ok(out)
         })
         .await?;
-    let piece = medchain_records::sealed::seal_reason(&recipients, patient, &reason)
+    let piece = medchain_records::sealed::seal_reason(&recipients, patient, &text)
         .map_err(ApiError::internal)?;
     Ok((medchain_records::sealed::reason_ref(&piece), vec![piece]))
 }
