@@ -1000,6 +1000,15 @@ pub enum KeyWork {
     },
 }
 
+/// A `(patient, epoch, organisation)` row as the copy of a key to seal.
+fn share_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyWork> {
+    Ok(KeyWork::Share {
+        patient: r.get(0)?,
+        epoch: r.get(1)?,
+        organisation: r.get(2)?,
+    })
+}
+
 /// Organisation `home`'s key work at `now_ms`, at most `limit` items of each kind.
 /// Entitlement is `policy::entitled_organisations`'s, over all patients at once.
 pub fn key_work(
@@ -1084,24 +1093,12 @@ pub fn key_work(
           ORDER BY k.patient, k.epoch, k.organisation LIMIT ?3"
     );
     let mut reseal = conn.prepare_cached(&stale)?;
-    let rows = reseal.query_map(params![home, now_ms as i64, limit], |r| {
-        Ok(KeyWork::Share {
-            patient: r.get(0)?,
-            epoch: r.get(1)?,
-            organisation: r.get(2)?,
-        })
-    })?;
+    let rows = reseal.query_map(params![home, now_ms as i64, limit], share_of)?;
     for w in rows {
         out.push(w?);
     }
     let mut share = conn.prepare_cached(&sql)?;
-    let rows = share.query_map(params![home, now_ms as i64, limit], |r| {
-        Ok(KeyWork::Share {
-            patient: r.get(0)?,
-            epoch: r.get(1)?,
-            organisation: r.get(2)?,
-        })
-    })?;
+    let rows = share.query_map(params![home, now_ms as i64, limit], share_of)?;
     for w in rows {
         let w = w?;
         // A patient starting a new epoch shares it (and the old ones) once it exists.

@@ -62,17 +62,14 @@ pub fn seal_record(
     content: &RecordContent,
     prescription_code: Option<&str>,
 ) -> Result<Vec<u8>, SealError> {
-    let sealed = seal_under(
-        key,
-        epoch,
-        RECORD_CONTENT_PURPOSE,
+    let envelope = medchain_seal::seal(
+        &key.derive(RECORD_CONTENT_PURPOSE),
         &record_aad(patient, record_id),
         &content.to_bytes(),
     )?;
     let Some(code) = prescription_code else {
-        return Ok(sealed);
+        return Ok(with_header(epoch, &envelope));
     };
-    let envelope = &sealed[8..];
     let lines = PrescriptionLines {
         prescription: content.prescription.clone(),
         medications: content.medications.clone(),
@@ -88,7 +85,7 @@ pub fn seal_record(
     out.extend_from_slice(PRESCRIBING_MAGIC);
     out.extend_from_slice(&epoch.to_le_bytes());
     out.extend_from_slice(&length.to_le_bytes());
-    out.extend_from_slice(envelope);
+    out.extend_from_slice(&envelope);
     out.extend_from_slice(&rx);
     Ok(out)
 }
@@ -278,13 +275,17 @@ fn seal_under(
     aad: &[u8],
     plain: &[u8],
 ) -> Result<Vec<u8>, SealError> {
-    let sub = key.derive(purpose);
-    let envelope = medchain_seal::seal(&sub, aad, plain)?;
+    let envelope = medchain_seal::seal(&key.derive(purpose), aad, plain)?;
+    Ok(with_header(epoch, &envelope))
+}
+
+/// `"MCR1" || epoch || envelope`.
+fn with_header(epoch: u32, envelope: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(8 + envelope.len());
     out.extend_from_slice(RECORD_MAGIC);
     out.extend_from_slice(&epoch.to_le_bytes());
-    out.extend_from_slice(&envelope);
-    Ok(out)
+    out.extend_from_slice(envelope);
+    out
 }
 
 /// The key epoch and envelope of sealed bytes (`None`: not sealed).

@@ -51,7 +51,7 @@ pub(super) fn review(
             format!("alert {alert_id} was already reviewed by {by}"),
         );
     }
-    if !super::break_glass::keep_sealed_text(r, patient, note)? && note.trim().is_empty() {
+    if !super::keep_sealed_text(r, patient, note)? && note.trim().is_empty() {
         return reject(Outcome::Invalid, "note: required");
     }
     exec(

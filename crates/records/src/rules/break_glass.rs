@@ -9,14 +9,13 @@
 use medchain_store::rusqlite::{params, OptionalExtension};
 use medchain_types::UserRole;
 
-use super::{active_user, need_role, text_ok, Acting, Request};
+use super::{active_user, keep_sealed_text, need_role, text_ok, Acting, Request};
 use crate::ledger::exec;
 use crate::limits::{
     BREAK_GLASS_MAX_MS, BREAK_GLASS_REASON_MIN_CHARS, REASON_MAX_CHARS, REVIEW_NOTE_MAX_CHARS,
 };
 use crate::outcome::{reject, Checked, Outcome};
 use crate::policy::{break_glass_standing, user, UserRow};
-use crate::sealed::parse_reason_ref;
 
 pub(super) fn open(
     r: &Request<'_>,
@@ -57,38 +56,6 @@ pub(super) fn check_opening(
         );
     }
     Ok(())
-}
-
-/// Free text about `patient` (a break-glass reason, a department's review note) may come
-/// sealed to organisations, named by the hash of a piece beside the transaction
-/// (`sealed::reason_ref`): the request must carry that piece, or the ledger must keep it
-/// already (a co-signed opening executes with the approval's request, its reason carried
-/// by the proposal's). The ledger keeps it in `reason_pieces` for the patient's erasure
-/// to find. `Ok(false)`: the text is in clear, for the caller's own checks.
-pub(super) fn keep_sealed_text(r: &Request<'_>, patient: &str, text: &str) -> Checked<bool> {
-    let Some(hash) = parse_reason_ref(text) else {
-        return Ok(false);
-    };
-    if r.signed.request.content_hashes.contains(&hash) {
-        exec(
-            r.conn,
-            "INSERT OR IGNORE INTO reason_pieces (hash, patient, height) VALUES (?1, ?2, ?3)",
-            params![&hash.0[..], patient, r.height as i64],
-        )?;
-        return Ok(true);
-    }
-    let kept: Option<i64> = r
-        .conn
-        .prepare_cached("SELECT 1 FROM reason_pieces WHERE hash = ?1 AND patient = ?2")?
-        .query_row(params![&hash.0[..], patient], |row| row.get(0))
-        .optional()?;
-    match kept {
-        Some(_) => Ok(true),
-        None => reject(
-            Outcome::Invalid,
-            "sealed text hash is not the request's content",
-        ),
-    }
 }
 
 /// The opening itself, and its entry in the patient's audit trail.

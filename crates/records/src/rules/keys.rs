@@ -99,25 +99,15 @@ pub(super) fn share(
                 format!("organisation {organisation} already holds key epoch {epoch}"),
             );
         }
-        exec(
-            r.conn,
-            "UPDATE patient_keys SET hash = ?4, height = ?5, recipient_key = ?6
-             WHERE patient = ?1 AND epoch = ?2 AND organisation = ?3",
-            params![
-                patient.user_id,
-                epoch,
-                organisation,
-                &sealed_hash.0[..],
-                r.height as i64,
-                &recipient[..]
-            ],
-        )?;
-        return Ok(());
     }
+    // New, or sealed again to the organisation's new key in place of the old copy.
     exec(
         r.conn,
         "INSERT INTO patient_keys (patient, epoch, organisation, hash, height, recipient_key)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (patient, epoch, organisation) DO UPDATE
+         SET hash = excluded.hash, height = excluded.height,
+             recipient_key = excluded.recipient_key",
         params![
             patient.user_id,
             epoch,

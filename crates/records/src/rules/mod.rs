@@ -13,7 +13,7 @@ mod proposals;
 mod records;
 mod users;
 
-use medchain_store::rusqlite::Transaction;
+use medchain_store::rusqlite::{OptionalExtension, Transaction};
 use medchain_store::ApplyError;
 use medchain_types::{LedgerPolicy, SignedRequest, UserRole};
 
@@ -243,5 +243,40 @@ fn text_ok(s: &str, field: &str, max_chars: usize) -> Checked {
         )
     } else {
         Ok(())
+    }
+}
+
+/// Free text about `patient` (a break-glass reason, a department's review note) may come
+/// sealed to organisations, named by the hash of a piece beside the transaction
+/// (`sealed::reason_ref`): the request must carry that piece, or the ledger must keep it
+/// already (a co-signed opening executes with the approval's request, its reason carried
+/// by the proposal's). The ledger keeps it in `reason_pieces` for the patient's erasure
+/// to find. `Ok(false)`: the text is in clear, for the caller's own checks.
+fn keep_sealed_text(r: &Request<'_>, patient: &str, text: &str) -> Checked<bool> {
+    let Some(hash) = crate::sealed::parse_reason_ref(text) else {
+        return Ok(false);
+    };
+    if r.signed.request.content_hashes.contains(&hash) {
+        crate::ledger::exec(
+            r.conn,
+            "INSERT OR IGNORE INTO reason_pieces (hash, patient, height) VALUES (?1, ?2, ?3)",
+            medchain_store::rusqlite::params![&hash.0[..], patient, r.height as i64],
+        )?;
+        return Ok(true);
+    }
+    let kept: Option<i64> = r
+        .conn
+        .prepare_cached("SELECT 1 FROM reason_pieces WHERE hash = ?1 AND patient = ?2")?
+        .query_row(
+            medchain_store::rusqlite::params![&hash.0[..], patient],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match kept {
+        Some(_) => Ok(true),
+        None => reject(
+            Outcome::Invalid,
+            "sealed text hash is not the request's content",
+        ),
     }
 }
