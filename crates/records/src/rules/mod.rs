@@ -257,11 +257,15 @@ fn keep_sealed_text(r: &Request<'_>, patient: &str, text: &str) -> Checked<bool>
         return Ok(false);
     };
     if r.signed.request.content_hashes.contains(&hash) {
-        crate::ledger::exec(
-            r.conn,
-            "INSERT OR IGNORE INTO reason_pieces (hash, patient, height) VALUES (?1, ?2, ?3)",
-            medchain_store::rusqlite::params![&hash.0[..], patient, r.height as i64],
-        )?;
+        r.conn
+            .prepare_cached(
+                "INSERT OR IGNORE INTO reason_pieces (hash, patient, height) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(medchain_store::rusqlite::params![
+                &hash.0[..],
+                patient,
+                r.height as i64
+            ])?;
         return Ok(true);
     }
     let kept: Option<i64> = r
